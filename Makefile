@@ -1,0 +1,43 @@
+# Set-up and everyday commands. `make test` and `make demo` install on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# A GPU user installs a CUDA build of torch 2.13.0 into the venv first (see README);
+# `install` keeps whatever torch 2.13.0 build is already there.
+TORCH_SPEC ?= torch==2.13.0
+TEST_ARGS ?= -m "not slow and not gpu"
+EXPERIMENTS := $(basename $(notdir $(wildcard conf/experiment/*.yaml)))
+
+.PHONY: install test demo lint report reproduce golden clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q $(TEST_ARGS)
+
+demo: install
+	$(PY) -m moebench +experiment=debug
+
+lint: install
+	$(VENV)/bin/ruff check moebench tests
+
+report: install
+	$(PY) -m moebench.report
+
+reproduce: install
+	for e in $(EXPERIMENTS); do $(PY) -m moebench +experiment=$$e || exit 1; done
+	$(PY) -m moebench.report
+
+golden: install
+	MOEBENCH_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests -k golden
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -1,0 +1,1 @@
+"""Benchmarks: workloads, the decode runner and run metrics."""

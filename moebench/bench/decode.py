@@ -1,0 +1,50 @@
+"""Greedy decoding with a KV cache, one forward call per step, routing captured per step.
+
+Methods charge their clock from the `Step`s this loop reports; the loop itself is the same
+for every method, which is what makes lossless methods comparable token for token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+from moebench.models.build import LoadedModel
+from moebench.models.families import RoutingRecorder
+
+
+@dataclass
+class Step:
+    """One forward call: how many tokens went in, the cached context, the routing used."""
+
+    index: int
+    tokens_in: int
+    context: int  # tokens already in the KV cache before this call
+    routing: dict[int, torch.Tensor]  # decoder-layer index -> [tokens_in, k] expert ids
+
+
+@torch.no_grad()
+def greedy_decode(
+    loaded: LoadedModel,
+    prompt_ids: torch.Tensor,  # [1, P]
+    new_tokens: int,
+    on_step: Callable[[Step], None] | None = None,
+) -> list[int]:
+    """Generate `new_tokens` greedily; step 0 is the prefill. Returns the new token ids."""
+    model = loaded.model
+    cache = DynamicCache(config=model.config)
+    generated: list[int] = []
+    inputs, context = prompt_ids, 0
+    with RoutingRecorder(loaded.layers) as recorder:
+        for step in range(new_tokens):
+            logits = model(input_ids=inputs, cache=cache, use_cache=True).logits
+            if on_step is not None:
+                on_step(Step(step, inputs.shape[1], context, recorder.take()))
+            context += inputs.shape[1]
+            next_id = int(logits[0, -1].argmax())
+            generated.append(next_id)
+            inputs = torch.tensor([[next_id]], dtype=prompt_ids.dtype)
+    return generated

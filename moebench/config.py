@@ -1,0 +1,231 @@
+"""Typed run configuration: one dataclass per Hydra config group, validated once.
+
+Hydra composes YAML; `load_run_config` turns the composed dict into these dataclasses and
+rejects unknown keys, wrong types and impossible values with a one-line `ConfigError` that
+names the key. Library code below the entry point only ever sees these dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from moebench.errors import ConfigError
+
+FAMILIES = ("mixtral", "phimoe", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2")
+MODEL_SOURCES = ("random", "hf")
+CLOCKS = ("virtual", "cuda")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _positive(key: str, value: float | int, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(key, value, "a number >= 0" if allow_zero else "a number > 0")
+
+
+def _one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(key, value, "one of " + ", ".join(choices))
+
+
+@dataclass
+class ModelConfig:
+    """Which MoE to run: a random tiny model, a trained proxy, or a real HF checkpoint."""
+
+    name: str
+    family: str
+    source: str = "random"
+    hf_id: str | None = None  # hub id of the real model (source=hf) or of the model proxied
+    local_path: str | None = None  # a local copy of the checkpoint (source=hf)
+    proxy_of: str | None = None  # name of the real model whose sizes the virtual clock charges
+    dtype: str = "float32"
+    arch: dict[str, Any] = field(default_factory=dict)  # HF config kwargs (random/proxy)
+    train: dict[str, Any] = field(default_factory=dict)  # proxy training recipe
+
+    def __post_init__(self) -> None:
+        _one_of("model.family", self.family, FAMILIES)
+        _one_of("model.source", self.source, MODEL_SOURCES)
+        _one_of("model.dtype", self.dtype, DTYPES)
+        if self.source == "hf" and not (self.hf_id or self.local_path):
+            raise ConfigError("model.hf_id", self.hf_id, "a hub id or model.local_path")
+
+
+@dataclass
+class HardwareConfig:
+    """A named GPU + host link; every number carries its source in `sources`."""
+
+    name: str
+    peak_flops: float  # dense bf16 tensor FLOP/s
+    hbm_bytes_per_sec: float
+    h2d_bytes_per_sec: float  # measured pinned host-to-device bandwidth
+    h2d_latency_sec: float  # fixed cost per copy
+    launch_sec: float  # per-kernel launch overhead
+    memory_gb: float
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key in ("peak_flops", "hbm_bytes_per_sec", "h2d_bytes_per_sec", "memory_gb"):
+            _positive(f"hardware.{key}", getattr(self, key))
+        for key in ("h2d_latency_sec", "launch_sec"):
+            _positive(f"hardware.{key}", getattr(self, key), allow_zero=True)
+
+
+@dataclass
+class MethodConfig:
+    """An inference method (baseline or paper system) and its knobs."""
+
+    name: str
+    budget_gb: float | None = None  # device memory budget; None = everything resident
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.budget_gb is not None:
+            _positive("method.budget_gb", self.budget_gb)
+
+
+@dataclass
+class WorkloadConfig:
+    """What is generated: prompts, their lengths and how many new tokens (greedy)."""
+
+    name: str
+    prompts: str = "synthetic"  # synthetic = seeded random token ids
+    num_prompts: int = 1
+    prompt_len: int = 16
+    new_tokens: int = 16
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        for key in ("num_prompts", "prompt_len", "new_tokens"):
+            value = getattr(self, key)
+            if value <= 0:
+                raise ConfigError(f"workload.{key}", value, "an integer > 0")
+
+
+@dataclass
+class EvalConfig:
+    """Accuracy tasks run through lm-eval (empty list = no accuracy run)."""
+
+    name: str = "none"
+    tasks: list[str] = field(default_factory=list)
+    num_fewshot: int = 0
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        _positive("eval.num_fewshot", self.num_fewshot, allow_zero=True)
+        if self.limit is not None:
+            _positive("eval.limit", self.limit)
+
+
+@dataclass
+class LoggerConfig:
+    """Where a copy of each record goes besides result.json (`none` or `wandb`)."""
+
+    name: str = "none"
+    mode: str = "offline"  # wandb: offline (default) | online
+    project: str = "moebench"
+
+    def __post_init__(self) -> None:
+        _one_of("logger.name", self.name, ("none", "wandb"))
+        _one_of("logger.mode", self.mode, ("offline", "online"))
+
+
+@dataclass
+class RunConfig:
+    """One run: the config groups plus the top-level knobs."""
+
+    model: ModelConfig
+    hardware: HardwareConfig
+    method: MethodConfig
+    workload: WorkloadConfig
+    eval: EvalConfig
+    logger: LoggerConfig
+    experiment: str = "adhoc"
+    seed: int = 0
+    clock: str = "virtual"
+    results_dir: str = "results"
+    force: bool = False
+    timeline: bool = False
+
+    def __post_init__(self) -> None:
+        _one_of("clock", self.clock, CLOCKS)
+        _positive("seed", self.seed, allow_zero=True)
+
+
+# Keys that say where or how a run is kept, not what it computes: left out of its run_key.
+NON_IDENTITY_KEYS = ("results_dir", "force", "logger", "timeline")
+
+
+def _type_ok(value: Any, hint: Any) -> tuple[bool, Any]:
+    """Check (and lightly coerce int -> float) a value against a simple type hint."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arm in typing.get_args(hint):
+            ok, coerced = _type_ok(value, arm)
+            if ok:
+                return True, coerced
+        return False, value
+    if hint is type(None):
+        return value is None, value
+    if hint is Any:
+        return True, value
+    if origin is list:
+        return isinstance(value, list), value
+    if origin is dict:
+        return isinstance(value, dict), value
+    if hint is float:
+        if isinstance(value, bool):
+            return False, value
+        return isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    return isinstance(value, hint), value
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    return getattr(hint, "__name__", str(hint))
+
+
+def build(cls: type, data: Any, prefix: str) -> Any:
+    """Make dataclass `cls` from a plain dict, naming `prefix.key` in every error."""
+    if not isinstance(data, dict):
+        raise ConfigError(prefix, data, f"a mapping of {cls.__name__} fields")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise ConfigError(key, data[unknown[0]], "one of the keys " + ", ".join(fields))
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in data:
+            no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if no_default:
+                raise ConfigError(key, None, "a value (this key is required)")
+            continue
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = build(hint, data[name], key)
+            continue
+        ok, value = _type_ok(data[name], hint)
+        if not ok:
+            raise ConfigError(key, data[name], _type_name(hint))
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_run_config(data: dict[str, Any]) -> RunConfig:
+    """Validate a composed config dict (Hydra's, resolved) into a `RunConfig`."""
+    return build(RunConfig, data, "")
+
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    """The config as plain JSON-ready data (what records store)."""
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,1 @@
+"""Engine: cost model and clocks under every method."""

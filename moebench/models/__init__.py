@@ -1,0 +1,1 @@
+"""Models: per-family views of HF MoE layers, random tiny models, proxies, real checkpoints."""

@@ -1,0 +1,89 @@
+"""Build the target model a run asks for: a seeded random tiny MoE or a real HF checkpoint.
+
+Every model comes back as a `LoadedModel` with its family view and a weights hash, so
+records can say exactly which weights produced a number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+import transformers
+from torch import nn
+
+from moebench.config import ModelConfig
+from moebench.errors import UserError
+from moebench.models.families import FAMILIES, MoeLayer, moe_layers
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    """A causal-LM MoE ready to run, plus what records need to know about it."""
+
+    name: str
+    family: str
+    model: nn.Module
+    hf_config: transformers.PretrainedConfig
+    layers: list[MoeLayer]
+    weights_sha256: str | None
+    tokenizer: object | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return self.hf_config.vocab_size
+
+
+def hf_config_for(family: str, arch: dict) -> transformers.PretrainedConfig:
+    """An HF config of the family's class with `arch` overriding its defaults."""
+    config_cls = getattr(transformers, FAMILIES[family].config_class)
+    try:
+        return config_cls(**arch)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"model.arch is not a valid {config_cls.__name__}: {err}") from None
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """Hash of every parameter and buffer, in name order (identifies trained weights)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().cpu().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def build_random(cfg: ModelConfig, init_seed: int = 0) -> LoadedModel:
+    """A tiny MoE with seeded random weights, built from a transformers config."""
+    hf_config = hf_config_for(cfg.family, cfg.arch)
+    torch.manual_seed(init_seed)
+    model = transformers.AutoModelForCausalLM.from_config(hf_config, dtype=DTYPES[cfg.dtype])
+    model.eval()
+    return LoadedModel(cfg.name, cfg.family, model, hf_config, moe_layers(model, cfg.family),
+                       weights_sha256(model))
+
+
+def build_hf(cfg: ModelConfig) -> LoadedModel:
+    """A real checkpoint, from `model.local_path` or the hub (a user option, never in tests)."""
+    where = cfg.local_path or cfg.hf_id
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(where, dtype=DTYPES[cfg.dtype])
+        tokenizer = transformers.AutoTokenizer.from_pretrained(where)
+    except OSError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(
+            f"cannot load model {cfg.hf_id!r} ({first}); without network, download it elsewhere "
+            "and set model.local_path=/path/to/checkpoint"
+        ) from None
+    model.eval()
+    return LoadedModel(cfg.name, cfg.family, model, model.config, moe_layers(model, cfg.family),
+                       None, tokenizer)
+
+
+def build_model(cfg: ModelConfig) -> LoadedModel:
+    """Dispatch on `model.source`."""
+    if cfg.source == "random":
+        return build_random(cfg)
+    return build_hf(cfg)

@@ -1,0 +1,133 @@
+"""Run records: one `result.json` per run, the single source of truth for every number.
+
+A record is written atomically (temporary file + rename), so a crash leaves either the old
+state or a complete record, never half of one. Its directory is named by the run key: a
+hash of everything that decides the result, so a rerun of the same config is skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import traceback
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from moebench import SCHEMA_VERSION
+from moebench.config import NON_IDENTITY_KEYS, RunConfig, to_dict
+
+RESULT_FILE = "result.json"
+FAILURE_FILE = "failed.json"
+LIBRARIES = ("moebench", "torch", "transformers", "datasets", "lm_eval", "hydra-core", "wandb")
+
+
+def identity(cfg: RunConfig) -> dict[str, Any]:
+    """The part of the config that decides the result (no paths, logger or overwrite flag)."""
+    data = to_dict(cfg)
+    for key in NON_IDENTITY_KEYS:
+        data.pop(key, None)
+    return data
+
+
+def run_key(cfg: RunConfig) -> str:
+    """Readable and unique: method, model, hardware, seed, then a hash of the identity."""
+    digest = hashlib.sha256(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()
+    return f"{cfg.method.name}-{cfg.model.name}-{cfg.hardware.name}-s{cfg.seed}-{digest[:10]}"
+
+
+def run_dir(cfg: RunConfig) -> Path:
+    return Path(cfg.results_dir) / cfg.experiment / run_key(cfg)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to a temporary file in the same folder, flush it, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def git_state() -> dict[str, Any]:
+    """Commit and dirty flag of the checkout moebench runs from (None outside git)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                  check=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    sha = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"sha": sha, "dirty": None if status is None else bool(status)}
+
+
+def environment() -> dict[str, Any]:
+    """Library versions and the device the run saw."""
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = None
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})"
+    return {"python": platform.python_version(), "versions": versions, "device": device,
+            "torch_threads": torch.get_num_threads()}
+
+
+def header(cfg: RunConfig, clock: str) -> dict[str, Any]:
+    """Fields every record (speed or accuracy) starts with."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_key": run_key(cfg),
+        "experiment": cfg.experiment,
+        "method": cfg.method.name,
+        "model": {"name": cfg.model.name, "family": cfg.model.family,
+                  "proxy_of": cfg.model.proxy_of, "source": cfg.model.source},
+        "hardware": cfg.hardware.name,
+        "workload": {"name": cfg.workload.name, "version": cfg.workload.version},
+        "clock": clock,
+        "config": to_dict(cfg),
+        "git": git_state(),
+        "env": environment(),
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_failure(directory: Path, err: BaseException) -> Path:
+    """Leave a marker that says why the run died (never a result.json)."""
+    path = directory / FAILURE_FILE
+    write_json_atomic(path, {
+        "error": f"{type(err).__name__}: {err}",
+        "traceback": traceback.format_exception(err),
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    })
+    return path
+
+
+def load_records(results_dir: str | Path) -> list[dict[str, Any]]:
+    """Every result.json under `results_dir`, in path order; each gains a `_path` key."""
+    records = []
+    for path in sorted(Path(results_dir).rglob(RESULT_FILE)):
+        with open(path) as fh:
+            record = json.load(fh)
+        record["_path"] = str(path)
+        records.append(record)
+    return records

@@ -1,0 +1,25 @@
+"""Shared fixtures: repo paths and a helper that runs the CLI as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def run_cli(*args: str, cwd: Path | None = None, module: str = "moebench") -> subprocess.CompletedProcess:
+    """`python -m moebench ARGS` in a subprocess; returns the completed process."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="disabled")
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or REPO,
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture
+def results_dir(tmp_path: Path) -> Path:
+    return tmp_path / "results"

@@ -1,0 +1,34 @@
+import json
+
+import pytest
+
+from moebench.config import load_run_config
+from moebench.records import load_records, run_key, write_json_atomic
+from tests.unit.test_config import valid
+
+
+def test_run_key_ignores_where_and_how_results_are_kept():
+    a = load_run_config(valid())
+    b = load_run_config(valid() | {"results_dir": "/elsewhere", "force": True, "timeline": True})
+    assert run_key(a) == run_key(b)
+
+
+def test_run_key_changes_with_anything_that_decides_the_result():
+    base = run_key(load_run_config(valid()))
+    assert run_key(load_run_config(valid() | {"seed": 1})) != base
+    assert run_key(load_run_config(valid() | {"workload": {"name": "w", "new_tokens": 8}})) != base
+
+
+def test_atomic_write_leaves_old_file_when_serialisation_fails(tmp_path):
+    path = tmp_path / "r" / "result.json"
+    write_json_atomic(path, {"a": 1})
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"a": object()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["result.json"]  # no temp file left
+
+
+def test_load_records_finds_every_result(tmp_path):
+    for i in range(3):
+        write_json_atomic(tmp_path / "exp" / f"k{i}" / "result.json", {"i": i})
+    assert [r["i"] for r in load_records(tmp_path)] == [0, 1, 2]
