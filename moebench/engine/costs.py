@@ -47,6 +47,10 @@ class ModelShape:
         mlp = 3 * self.hidden * self.dense_intermediate * dense
         return 2 * self.vocab * self.hidden + self.num_layers * self.attention_params + shared + routers + mlp
 
+    def active_params(self) -> int:
+        """Parameters one token touches: everything but the routed experts it skips."""
+        return self.non_expert_params() + self.top_k * self.expert_params * len(self.moe_layers)
+
     def total_params(self) -> int:
         return self.non_expert_params() + self.num_experts * self.expert_params * len(self.moe_layers)
 

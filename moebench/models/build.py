@@ -86,4 +86,8 @@ def build_model(cfg: ModelConfig) -> LoadedModel:
     """Dispatch on `model.source`."""
     if cfg.source == "random":
         return build_random(cfg)
-    return build_hf(cfg)
+    if cfg.source == "hf":
+        return build_hf(cfg)
+    from moebench.models.train import load_proxy  # the training stack only when needed
+
+    return load_proxy(cfg)

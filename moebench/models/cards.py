@@ -1,0 +1,149 @@
+"""Proxy cards: what each proxy is, how it was trained, how good it is, and how realistic
+its routing is, as JSON and markdown under reports/proxies/ (`python -m moebench.models cards`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from moebench.config import ModelConfig
+from moebench.engine.costs import shape_from_hf_config
+from moebench.models.catalog import real_model, real_model_shape
+from moebench.models.corpora import encoded_splits, load_corpus
+from moebench.models.families import RoutingRecorder
+from moebench.models.proxies import PROXIES
+from moebench.models.routing_stats import layer_stats, read_mixtral_trace
+from moebench.models.train import ensure_proxy, load_proxy
+
+WINDOWS, WINDOW_LEN = 8, 128
+MIXTRAL_TRACE = (Path(__file__).resolve().parents[2].parent / "shared" / "data" / "moe_routing_traces"
+                 / "mixtral-8x7b-instruct-v0.1-fp8" / "humaneval_2_routing.jsonl")
+
+
+@torch.no_grad()
+def heldout_routing(loaded, valid_ids: np.ndarray) -> list[np.ndarray]:
+    """Routing of evenly spaced held-out windows: one [T, L_moe, k] array per window."""
+    starts = np.linspace(0, len(valid_ids) - WINDOW_LEN - 1, WINDOWS).astype(int)
+    sequences = []
+    with RoutingRecorder(loaded.layers) as recorder:
+        for s in starts:
+            x = torch.from_numpy(valid_ids[s:s + WINDOW_LEN].astype(np.int64)).unsqueeze(0)
+            loaded.model(input_ids=x)
+            routing = recorder.take()
+            sequences.append(np.stack([routing[layer.index].numpy() for layer in loaded.layers], axis=1))
+    return sequences
+
+
+def _sizes(shape) -> dict:
+    return {"layers": shape.num_layers, "moe_layers": len(shape.moe_layers),
+            "first_moe_layer": shape.moe_layers[0], "experts": shape.num_experts,
+            "top_k": shape.top_k, "hidden": shape.hidden, "expert_intermediate": shape.expert_intermediate,
+            "shared_intermediate": shape.shared_intermediate,
+            "params_total": shape.total_params(), "params_active": shape.active_params()}
+
+
+def build_card(name: str) -> dict:
+    spec = PROXIES[name]
+    folder = ensure_proxy(name)
+    loaded = load_proxy(ModelConfig(name=name, family=spec.family, source="proxy", proxy_of=spec.proxy_of))
+    training = json.loads((folder / "training.json").read_text())
+    _, valid_ids = encoded_splits(load_corpus(), loaded.tokenizer, spec.recipe.vocab_size)
+    stats = layer_stats(heldout_routing(loaded, valid_ids), loaded.layers[0].num_experts)
+    real = real_model(spec.base)
+    card = {
+        "proxy": name, "family": spec.family, "base": spec.base, "base_hf_id": real.hf_id,
+        "proxy_of": spec.proxy_of, "config_source": real.source,
+        "proxy_sizes": _sizes(shape_from_hf_config(loaded.hf_config)),
+        "real_sizes": _sizes(real_model_shape(spec.base)),
+        "recipe": asdict(spec.recipe),
+        "training": {k: training[k] for k in ("train_tokens", "train_seconds", "tokens_per_sec",
+                                             "aux_loss_coef", "train_split_tokens", "valid_split_tokens",
+                                             "torch")},
+        "quality": {"valid_perplexity": training["valid_perplexity"],
+                    "unigram_perplexity": training["unigram_perplexity"],
+                    "ratio_to_unigram": training["valid_perplexity"] / training["unigram_perplexity"]},
+        "routing_heldout": stats,
+        "weights_sha256": loaded.weights_sha256,
+    }
+    if spec.base == "mixtral8x7b" and spec.proxy_of and MIXTRAL_TRACE.exists():
+        card["routing_real_trace"] = layer_stats(read_mixtral_trace(MIXTRAL_TRACE), 8) | {
+            "source": "Mixtral-8x7B-Instruct (FP8, vLLM) HumanEval problems 0-1, "
+                      "shared/data/moe_routing_traces (SOURCES.md 3a)"}
+    return card
+
+
+def _fmt_row(label: str, values) -> str:
+    return f"| {label} | " + " | ".join(values) + " |"
+
+
+def card_markdown(card: dict) -> str:
+    p, r = card["proxy_sizes"], card["real_sizes"]
+    q, t, rt = card["quality"], card["training"], card["routing_heldout"]
+    lines = [
+        f"# {card['proxy']}: proxy of {card['base_hf_id']}",
+        "",
+        f"Family `{card['family']}`. Real sizes from {card['config_source']}. The virtual clock "
+        f"charges {'`' + card['proxy_of'] + '`' if card['proxy_of'] else 'the proxy itself (reduced proxy)'}.",
+        "Regenerate with `python -m moebench.models cards`.",
+        "",
+        "| | proxy | real model |", "|---|---:|---:|",
+    ]
+    for key in ("layers", "moe_layers", "first_moe_layer", "experts", "top_k", "hidden",
+                "expert_intermediate", "shared_intermediate"):
+        lines.append(_fmt_row(key, [str(p[key]), str(r[key])]))
+    lines.append(_fmt_row("params total", [f"{p['params_total'] / 1e6:.2f} M", f"{r['params_total'] / 1e9:.2f} B"]))
+    lines.append(_fmt_row("params active", [f"{p['params_active'] / 1e6:.2f} M", f"{r['params_active'] / 1e9:.2f} B"]))
+    lines += [
+        "",
+        "## Training (offline Shakespeare, byte-level BPE)",
+        "",
+        f"- Recipe: {card['recipe']}",
+        f"- {t['train_tokens']:,} training tokens in {t['train_seconds']:.0f} s "
+        f"({t['tokens_per_sec']:.0f} tokens/s, torch {t['torch']}, 2 CPU cores); "
+        f"train split {t['train_split_tokens']:,} tokens, held-out split {t['valid_split_tokens']:,}.",
+        f"- Held-out perplexity **{q['valid_perplexity']:.1f}** against the unigram perplexity "
+        f"{q['unigram_perplexity']:.1f} of the same split: ratio **{q['ratio_to_unigram']:.2f}** "
+        "(target <= 0.5).",
+        "",
+        f"## Routing on held-out text ({rt['tokens']} tokens)",
+        "",
+        f"Load entropy: share of routing slots per expert, in bits (uniform = {rt['max_entropy_bits']:.2f}). "
+        f"Reuse: share of a token's {rt['top_k']} experts that the previous token also used "
+        f"(independent uniform routing = {rt['reuse_rate_if_random']:.3f}).",
+        "",
+    ]
+    sources = [("proxy (held-out text)", rt)]
+    if "routing_real_trace" in card:
+        sources.append(("real Mixtral trace", card["routing_real_trace"]))
+    lines.append("| | " + " | ".join(f"{s} entropy | {s} reuse" for s, _ in sources) + " |")
+    lines.append("|---:|" + "---:|---:|" * len(sources))
+    for i in range(len(rt["load_entropy_bits"])):
+        cells = []
+        for _, st in sources:
+            cells += [f"{st['load_entropy_bits'][i]:.2f}", f"{st['reuse_rate'][i]:.3f}"]
+        lines.append(_fmt_row(f"MoE layer {i}", cells))
+    cells = []
+    for _, st in sources:
+        cells += [f"{st['load_entropy_frac_mean']:.3f} of max", f"{st['reuse_rate_mean']:.3f}"]
+    lines.append(_fmt_row("mean", cells))
+    if "routing_real_trace" in card:
+        lines += ["", f"Real trace: {card['routing_real_trace']['source']}, "
+                      f"{card['routing_real_trace']['tokens']} tokens with all 32 layers."]
+    return "\n".join(lines) + "\n"
+
+
+def write_cards(names: list[str], out: str | Path) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in names:
+        card = build_card(name)
+        (out / f"{name}.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+        (out / f"{name}.md").write_text(card_markdown(card))
+        written += [out / f"{name}.json", out / f"{name}.md"]
+    return written

@@ -1,0 +1,67 @@
+"""Routing statistics that say how realistic a model's routing is for offloading studies:
+how evenly each layer spreads load over its experts, and how often consecutive tokens
+reuse an expert (what an expert cache lives on).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def load_entropy_bits(ids: np.ndarray, num_experts: int) -> float:
+    """Entropy (bits) of the share of routing slots each expert receives; ids [T, k]."""
+    share = np.bincount(ids.ravel(), minlength=num_experts) / ids.size
+    share = share[share > 0]
+    return float(-(share * np.log2(share)).sum())
+
+
+def reuse_rate(ids: np.ndarray) -> float:
+    """Mean share of token t's k experts that token t-1 also used, in one layer; ids [T, k].
+    Independent uniform routing gives k / E."""
+    if len(ids) < 2:
+        return float("nan")
+    k = ids.shape[1]
+    overlaps = [len(set(a) & set(b)) / k for a, b in zip(ids[1:].tolist(), ids[:-1].tolist(), strict=True)]
+    return float(np.mean(overlaps))
+
+
+def layer_stats(sequences: list[np.ndarray], num_experts: int) -> dict:
+    """Per-layer stats over sequences of routing, each [T, L, k] for one text."""
+    layers = sequences[0].shape[1]
+    k = sequences[0].shape[2]
+    entropy, reuse = [], []
+    for layer in range(layers):
+        all_ids = np.concatenate([seq[:, layer] for seq in sequences])
+        entropy.append(load_entropy_bits(all_ids, num_experts))
+        pairs = [reuse_rate(seq[:, layer]) for seq in sequences if len(seq) > 1]
+        reuse.append(float(np.average(pairs, weights=[len(s) - 1 for s in sequences if len(s) > 1])))
+    return {
+        "num_experts": num_experts, "top_k": k,
+        "tokens": int(sum(len(s) for s in sequences)),
+        "load_entropy_bits": entropy,
+        "max_entropy_bits": float(np.log2(num_experts)),
+        "load_entropy_frac_mean": float(np.mean(entropy) / np.log2(num_experts)),
+        "reuse_rate": reuse,
+        "reuse_rate_mean": float(np.mean(reuse)),
+        "reuse_rate_if_random": k / num_experts,
+    }
+
+
+def read_mixtral_trace(path: Path) -> list[np.ndarray]:
+    """The real Mixtral-8x7B routing trace (vLLM, HumanEval; ../shared/data/SOURCES.md 3a)
+    as one [T, 32, 2] array per problem, keeping only tokens with all 32 layers recorded."""
+    by_problem: dict[int, dict[int, dict[int, list[int]]]] = {}
+    with open(path) as fh:
+        for line in fh:
+            rec = json.loads(line)
+            tokens = by_problem.setdefault(rec["problem_id"], {})
+            tokens.setdefault(rec["token_idx"], {})[rec["layer"]] = rec["experts"]
+    sequences = []
+    for problem in sorted(by_problem):
+        tokens = by_problem[problem]
+        complete = [t for t in sorted(tokens) if len(tokens[t]) == 32]
+        sequences.append(np.array([[tokens[t][layer] for layer in range(32)] for t in complete]))
+    return sequences
