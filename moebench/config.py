@@ -91,7 +91,8 @@ class WorkloadConfig:
     """What is generated: prompts, their lengths and how many new tokens (greedy)."""
 
     name: str
-    prompts: str = "synthetic"  # synthetic = seeded random token ids
+    prompts: str = "synthetic"  # synthetic | heldout (offline corpus) | trace (replay, no model)
+    trace_path: str | None = None  # routing trace to replay (prompts=trace)
     num_prompts: int = 1
     prompt_len: int = 16
     new_tokens: int = 16
@@ -102,6 +103,8 @@ class WorkloadConfig:
             value = getattr(self, key)
             if value <= 0:
                 raise ConfigError(f"workload.{key}", value, "an integer > 0")
+        if self.prompts == "trace" and not self.trace_path:
+            raise ConfigError("workload.trace_path", self.trace_path, "a routing trace file (prompts=trace)")
 
 
 @dataclass
@@ -148,6 +151,7 @@ class RunConfig:
     results_dir: str = "results"
     force: bool = False
     timeline: bool = False
+    record_trace: bool = False
 
     def __post_init__(self) -> None:
         _one_of("clock", self.clock, CLOCKS)
@@ -155,7 +159,7 @@ class RunConfig:
 
 
 # Keys that say where or how a run is kept, not what it computes: left out of its run_key.
-NON_IDENTITY_KEYS = ("results_dir", "force", "logger", "timeline")
+NON_IDENTITY_KEYS = ("results_dir", "force", "logger", "timeline", "record_trace")
 
 
 def _type_ok(value: Any, hint: Any) -> tuple[bool, Any]:

@@ -6,6 +6,7 @@ record lifecycle: skip if done, failure marker on a crash, atomic write on succe
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from pathlib import Path
@@ -13,10 +14,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from moebench.bench.metrics import latency_metrics, output_sha256
+from moebench.bench.metrics import bound_metrics, latency_metrics, output_sha256
 from moebench.bench.workloads import make_prompts
 from moebench.config import RunConfig
 from moebench.engine.costs import CostModel, ModelShape, shape_from_hf_config
+from moebench.engine.trace import RoutingTrace
 from moebench.errors import ConfigError, UserError
 from moebench.methods import METHODS
 from moebench.models.build import LoadedModel, build_model
@@ -25,25 +27,41 @@ from moebench.records import (
     RESULT_FILE,
     header,
     run_dir,
+    run_key,
     write_failure,
     write_json_atomic,
 )
 from moebench.sinks import mirror
 
 
-def charged_shape(cfg: RunConfig, loaded: LoadedModel) -> ModelShape:
-    """Sizes the clock charges: the real model a proxy stands for, else the model itself."""
-    if cfg.model.proxy_of is None:
+def charged_shape(cfg: RunConfig, loaded: LoadedModel | None) -> ModelShape:
+    """Sizes the clock charges: the real model a proxy stands for, else the model itself
+    (for a trace replay, the catalog model the trace was recorded on)."""
+    from moebench.models.catalog import REAL_MODELS, real_model_shape
+
+    if cfg.model.proxy_of is not None:
+        return real_model_shape(cfg.model.proxy_of)
+    if loaded is not None:
         return shape_from_hf_config(loaded.hf_config)
-    from moebench.models.catalog import real_model_shape
+    if cfg.model.name not in REAL_MODELS:
+        raise ConfigError("model", cfg.model.name, "a real model or proxy from the catalog to replay a trace")
+    return real_model_shape(cfg.model.name)
 
-    return real_model_shape(cfg.model.proxy_of)
+
+def resolve_data_path(path: str) -> Path:
+    """A data path as given, else relative to the repository root; absolute either way."""
+    candidate = Path(path).expanduser()
+    if not candidate.exists():
+        candidate = Path(__file__).resolve().parent.parent / path
+    if not candidate.exists():
+        raise UserError(f"data file {path} not found (looked in the working directory and the repo root)")
+    return candidate.resolve()
 
 
-def judge(cfg: RunConfig, outputs: list[list[int]], metrics: dict[str, Any]) -> dict[str, Any]:
+def judge(cfg: RunConfig, outputs: list[list[int]] | None, metrics: dict[str, Any]) -> dict[str, Any]:
     """A run is valid when every prompt got all its tokens and every metric is finite."""
     reasons = []
-    short = [i for i, out in enumerate(outputs) if len(out) != cfg.workload.new_tokens]
+    short = [i for i, out in enumerate(outputs or []) if len(out) != cfg.workload.new_tokens]
     if short:
         reasons.append(f"prompts {short} produced fewer than {cfg.workload.new_tokens} tokens")
     bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
@@ -63,7 +81,7 @@ def execute(cfg: RunConfig) -> Path | None:
         raise ConfigError("method", cfg.method.name, "one of " + ", ".join(sorted(METHODS)))
     (out_dir / FAILURE_FILE).unlink(missing_ok=True)
     try:
-        record = _run(cfg)
+        record = _run(cfg, out_dir)
     except UserError:
         raise
     except BaseException as err:
@@ -76,25 +94,43 @@ def execute(cfg: RunConfig) -> Path | None:
     return result_path
 
 
-def _run(cfg: RunConfig) -> dict[str, Any]:
+def _run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     wall_start = time.perf_counter()
-    loaded = build_model(cfg.model)
+    replaying = cfg.workload.prompts == "trace"
+    loaded = None if replaying else build_model(cfg.model)
     costs = CostModel(cfg.hardware, charged_shape(cfg, loaded))
     method = METHODS[cfg.method.name](cfg, loaded, costs)
-    prompts = make_prompts(cfg.workload, loaded, cfg.seed)
-    outputs, step_sec = [], []
-    for prompt in tqdm(prompts, desc=f"{cfg.method.name} {cfg.model.name}", unit="prompt",
-                       disable=len(prompts) < 2):
-        tokens, steps = method.generate(prompt, cfg.workload.new_tokens)
-        outputs.append(tokens)
-        step_sec.append(steps)
+    if replaying:
+        trace = RoutingTrace.load(resolve_data_path(cfg.workload.trace_path))
+        outputs, step_sec = None, [method.replay(trace)]
+        digest = hashlib.sha256(trace.ids.tobytes()).hexdigest()
+    else:
+        outputs, step_sec = [], []
+        for prompt in tqdm(make_prompts(cfg.workload, loaded, cfg.seed), unit="prompt",
+                           desc=f"{cfg.method.name} {cfg.model.name}", disable=cfg.workload.num_prompts < 2):
+            tokens, steps = method.generate(prompt, cfg.workload.new_tokens)
+            outputs.append(tokens)
+            step_sec.append(steps)
+        digest = output_sha256(outputs)
     metrics = latency_metrics(step_sec) | method.metrics()
+    metrics |= bound_metrics(metrics)
+    raw: dict[str, Any] = {"step_sec": step_sec}
+    if cfg.timeline:
+        write_json_atomic(out_dir / "timeline.json", method.timeline())
+        raw["timeline"] = "timeline.json"
+    if cfg.record_trace and not replaying:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        RoutingTrace.from_steps(method.steps, [v.index for v in loaded.layers],
+                                source=run_key(cfg)).save(out_dir / "routing.npz")
+        raw["routing_trace"] = "routing.npz"
     record = header(cfg, method.clock_label)
     record |= {
-        "model": record["model"] | {"weights_sha256": loaded.weights_sha256},
+        "model": record["model"] | {"weights_sha256": loaded.weights_sha256 if loaded else None},
         "metrics": metrics,
-        "raw": {"step_sec": step_sec},
-        "output_sha256": output_sha256(outputs),
+        "method_details": method.details(),
+        "raw": raw,
+        "replayed_from": str(cfg.workload.trace_path) if replaying else None,
+        "output_sha256": digest,
         "validity": judge(cfg, outputs, metrics),
         "wall_sec": time.perf_counter() - wall_start,
     }

@@ -32,14 +32,18 @@ def greedy_decode(
     prompt_ids: torch.Tensor,  # [1, P]
     new_tokens: int,
     on_step: Callable[[Step], None] | None = None,
+    before_step: Callable[[int, int], None] | None = None,
 ) -> list[int]:
-    """Generate `new_tokens` greedily; step 0 is the prefill. Returns the new token ids."""
+    """Generate `new_tokens` greedily; step 0 is the prefill. Returns the new token ids.
+    `before_step(tokens_in, context)` runs before each forward, `on_step(step)` after it."""
     model = loaded.model
     cache = DynamicCache(config=model.config)
     generated: list[int] = []
     inputs, context = prompt_ids, 0
     with RoutingRecorder(loaded.layers) as recorder:
         for step in range(new_tokens):
+            if before_step is not None:
+                before_step(inputs.shape[1], context)
             logits = model(input_ids=inputs, cache=cache, use_cache=True).logits
             if on_step is not None:
                 on_step(Step(step, inputs.shape[1], context, recorder.take()))

@@ -31,3 +31,12 @@ def latency_metrics(step_sec_per_prompt: list[list[float]]) -> dict[str, float]:
 def output_sha256(outputs: list[list[int]]) -> str:
     """Hash of every generated token id: equal hashes mean identical outputs."""
     return hashlib.sha256(json.dumps(outputs).encode()).hexdigest()
+
+
+def bound_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The achieved TPOT against the run's physical bounds: the larger of compute-only time
+    and the time to move the missed bytes over the link (>= 1 unless the model is wrong)."""
+    bound = max(metrics.get("bound_compute_sec_per_step", 0.0), metrics.get("bound_transfer_sec_per_step", 0.0))
+    if bound <= 0 or "tpot_sec_mean" not in metrics:
+        return {}
+    return {"bound_sec_per_step": bound, "tpot_over_bound_ratio": metrics["tpot_sec_mean"] / bound}

@@ -29,7 +29,7 @@ def heldout_prompts(cfg: WorkloadConfig, tokenizer, seed: int) -> list[torch.Ten
     return [ids[s:s + cfg.prompt_len].unsqueeze(0) for s in starts.tolist()]
 
 
-PROMPT_SETS = ("synthetic", "heldout")
+PROMPT_SETS = ("synthetic", "heldout", "trace")
 
 
 def make_prompts(cfg: WorkloadConfig, loaded: LoadedModel, seed: int) -> list[torch.Tensor]:

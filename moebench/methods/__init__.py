@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from moebench.methods.full_resident import FullResident
+from moebench.methods.offload import (
+    FullResident,
+    HfOffload,
+    MixtralOffloading,
+    NextLayerPrefetch,
+    OnDemand,
+    TopK,
+)
 
 METHODS = {
     "full_resident": FullResident,
+    "hf_offload": HfOffload,
+    "ondemand": OnDemand,
+    "mixtral_offloading": MixtralOffloading,
+    "next_layer_prefetch": NextLayerPrefetch,
+    "topk": TopK,
 }

@@ -1,0 +1,47 @@
+"""The hook into transformers: a registered experts implementation that tells the engine
+which experts each layer needs, then runs the model's own expert computation unchanged.
+
+transformers 5.x dispatches every fused-experts module through `ALL_EXPERTS_FUNCTIONS`
+(selected by `set_experts_implementation`), so attention, norms and routers keep running as
+the family wrote them, and outputs stay bit-identical to the plain model's.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
+
+from moebench.models.build import LoadedModel
+
+NAME = "moebench"
+
+
+def _moebench_experts_forward(self, hidden_states, top_k_index, top_k_weights):
+    self._moebench_engine.on_moe_layer(self._moebench_layer, top_k_index.detach().cpu().numpy(),
+                                       hidden_states)
+    return self._moebench_inner(self, hidden_states, top_k_index, top_k_weights)
+
+
+ALL_EXPERTS_FUNCTIONS.register(NAME, _moebench_experts_forward)
+
+
+@contextmanager
+def engine_installed(loaded: LoadedModel, engine):
+    """Route every MoE layer's expert execution through `engine` for the duration."""
+    model = loaded.model
+    previous = model.config._experts_implementation or "eager"
+    for layer in loaded.layers:
+        experts = layer.experts
+        inner = ALL_EXPERTS_FUNCTIONS[previous] if previous in ALL_EXPERTS_FUNCTIONS else type(experts).forward.__wrapped__
+        experts._moebench_inner = inner
+        experts._moebench_engine = engine
+        experts._moebench_layer = layer.index
+    model.set_experts_implementation(NAME)
+    try:
+        yield engine
+    finally:
+        model.set_experts_implementation(previous)
+        for layer in loaded.layers:
+            for attr in ("_moebench_inner", "_moebench_engine", "_moebench_layer"):
+                delattr(layer.experts, attr)

@@ -1,0 +1,299 @@
+"""The offload engine under the virtual clock: per-layer expert caches, a copy stream with
+demand priority, and the compute stream, driven layer by layer as the model runs.
+
+The model calls `on_moe_layer` from inside each MoE layer (experts_impl.py) with the expert
+ids its router chose; the engine charges that layer's kernels, loads what is missing,
+optionally prefetches the next layer's guess, and counts hits, bytes and stalls. Outputs are
+untouched, so every method here is lossless by construction; tests check it anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from moebench.engine.clock import VirtualClock
+from moebench.engine.costs import CostModel
+from moebench.engine.link import Link
+from moebench.engine.policy import LFU, LRU, Belady, CachePolicy, LayerCache, Static
+
+Key = tuple[int, int]  # (decoder layer, expert)
+
+
+@dataclass
+class EngineOptions:
+    """What distinguishes the offloading baselines (methods/offload.py builds these)."""
+
+    slots_per_layer: int
+    policy: str = "lru"  # lru | lfu | static | belady
+    reuse: bool = True  # False: `ondemand`, experts leave as soon as their layer is done
+    whole_layer: bool = False  # True: `hf_offload`, a layer's experts all move when it runs
+    prefetch: str | None = None  # None | "sooner" | "later" (next-layer guess)
+    expert_bytes: float | None = None  # bytes per expert copy (default: the shape's bf16 size)
+    warm_start: bool = True  # caches start filled (lowest expert ids), as after a warm-up
+
+
+@dataclass
+class StepCounters:
+    needed: int = 0
+    hits: int = 0
+    missed_bytes: float = 0.0
+    compute_sec: float = 0.0  # kernel time alone: the step's compute bound
+    prefill: bool = False  # the first forward of a prompt (empty KV cache)
+
+
+@dataclass
+class EngineStats:
+    h2d_bytes: float = 0.0
+    demand_bytes: float = 0.0
+    prefetch_bytes: float = 0.0
+    prefetch_issued: int = 0
+    prefetch_used: int = 0
+    prefetch_wasted_bytes: float = 0.0
+    guessed: int = 0  # experts named by next-layer guesses
+    guessed_right: int = 0  # of those, needed by that layer
+    needed_after_guess: int = 0  # needed experts in layers that had a guess
+    missed_bytes: float = 0.0
+    steps: list[StepCounters] = field(default_factory=list)
+
+
+def make_policy(name: str, future: list[set[int]] | None = None,
+                popularity: dict[int, float] | None = None) -> CachePolicy:
+    if name == "lru":
+        return LRU()
+    if name == "lfu":
+        return LFU()
+    if name == "static":
+        return Static(popularity or {})
+    if name == "belady":
+        return Belady(future or [])
+    raise ValueError(f"unknown cache policy {name!r}")
+
+
+class OffloadEngine:
+    """One model's experts under a device budget, on the virtual clock."""
+
+    clock_label = "virtual"
+
+    def __init__(self, costs: CostModel, options: EngineOptions, keep_spans: bool = False,
+                 futures: dict[int, list[set[int]]] | None = None,
+                 popularity: dict[int, dict[int, float]] | None = None):
+        self.costs, self.opt = costs, options
+        self.shape = costs.shape
+        self.clock = VirtualClock(keep_spans=keep_spans)
+        self.link = Link(keep_history=keep_spans)
+        self.expert_bytes = options.expert_bytes or self.shape.expert_bytes
+        self.copy_sec = costs.transfer_sec(self.expert_bytes)
+        self.caches: dict[int, LayerCache] = {}
+        for layer in self.shape.moe_layers:
+            policy = make_policy(options.policy, (futures or {}).get(layer), (popularity or {}).get(layer))
+            self.caches[layer] = LayerCache(options.slots_per_layer, policy, self._warm(layer, popularity))
+        self.landing: dict[Key, float] = {}  # when a resident expert's copy lands
+        self.last_use_end: dict[Key, float] = {}  # when its last kernel finished (slot reuse)
+        self.prefetched_unused: set[Key] = set()
+        self.pending_guess: dict[int, set[int]] = {}  # layer -> experts guessed for it
+        self.stats = EngineStats()
+        self.access_index = 0
+        self._step: StepCounters | None = None
+        self._next_layer = 0
+        self._tokens = self._context = 0
+        self.predictor: Callable | None = None  # (layer, hidden) -> set of next-layer experts
+
+    def _warm(self, layer: int, popularity) -> list[int]:
+        """Experts resident at the start: the lowest ids (as after a warm-up), or for the
+        static policy the most popular; none for methods that keep nothing."""
+        opt = self.opt
+        if not (opt.warm_start and opt.reuse and not opt.whole_layer):
+            return []
+        counts = (popularity or {}).get(layer, {}) if opt.policy == "static" else {}
+        order = sorted(range(self.shape.num_experts), key=lambda e: (-counts.get(e, 0.0), e))
+        return order[: opt.slots_per_layer]
+
+    # --- forward bracketing ------------------------------------------------------------
+    def begin_forward(self, tokens: int, context: int) -> None:
+        self._tokens, self._context = tokens, context
+        self._next_layer = 0
+        self._start = self.clock.now
+        self._busy_at_start = self.clock.compute_busy_sec
+        self._step = StepCounters(prefill=context == 0)
+
+    def end_forward(self) -> float:
+        """Charge the layers after the last MoE layer and the LM head; return the step time."""
+        self._charge_layers_until(self.shape.num_layers)
+        self.clock.compute("lm_head", self.costs.kernel_sec(self.costs.lm_head_kernel(1)))
+        self._step.compute_sec = self.clock.compute_busy_sec - self._busy_at_start
+        self.stats.steps.append(self._step)
+        self.link.compact(self.clock.now)
+        return self.clock.now - self._start
+
+    def _charge_layers_until(self, stop: int) -> None:
+        """Attention (and dense MLP) of every layer before `stop` not yet charged."""
+        c, s = self.costs, self.shape
+        moe = set(s.moe_layers)
+        for layer in range(self._next_layer, stop):
+            self.clock.compute(f"attention {layer}", c.kernel_sec(c.attention_kernel(self._tokens, self._context)))
+            if layer not in moe:
+                self.clock.compute(f"mlp {layer}", c.kernel_sec(c.mlp_kernel(self._tokens, s.dense_intermediate, "mlp")))
+        self._next_layer = max(self._next_layer, stop)
+
+    # --- one MoE layer -----------------------------------------------------------------
+    def on_moe_layer(self, layer: int, ids: np.ndarray, hidden=None) -> None:
+        """Charge layer `layer` (attention, router, shared, experts) for routing `ids` [T, k]."""
+        c, s = self.costs, self.shape
+        self._charge_layers_until(layer)
+        self.clock.compute(f"attention {layer}", c.kernel_sec(c.attention_kernel(self._tokens, self._context)))
+        self._next_layer = layer + 1
+        self.clock.compute(f"router {layer}", c.kernel_sec(c.router_kernel(self._tokens)))
+        if s.shared_intermediate:
+            self.clock.compute(f"shared {layer}", c.kernel_sec(c.mlp_kernel(self._tokens, s.shared_intermediate, "shared")))
+        counts = np.bincount(np.asarray(ids).ravel(), minlength=s.num_experts)
+        needed = [int(e) for e in np.flatnonzero(counts)]
+        self._score_guess(layer, set(needed))
+        guess = self.predictor(layer, hidden) if (self.predictor and self.opt.prefetch) else None
+        if self.opt.whole_layer or len(needed) <= self.caches[layer].slots:
+            ready = self._make_resident(layer, needed, protect=set(needed))
+            if self.opt.prefetch == "sooner" and guess:
+                self._prefetch(layer, guess)
+            for e in sorted(needed, key=lambda e: (ready[e], e)):
+                self._compute_expert(layer, e, int(counts[e]), ready[e])
+        else:  # more experts than slots (a long prefill): load and run them one by one
+            if self.opt.prefetch == "sooner" and guess:
+                self._prefetch(layer, guess)
+            for e in needed:
+                ready = self._make_resident(layer, [e], protect=set())
+                self._compute_expert(layer, e, int(counts[e]), ready[e])
+        if self.opt.prefetch == "later" and guess:
+            self._prefetch(layer, guess)
+        if not self.opt.reuse or self.opt.whole_layer:
+            self.caches[layer].resident.clear()
+        self.access_index += 1
+
+    def _compute_expert(self, layer: int, e: int, tokens: int, ready: float) -> None:
+        kernel = self.costs.expert_kernel(tokens)
+        end = self.clock.compute(f"expert {layer}.{e}", self.costs.kernel_sec(kernel), after=ready)
+        self.last_use_end[(layer, e)] = end
+
+    def _make_resident(self, layer: int, needed: list[int], protect: set[int]) -> dict[int, float]:
+        """Ready time of each needed expert, loading misses on demand (ahead of prefetches).
+        Experts in `protect` keep their slots (they still have to run in this layer)."""
+        cache, now = self.caches[layer], self.clock.now
+        ready: dict[int, float] = {}
+        step, st = self._step, self.stats
+        if self.opt.whole_layer:  # accelerate-style: the whole layer moves, compute waits for all
+            for e in range(self.shape.num_experts):
+                self._load(layer, e, now, kind="demand")
+            done = self.link.idle_at
+            step.needed += len(needed)
+            step.missed_bytes += len(needed) * self.expert_bytes
+            st.missed_bytes += len(needed) * self.expert_bytes
+            return {e: done for e in needed}
+        for e in sorted(needed):
+            key = (layer, e)
+            step.needed += 1
+            cache.policy.used(e, self.access_index)
+            if key in self.prefetched_unused:
+                self.prefetched_unused.discard(key)
+                st.prefetch_used += 1
+            if e in cache and self.landing.get(key, 0.0) <= now:
+                step.hits += 1
+                ready[e] = now
+                continue
+            if e in cache:  # a prefetch still in flight: wait for it
+                ready[e] = self.landing[key]
+                continue
+            step.missed_bytes += self.expert_bytes
+            st.missed_bytes += self.expert_bytes
+            victim = cache.make_room(self.access_index, protect=protect)
+            not_before = self._evict(layer, victim)
+            ready[e] = self._load(layer, e, now, kind="demand", not_before=not_before)
+            cache.admit(e)
+        return ready
+
+    def _score_guess(self, layer: int, needed: set[int]) -> None:
+        guess = self.pending_guess.pop(layer, None)
+        if guess is not None:
+            self.stats.guessed += len(guess)
+            self.stats.guessed_right += len(guess & needed)
+            self.stats.needed_after_guess += len(needed)
+
+    def _evict(self, layer: int, victim: int | None) -> float:
+        if victim is None:
+            return 0.0
+        key = (layer, victim)
+        if key in self.prefetched_unused:
+            self.prefetched_unused.discard(key)
+            self.stats.prefetch_wasted_bytes += self.expert_bytes
+        self.landing.pop(key, None)
+        return self.last_use_end.get(key, 0.0)
+
+    def _load(self, layer: int, e: int, issued: float, kind: str, not_before: float = 0.0) -> float:
+        queue = self.link.demand if kind == "demand" else self.link.prefetch
+        copy = queue((layer, e), issued, self.copy_sec, not_before)
+        if kind == "demand":
+            self.stats.demand_bytes += self.expert_bytes
+            # a demand pushes queued prefetches back: refresh their landing times
+            for later in self.link.copies:
+                if later.kind == "prefetch" and later.key in self.landing:
+                    self.landing[later.key] = later.end
+        else:
+            self.stats.prefetch_bytes += self.expert_bytes
+        self.stats.h2d_bytes += self.expert_bytes
+        self.landing[(layer, e)] = copy.end
+        return copy.end
+
+    def _prefetch(self, layer: int, guess: set[int]) -> None:
+        """Queue the next MoE layer's guessed experts that are not resident."""
+        moe = self.shape.moe_layers
+        pos = moe.index(layer)
+        if pos + 1 >= len(moe):
+            return
+        target = moe[pos + 1]
+        self.pending_guess[target] = set(guess)
+        cache = self.caches[target]
+        for e in sorted(guess):
+            if e in cache:
+                continue
+            victim = cache.make_room(self.access_index, protect=guess & cache.resident)
+            if victim is not None and victim in guess:
+                cache.admit(victim)  # nothing evictable outside the guess: stop here
+                break
+            not_before = self._evict(target, victim)
+            self._load(target, e, self.clock.now, kind="prefetch", not_before=not_before)
+            cache.admit(e)
+            self.prefetched_unused.add((target, e))
+            self.stats.prefetch_issued += 1
+
+    # --- results -------------------------------------------------------------------------
+    def metrics(self) -> dict[str, float]:
+        """Run metrics; per-step ones average the decode steps (prefills excluded)."""
+        st = self.stats
+        steps = [s for s in st.steps if not s.prefill] or st.steps
+        hit = [s.hits / s.needed for s in steps if s.needed]
+        bw = self.costs.hw.h2d_bytes_per_sec
+        compute_bound = float(np.mean([s.compute_sec for s in steps]))
+        transfer_bound = float(np.mean([s.missed_bytes for s in steps])) / bw
+        wasted = st.prefetch_wasted_bytes + len(self.prefetched_unused) * self.expert_bytes
+        end = max(self.clock.now, self.link.idle_at)
+        out = {
+            "h2d_bytes": st.h2d_bytes,
+            "h2d_demand_bytes": st.demand_bytes,
+            "h2d_prefetch_bytes": st.prefetch_bytes,
+            "expert_hit_frac": float(np.mean(hit)) if hit else 1.0,
+            "stall_sec": self.clock.stall_sec,
+            "link_busy_frac": self.link.busy_sec / end if end > 0 else 0.0,
+            "compute_busy_sec": self.clock.compute_busy_sec,
+            "missed_bytes": st.missed_bytes,
+            "bound_compute_sec_per_step": compute_bound,
+            "bound_transfer_sec_per_step": transfer_bound,
+        }
+        if self.opt.prefetch:
+            out |= {
+                "prefetch_precision_frac": st.guessed_right / st.guessed if st.guessed else 0.0,
+                "prefetch_recall_frac": st.guessed_right / st.needed_after_guess if st.needed_after_guess else 0.0,
+                "prefetch_issued": st.prefetch_issued,
+                "prefetch_used_frac": st.prefetch_used / st.prefetch_issued if st.prefetch_issued else 0.0,
+                "prefetch_wasted_bytes": wasted,
+            }
+        return out

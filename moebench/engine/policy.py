@@ -1,0 +1,139 @@
+"""Expert cache policies for one layer's slots. Pure Python, no tensors, no clock.
+
+A policy decides which resident expert to evict; the cache keeps the resident set. Every
+policy sees the same calls (`used` on each use, `victim` when a slot is needed), so a sweep
+compares policies on identical access streams. `protect` holds experts that may not leave
+(those the current step still needs).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+
+class CachePolicy:
+    """Base: remembers uses; subclasses choose the victim."""
+
+    name = "base"
+
+    def used(self, expert: int, time: int) -> None:  # noqa: B027 - optional hook
+        """Expert `expert` was needed at access index `time`."""
+
+    def victim(self, candidates: Iterable[int], time: int) -> int:
+        raise NotImplementedError
+
+
+class LRU(CachePolicy):
+    """Evict the expert whose last use is oldest (mixtral-offloading's policy)."""
+
+    name = "lru"
+
+    def __init__(self):
+        self.last: dict[int, int] = {}
+
+    def used(self, expert, time):
+        self.last[expert] = time
+
+    def victim(self, candidates, time):
+        return min(candidates, key=lambda e: (self.last.get(e, -1), e))
+
+
+class LFU(CachePolicy):
+    """Evict the least often used expert (ties: least recently used)."""
+
+    name = "lfu"
+
+    def __init__(self):
+        self.count: dict[int, int] = defaultdict(int)
+        self.last: dict[int, int] = {}
+
+    def used(self, expert, time):
+        self.count[expert] += 1
+        self.last[expert] = time
+
+    def victim(self, candidates, time):
+        return min(candidates, key=lambda e: (self.count[e], self.last.get(e, -1), e))
+
+
+class Static(CachePolicy):
+    """Keep the most popular experts (by a given popularity count); evict anything else
+    first, and among popular ones the least popular."""
+
+    name = "static"
+
+    def __init__(self, popularity: dict[int, float]):
+        self.popularity = popularity
+
+    def victim(self, candidates, time):
+        return min(candidates, key=lambda e: (self.popularity.get(e, 0.0), e))
+
+
+class Belady(CachePolicy):
+    """Evict the expert whose next use lies farthest in the future (optimal for a known
+    future). `future[i]` is the set of experts needed at access index i."""
+
+    name = "belady"
+
+    def __init__(self, future: list[set[int]]):
+        self.next_use: dict[int, list[int]] = defaultdict(list)
+        for i in range(len(future) - 1, -1, -1):
+            for e in future[i]:
+                self.next_use[e].append(i)  # descending stack: last element is the soonest
+
+    def _next(self, expert: int, time: int) -> float:
+        uses = self.next_use.get(expert, [])
+        while uses and uses[-1] <= time:
+            uses.pop()
+        return uses[-1] if uses else float("inf")
+
+    def victim(self, candidates, time):
+        return max(candidates, key=lambda e: (self._next(e, time), e))
+
+
+class LayerCache:
+    """One layer's resident experts under a fixed number of slots."""
+
+    def __init__(self, slots: int, policy: CachePolicy, initial: Iterable[int] = ()):
+        self.slots = slots
+        self.policy = policy
+        self.resident: set[int] = set()
+        for e in initial:
+            if len(self.resident) < slots:
+                self.resident.add(e)
+
+    def __contains__(self, expert: int) -> bool:
+        return expert in self.resident
+
+    def make_room(self, time: int, protect: set[int]) -> int | None:
+        """Free one slot if the cache is full; return the evicted expert (None if a slot
+        was free). Protected experts go only when nothing else can (a prefill that needs
+        more experts than there are slots)."""
+        if len(self.resident) < self.slots:
+            return None
+        candidates = (self.resident - protect) or self.resident
+        out = self.policy.victim(candidates, time)
+        self.resident.remove(out)
+        return out
+
+    def admit(self, expert: int) -> None:
+        assert len(self.resident) < self.slots, "make_room first"
+        self.resident.add(expert)
+
+
+def simulate_hits(accesses: list[set[int]], slots: int, policy: CachePolicy,
+                  initial: Iterable[int] = ()) -> float:
+    """Hit fraction of a per-layer access stream under `policy` (no timing): a quick,
+    clock-free way to compare policies on a routing trace."""
+    cache = LayerCache(slots, policy, initial)
+    hits = total = 0
+    for t, needed in enumerate(accesses):
+        order = sorted(needed)
+        hits += sum(e in cache for e in order)
+        total += len(order)
+        for i, e in enumerate(order):
+            policy.used(e, t)
+            if e not in cache:
+                cache.make_room(t, protect=set(order[i + 1:]))
+                cache.admit(e)
+    return hits / total if total else float("nan")

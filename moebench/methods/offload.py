@@ -1,0 +1,155 @@
+"""Offloading baselines as engine configurations (engine/offload.py does the work).
+
+- full_resident: every expert on the device; the compute bound and the output reference.
+- hf_offload: transformers/accelerate device_map offload: a layer's experts all move when
+  the layer runs, and compute waits for them; nothing is kept.
+- ondemand: load each needed expert when its layer runs; no reuse across tokens.
+- mixtral_offloading: per-layer LRU expert cache (Eliseev & Mazur 2023). Variants: `sc`
+  (same cache as SpeQ: the draft's bytes are reserved too) and `sm` (same total memory).
+- next_layer_prefetch: mixtral_offloading plus layer l+1's router applied to layer l's
+  hidden state, prefetching the guess `sooner` (before layer l's experts) or `later`.
+- topk: mixtral_offloading with fewer active experts than trained (K' < k; lossy).
+"""
+
+from __future__ import annotations
+
+from moebench.bench.decode import greedy_decode
+from moebench.engine.budget import int4_expert_bytes, plan_slots
+from moebench.engine.clock import chrome_trace
+from moebench.engine.costs import CostModel
+from moebench.engine.experts_impl import engine_installed
+from moebench.engine.offload import EngineOptions, OffloadEngine
+from moebench.engine.trace import belady_futures, popularity, replay
+from moebench.errors import ConfigError
+from moebench.models.routing import route, router_logits
+
+
+def _option(run, key, default, allowed=None):
+    value = run.method.options.get(key, default)
+    if allowed is not None and value not in allowed:
+        raise ConfigError(f"method.options.{key}", value, "one of " + ", ".join(map(str, allowed)))
+    return value
+
+
+class EngineMethod:
+    """A method = one engine configuration + the shared greedy decode loop."""
+
+    name = "engine"
+    clock_label = "virtual"
+
+    def __init__(self, run, loaded, costs: CostModel):
+        self.run, self.loaded, self.costs = run, loaded, costs
+        self.steps = []  # every forward's Step (routing), for trace recording
+        shape = costs.shape
+        max_tokens = run.workload.prompt_len + run.workload.new_tokens
+        options, draft_bytes, min_slots = self.engine_options(shape)
+        budget = None if self.resident() else run.method.budget_gb
+        if budget is None and not self.resident():
+            raise ConfigError("method.budget_gb", None, f"a budget in GB for {run.method.name}")
+        self.plan = plan_slots(shape, budget, max_tokens, draft_bytes, min_slots,
+                               layers_held=1 if options.whole_layer else None)
+        options.slots_per_layer = self.plan["slots_per_layer"]
+        self.engine = OffloadEngine(costs, options, keep_spans=run.timeline)
+        if options.prefetch:
+            self.engine.predictor = self.next_layer_guess
+
+    # --- what subclasses choose ------------------------------------------------------------
+    def resident(self) -> bool:
+        return False
+
+    def engine_options(self, shape) -> tuple[EngineOptions, float, int | None]:
+        """Engine options, bytes reserved for a draft, minimum slots per layer."""
+        raise NotImplementedError
+
+    # --- shared --------------------------------------------------------------------------------
+    def next_layer_guess(self, layer: int, hidden) -> set[int]:
+        """Layer l+1's router applied to layer l's MoE input: the experts it would pick."""
+        views = self.loaded.layers
+        pos = next(i for i, v in enumerate(views) if v.index == layer)
+        if pos + 1 >= len(views):
+            return set()
+        nxt, family = views[pos + 1], self.loaded.family
+        _, ids = route(family, self.loaded.hf_config, router_logits(nxt, hidden.detach(), family))
+        return set(ids.flatten().tolist())
+
+    def generate(self, prompt_ids, new_tokens: int) -> tuple[list[int], list[float]]:
+        step_sec: list[float] = []
+
+        def after(step):
+            step_sec.append(self.engine.end_forward())
+            self.steps.append(step)
+
+        with engine_installed(self.loaded, self.engine):
+            tokens = greedy_decode(self.loaded, prompt_ids, new_tokens,
+                                   before_step=self.engine.begin_forward, on_step=after)
+        return tokens, step_sec
+
+    def replay(self, trace) -> list[float]:
+        """Drive a fresh engine with a recorded routing trace instead of the model."""
+        if self.engine.opt.prefetch:
+            raise ConfigError("method", self.run.method.name,
+                              "a method without prefetch (a trace holds no hidden states to guess from)")
+        self.engine = OffloadEngine(self.costs, self.engine.opt, keep_spans=self.run.timeline,
+                                    futures=belady_futures(trace), popularity=popularity(trace))
+        return replay(trace, self.engine)
+
+    def timeline(self) -> dict:
+        return chrome_trace(self.engine.clock.spans, self.engine.link.history)
+
+    def metrics(self) -> dict[str, float]:
+        return self.engine.metrics()
+
+    def details(self) -> dict:
+        return {"memory_plan": self.plan, "engine": vars(self.engine.opt)}
+
+
+class FullResident(EngineMethod):
+    def resident(self):
+        return True
+
+    def engine_options(self, shape):
+        return EngineOptions(slots_per_layer=shape.num_experts), 0.0, None
+
+
+class HfOffload(EngineMethod):
+    def engine_options(self, shape):
+        return EngineOptions(slots_per_layer=shape.num_experts, whole_layer=True), 0.0, shape.num_experts
+
+
+class OnDemand(EngineMethod):
+    def engine_options(self, shape):
+        return EngineOptions(slots_per_layer=shape.top_k, reuse=False), 0.0, None
+
+
+class MixtralOffloading(EngineMethod):
+    def engine_options(self, shape):
+        variant = _option(self.run, "variant", "sm", ("sm", "sc"))
+        policy = _option(self.run, "policy", "lru", ("lru", "lfu", "static", "belady"))
+        if policy in ("static", "belady") and self.run.workload.prompts != "trace":
+            raise ConfigError("method.options.policy", policy,
+                              "lru or lfu (static and belady need a known trace: workload.prompts=trace)")
+        # sc reserves the INT4 draft's bytes as SpeQ would, so its cache equals SpeQ's;
+        # sm spends the same total memory on cache slots instead.
+        draft = int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers) if variant == "sc" else 0.0
+        return EngineOptions(slots_per_layer=0, policy=policy), draft, None
+
+
+class NextLayerPrefetch(EngineMethod):
+    def engine_options(self, shape):
+        issue = _option(self.run, "issue", "sooner", ("sooner", "later"))
+        return EngineOptions(slots_per_layer=0, prefetch=issue), 0.0, None
+
+
+class TopK(EngineMethod):
+    """Lossy: each router keeps only its K' best experts."""
+
+    def __init__(self, run, loaded, costs):
+        top_k = _option(run, "top_k", max(1, costs.shape.top_k - 1))
+        if not 1 <= top_k <= costs.shape.top_k:
+            raise ConfigError("method.options.top_k", top_k, f"an integer in 1..{costs.shape.top_k}")
+        for layer in loaded.layers:
+            layer.router.top_k = top_k
+        super().__init__(run, loaded, costs)
+
+    def engine_options(self, shape):
+        return EngineOptions(slots_per_layer=0), 0.0, None
