@@ -35,7 +35,8 @@ report: install
 	$(PY) -m moebench.report
 
 reproduce: install
-	for e in $(EXPERIMENTS); do $(PY) -m moebench +experiment=$$e || exit 1; done
+	for e in $(EXPERIMENTS); do $(PY) -m moebench -m +experiment=$$e || exit 1; done
+	$(PY) -m moebench.bench.engine_bench
 	$(PY) -m moebench.report
 
 cards: install

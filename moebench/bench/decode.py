@@ -33,6 +33,7 @@ def greedy_decode(
     new_tokens: int,
     on_step: Callable[[Step], None] | None = None,
     before_step: Callable[[int, int], None] | None = None,
+    record_routing: bool = True,
 ) -> list[int]:
     """Generate `new_tokens` greedily; step 0 is the prefill. Returns the new token ids.
     `before_step(tokens_in, context)` runs before each forward, `on_step(step)` after it."""
@@ -40,7 +41,7 @@ def greedy_decode(
     cache = DynamicCache(config=model.config)
     generated: list[int] = []
     inputs, context = prompt_ids, 0
-    with RoutingRecorder(loaded.layers) as recorder:
+    with RoutingRecorder(loaded.layers if record_routing else []) as recorder:
         for step in range(new_tokens):
             if before_step is not None:
                 before_step(inputs.shape[1], context)

@@ -200,8 +200,10 @@ class OffloadEngine:
                 step.hits += 1
                 ready[e] = now
                 continue
-            if e in cache:  # a prefetch still in flight: wait for it
+            if e in cache:  # a prefetch still in flight: wait for it (its bytes still had to move)
                 ready[e] = self.landing[key]
+                step.missed_bytes += self.expert_bytes
+                st.missed_bytes += self.expert_bytes
                 continue
             step.missed_bytes += self.expert_bytes
             st.missed_bytes += self.expert_bytes

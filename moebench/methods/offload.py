@@ -40,6 +40,7 @@ class EngineMethod:
     def __init__(self, run, loaded, costs: CostModel):
         self.run, self.loaded, self.costs = run, loaded, costs
         self.steps = []  # every forward's Step (routing), for trace recording
+        self.record_routing = run.record_trace
         shape = costs.shape
         max_tokens = run.workload.prompt_len + run.workload.new_tokens
         options, draft_bytes, min_slots = self.engine_options(shape)
@@ -81,7 +82,8 @@ class EngineMethod:
 
         with engine_installed(self.loaded, self.engine):
             tokens = greedy_decode(self.loaded, prompt_ids, new_tokens,
-                                   before_step=self.engine.begin_forward, on_step=after)
+                                   before_step=self.engine.begin_forward, on_step=after,
+                                   record_routing=self.record_routing)
         return tokens, step_sec
 
     def replay(self, trace) -> list[float]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from moebench.report.engine import write_engine_report
 from moebench.report.summary import write_summary
 
 
@@ -17,8 +18,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", default="results", help="folder of result records")
     parser.add_argument("--out", default="reports", help="folder for the reports")
     args = parser.parse_args(argv)
-    path = write_summary(Path(args.results), Path(args.out))
-    print(f"moebench.report: wrote {path}")
+    for writer in (write_summary, write_engine_report):
+        path = writer(Path(args.results), Path(args.out))
+        if path is not None:
+            print(f"moebench.report: wrote {path}")
 
 
 if __name__ == "__main__":
