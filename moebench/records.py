@@ -23,6 +23,7 @@ from moebench import SCHEMA_VERSION
 from moebench.config import NON_IDENTITY_KEYS, RunConfig, to_dict
 
 RESULT_FILE = "result.json"
+EVAL_FILE = "eval.json"  # accuracy records: same header, lm-eval results instead of timings
 FAILURE_FILE = "failed.json"
 LIBRARIES = ("moebench", "torch", "transformers", "datasets", "lm_eval", "hydra-core", "wandb")
 
@@ -122,10 +123,16 @@ def write_failure(directory: Path, err: BaseException) -> Path:
     return path
 
 
-def load_records(results_dir: str | Path) -> list[dict[str, Any]]:
-    """Every result.json under `results_dir`, in path order; each gains a `_path` key."""
+def record_file(cfg: RunConfig) -> str:
+    """eval.json for accuracy runs (eval.tasks set), result.json for speed runs."""
+    return EVAL_FILE if cfg.eval.tasks else RESULT_FILE
+
+
+def load_records(results_dir: str | Path, names: tuple[str, ...] = (RESULT_FILE, EVAL_FILE)) -> list[dict[str, Any]]:
+    """Every record under `results_dir`, in path order; each gains a `_path` key."""
     records = []
-    for path in sorted(Path(results_dir).rglob(RESULT_FILE)):
+    paths = sorted(p for name in names for p in Path(results_dir).rglob(name))
+    for path in paths:
         with open(path) as fh:
             record = json.load(fh)
         record["_path"] = str(path)

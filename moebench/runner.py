@@ -24,8 +24,8 @@ from moebench.methods import METHODS
 from moebench.models.build import LoadedModel, build_model
 from moebench.records import (
     FAILURE_FILE,
-    RESULT_FILE,
     header,
+    record_file,
     run_dir,
     run_key,
     write_failure,
@@ -73,7 +73,7 @@ def judge(cfg: RunConfig, outputs: list[list[int]] | None, metrics: dict[str, An
 def execute(cfg: RunConfig) -> Path | None:
     """Run `cfg` unless its record exists; return the record path (None when skipped)."""
     out_dir = run_dir(cfg)
-    result_path = out_dir / RESULT_FILE
+    result_path = out_dir / record_file(cfg)
     if result_path.exists() and not cfg.force:
         print(f"moebench: skip {result_path} (exists; force=true reruns)")
         return None
@@ -81,7 +81,7 @@ def execute(cfg: RunConfig) -> Path | None:
         raise ConfigError("method", cfg.method.name, "one of " + ", ".join(sorted(METHODS)))
     (out_dir / FAILURE_FILE).unlink(missing_ok=True)
     try:
-        record = _run(cfg, out_dir)
+        record = _run_eval(cfg) if cfg.eval.tasks else _run(cfg, out_dir)
     except UserError:
         raise
     except BaseException as err:
@@ -92,6 +92,28 @@ def execute(cfg: RunConfig) -> Path | None:
     print(f"moebench: wrote {result_path}")
     mirror(cfg.logger, record, out_dir)
     return result_path
+
+
+def _run_eval(cfg: RunConfig) -> dict[str, Any]:
+    """Accuracy through lm-eval, with the method's engine installed (eval.json)."""
+    from moebench.eval.adapter import evaluate
+
+    wall_start = time.perf_counter()
+    loaded = build_model(cfg.model)
+    method = METHODS[cfg.method.name](cfg, loaded, CostModel(cfg.hardware, charged_shape(cfg, loaded)))
+    out = evaluate(loaded, cfg.eval.tasks, cfg.eval.num_fewshot, cfg.eval.limit, method, seed=cfg.seed)
+    metrics = {f"{task}.{key.split(',')[0]}": value for task, res in out["results"].items()
+               for key, value in res.items() if isinstance(value, float) and "stderr" not in key}
+    record = header(cfg, "none")
+    record |= {
+        "model": record["model"] | {"weights_sha256": loaded.weights_sha256},
+        "metrics": metrics,
+        "eval": out,
+        "validity": {"valid": all(t in out["results"] for t in cfg.eval.tasks),
+                     "reasons": [f"task {t} missing" for t in cfg.eval.tasks if t not in out["results"]]},
+        "wall_sec": time.perf_counter() - wall_start,
+    }
+    return record
 
 
 def _run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:

@@ -23,3 +23,16 @@ def run_cli(*args: str, cwd: Path | None = None, module: str = "moebench") -> su
 @pytest.fixture
 def results_dir(tmp_path: Path) -> Path:
     return tmp_path / "results"
+
+
+@pytest.fixture(scope="session")
+def ci_cache(tmp_path_factory):
+    """A private cache with the small CI proxy trained once (~20 s) for the whole session."""
+    from moebench.models import train as training
+
+    cache = tmp_path_factory.mktemp("cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MOEBENCH_CACHE", str(cache))
+    folder = training.ensure_proxy("proxy_ci")
+    yield cache, folder
+    mp.undo()

@@ -2,21 +2,9 @@
 
 import json
 
-import pytest
-
 from moebench.models import train as training
 from moebench.models.corpora import load_corpus
 from tests.conftest import run_cli
-
-
-@pytest.fixture(scope="module")
-def ci_cache(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MOEBENCH_CACHE", str(cache))
-    folder = training.ensure_proxy("proxy_ci")
-    yield cache, folder
-    mp.undo()
 
 
 def test_ci_proxy_learns_more_than_token_frequencies(ci_cache):

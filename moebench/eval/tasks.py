@@ -1,0 +1,153 @@
+"""Offline lm-eval tasks that mirror the standard ones (prompt format, metrics, few-shot):
+each local file in ../shared/data is converted once to the standard task's own schema,
+and a generated YAML `include`s lm-eval's installed task config, replacing only where the
+data comes from. Paths in the generated YAMLs are absolute (lm-eval resolves relative
+`data_files` from the working directory).
+"""
+
+from __future__ import annotations
+
+import bz2
+import json
+import re
+from pathlib import Path
+
+import lm_eval
+
+from moebench.errors import UserError
+from moebench.models.corpora import cache_dir
+
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+LM_EVAL_TASKS = Path(lm_eval.__file__).parent / "tasks"
+
+# task -> (lm-eval YAML to include, local source, converter name, caveat shown in the report)
+OFFLINE_TASKS = {
+    "wikitext": ("wikitext/wikitext.yaml", "wikitext-2-raw/wiki.test.raw", "wikitext",
+                 "WikiText-2 raw test split rebuilt into articles from the 2,891 non-empty lines "
+                 "(the original's blank lines are missing, so word counts differ slightly)"),
+    "lambada_openai": ("lambada/lambada_openai.yaml", "lambada/lambada_test.jsonl", "lambada", ""),
+    "piqa": ("piqa/piqa.yaml", "piqa/valid.jsonl", "piqa", ""),
+    "hellaswag": ("hellaswag/hellaswag.yaml", "hellaswag/hellaswag_val_full.txt.bz2", "hellaswag",
+                  "context taken from the llama.cpp text export (ctx_a + ctx_b joined)"),
+    "arc_easy": ("arc/arc_easy.yaml", "commonsense_llm_adapters/ARC-Easy/test.json", "arc", ""),
+    "arc_challenge": ("arc/arc_easy.yaml", "commonsense_llm_adapters/ARC-Challenge/test.json", "arc", ""),
+    "winogrande": ("winogrande/default.yaml", "commonsense_llm_adapters/winogrande/test.json", "winogrande", ""),
+    "boolq": ("super_glue/boolq/default.yaml", "commonsense_llm_adapters/boolq/test.json", "boolq",
+              "the local copy has no passages: the prompt's passage is empty, so scores measure "
+              "question-only priors, not reading comprehension"),
+}
+
+
+def _wikitext(path: Path):
+    lines = path.read_text(encoding="utf-8").replace("\r", "").split("\n")
+    pages, current = [], []
+    for line in lines:
+        if re.fullmatch(r" = [^=].* = ", line) and current:
+            pages.append("\n".join(current) + "\n")
+            current = []
+        if line:
+            current.append(line)
+    if current:
+        pages.append("\n".join(current) + "\n")
+    return [{"page": p} for p in pages]
+
+
+def _lambada(path: Path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _piqa(path: Path):
+    labels = (path.parent / "valid-labels.lst").read_text().split()
+    docs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [d | {"label": int(lab)} for d, lab in zip(docs, labels, strict=True)]
+
+
+def _hellaswag(path: Path):
+    with bz2.open(path, "rt", encoding="utf-8") as fh:
+        lines = [line.rstrip("\n") for line in fh]
+    docs = []
+    for i in range(0, len(lines) - 5, 6):
+        activity, _, ctx = lines[i].partition(": ")
+        docs.append({"activity_label": activity, "ctx_a": ctx, "ctx_b": "", "ctx": ctx,
+                     "endings": lines[i + 2:i + 6], "label": lines[i + 1].strip()})
+    return docs
+
+
+def _arc(path: Path):
+    docs = []
+    for item in json.loads(path.read_text()):
+        body = item["instruction"].split("question: ", 1)[1]
+        question, _, options = body.partition("\n\n")
+        options = options.split("\n\nAnswer format")[0]
+        texts = [t.strip() for t in re.split(r"Answer\d+: ", options) if t.strip()]
+        labels = [str(i + 1) for i in range(len(texts))]
+        docs.append({"question": question.strip(), "choices": {"text": texts, "label": labels},
+                     "answerKey": item["answer"].replace("answer", "")})
+    return docs
+
+
+def _winogrande(path: Path):
+    docs = []
+    for item in json.loads(path.read_text()):
+        body = item["instruction"].split("sentence: ", 1)[1]
+        sentence, _, options = body.partition("\n\n")
+        m = re.match(r"Option1: (.*) Option2: (.*?) Answer format", options)
+        docs.append({"sentence": sentence.strip(), "option1": m.group(1).strip(),
+                     "option2": m.group(2).strip(), "answer": item["answer"].replace("option", "")})
+    return docs
+
+
+def _boolq(path: Path):
+    docs = []
+    for item in json.loads(path.read_text()):
+        question = item["instruction"].split("question: ", 1)[1].split("\n\nAnswer format")[0]
+        docs.append({"passage": "", "question": question.rstrip("?"), "label": int(item["answer"] == "true")})
+    return docs
+
+
+CONVERTERS = {"wikitext": _wikitext, "lambada": _lambada, "piqa": _piqa, "hellaswag": _hellaswag,
+              "arc": _arc, "winogrande": _winogrande, "boolq": _boolq}
+
+
+def _heldout_docs():
+    from moebench.models.corpora import SPECIAL_TOKENS, load_corpus
+
+    return [{"page": work.strip() + "\n"} for work in load_corpus().valid.split(SPECIAL_TOKENS[0]) if work.strip()]
+
+
+HELDOUT_TASK = "heldout_ppl"
+
+
+def task_dir(data_root: Path = SHARED_DATA) -> Path:
+    """Convert every local data file and write one YAML per task; return the folder. The
+    proxies' own held-out text (`heldout_ppl`) is there on every machine; the standard
+    tasks need ../shared/data."""
+    out = cache_dir() / "eval_tasks"
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = dict(OFFLINE_TASKS) if data_root.exists() else {}
+    tasks[HELDOUT_TASK] = ("wikitext/wikitext.yaml", None, "heldout",
+                           "rolling perplexity on the held-out Shakespeare works no proxy trained on")
+    for task, (include, source, converter, caveat) in tasks.items():
+        data = out / f"{task}.jsonl"
+        if not data.exists():
+            docs = _heldout_docs() if source is None else CONVERTERS[converter](data_root / source)
+            tmp = data.with_suffix(".tmp")
+            tmp.write_text("".join(json.dumps(d) + "\n" for d in docs))
+            tmp.replace(data)
+        yaml = [f"include: {LM_EVAL_TASKS / include}", f"task: {task}", "dataset_path: json",
+                "dataset_name: null", "dataset_kwargs:", "  data_files:", f"    test: {data}",
+                "training_split: null", "validation_split: null", "test_split: test",
+                "fewshot_split: test", "metadata:", "  version: 1.0",
+                f"  moebench_source: {data_root / source if source else 'moebench.models.corpora'}",
+                f"  moebench_caveat: \"{caveat}\""]
+        if source is None:
+            yaml.append('doc_to_target: "{{page}}"')
+        (out / f"{task}.yaml").write_text("\n".join(yaml) + "\n")
+    return out
+
+
+def check_available(tasks: list[str], folder: Path) -> None:
+    missing = [t for t in tasks if not (folder / f"{t}.yaml").exists()]
+    if missing:
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise UserError(f"eval.tasks: {', '.join(missing)} not available offline here; available: {', '.join(known)}")

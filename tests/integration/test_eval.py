@@ -1,0 +1,56 @@
+"""Accuracy through lm-eval: offline tasks load, and lossless methods score identically."""
+
+import json
+
+import pytest
+
+from moebench.config import ModelConfig, load_run_config
+from moebench.engine.costs import CostModel, shape_from_hf_config
+from moebench.eval.adapter import evaluate
+from moebench.methods import METHODS
+from moebench.models.train import load_proxy
+from tests.conftest import SHARED_DATA, run_cli
+from tests.integration.test_offload_lossless import hardware
+from tests.unit.test_config import valid
+
+
+def offload_method(loaded):
+    data = valid()
+    shape = shape_from_hf_config(loaded.hf_config)
+    fixed = shape.non_expert_params() * 2 + shape.kv_elems_per_token * 2 * shape.num_layers * 32
+    data["method"] = {"name": "mixtral_offloading", "budget_gb": (fixed + 3 * 4 * shape.expert_bytes + 1) / 1e9}
+    data["workload"] = {"name": "w", "prompt_len": 16, "new_tokens": 16}
+    run = load_run_config(data)
+    return METHODS["mixtral_offloading"](run, loaded, CostModel(hardware(), shape))
+
+
+def test_offloaded_proxy_has_exactly_the_plain_perplexity(ci_cache):
+    loaded = load_proxy(ModelConfig(name="proxy_ci", family="mixtral", source="proxy"))
+    plain = evaluate(loaded, ["heldout_ppl"], 0, 1)["results"]["heldout_ppl"]
+    method = offload_method(loaded)
+    offloaded = evaluate(loaded, ["heldout_ppl"], 0, 1, method=method)["results"]["heldout_ppl"]
+    assert offloaded["word_perplexity,none"] == plain["word_perplexity,none"]
+    assert method.engine.stats.h2d_bytes > 0  # the engine really ran (and missed) during eval
+    assert method.plan["slots_per_layer"] == 3
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data")
+def test_eval_experiment_writes_eval_json_for_every_offline_task(ci_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("MOEBENCH_CACHE", str(ci_cache[0]))
+    proc = run_cli("+experiment=eval_offline", "eval.limit=3", f"results_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    [path] = tmp_path.rglob("eval.json")
+    record = json.loads(path.read_text())
+    assert record["validity"]["valid"] and record["clock"] == "none"
+    expected = {"wikitext", "lambada_openai", "piqa", "hellaswag", "arc_easy", "arc_challenge",
+                "winogrande", "boolq", "heldout_ppl"}
+    assert set(record["eval"]["results"]) == expected
+    assert record["eval"]["n-samples"]["wikitext"]["original"] == 62  # WikiText-2 test articles
+    assert record["eval"]["n-samples"]["piqa"]["original"] == 1838
+
+
+def test_unknown_task_is_one_line(ci_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("MOEBENCH_CACHE", str(ci_cache[0]))
+    proc = run_cli("+experiment=eval_offline", "eval.tasks=[mmlu]", f"results_dir={tmp_path}")
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "mmlu" in proc.stderr
