@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 TEST_ARGS ?= -m "not slow and not gpu"
 EXPERIMENTS := $(basename $(notdir $(wildcard conf/experiment/*.yaml)))
 
-.PHONY: install test demo lint report reproduce golden cards clean
+.PHONY: install test regress demo lint report reproduce golden cards clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml
 
 test: install
 	$(PY) -m pytest -q $(TEST_ARGS)
+	$(PY) -m moebench.regress
+
+regress: install
+	$(PY) -m moebench.regress
 
 demo: install
 	$(PY) -m moebench +experiment=debug
@@ -44,6 +48,7 @@ cards: install
 
 golden: install
 	MOEBENCH_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests -k golden
+	$(PY) -m moebench.regress --update
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -1,0 +1,135 @@
+"""`python -m moebench.regress`: rerun a reduced set of experiments under the virtual clock
+and compare their key ratios with committed golden values (tests/golden/regress.json).
+
+Ratios, not absolute times, are compared: each method's TPOT over `full_resident`'s and
+expert hit fractions, on the small CI proxy (trained in seconds), plus cache-policy hit
+rates on the real Mixtral trace when ../shared/data is present. On failure it prints a
+table of what moved and by how much, and exits 1. `--update` rewrites the golden file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from moebench.cli import CONF_DIR
+from moebench.config import load_run_config
+
+GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "regress.json"
+MIXTRAL_TRACE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "moe_routing_traces" / \
+    "mixtral-8x7b-instruct-v0.1-fp8" / "humaneval_2_routing.jsonl"
+PROXY_METHODS = ["full_resident", "hf_offload", "ondemand", "mixtral_offloading", "next_layer_prefetch"]
+SLOTS = 3  # of proxy_ci's 8 experts per layer: forces misses, keeps reuse
+
+
+def ci_budget_gb(max_tokens: int) -> float:
+    """The budget (GB) at which exactly SLOTS experts per layer of proxy_ci fit."""
+    from moebench.engine.budget import kv_cache_bytes
+    from moebench.engine.costs import BYTES_PER_PARAM, shape_from_hf_config
+    from moebench.models.build import hf_config_for
+    from moebench.models.proxies import PROXIES, proxy_arch
+
+    spec = PROXIES["proxy_ci"]
+    shape = shape_from_hf_config(hf_config_for(spec.family, proxy_arch(spec)))
+    fixed = shape.non_expert_params() * BYTES_PER_PARAM + kv_cache_bytes(shape, max_tokens)
+    return round((fixed + (SLOTS + 0.5) * len(shape.moe_layers) * shape.expert_bytes) / 1e9, 9)
+
+
+def _run(results: Path, overrides: list[str]) -> dict:
+    from moebench.runner import execute
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"results_dir={results}", "+experiment=regress", *overrides])
+    path = execute(load_run_config(OmegaConf.to_container(cfg, resolve=True)))
+    return json.loads(path.read_text())
+
+
+def measure() -> dict[str, float]:
+    """The key ratios, freshly computed."""
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp)
+        budget = ci_budget_gb(max_tokens=64)  # workload=heldout: 32-token prompts + 32 new
+        records = {m: _run(results, ["model=proxy_ci", f"method={m}", f"method.budget_gb={budget}",
+                                     "workload=heldout"]) for m in PROXY_METHODS}
+        out["proxy_ci/mixtral_offloading/slots_per_layer"] = float(
+            records["mixtral_offloading"]["method_details"]["memory_plan"]["slots_per_layer"])
+        base = records["full_resident"]["metrics"]["tpot_sec_mean"]
+        for m, r in records.items():
+            if m != "full_resident":
+                out[f"proxy_ci/{m}/tpot_over_full_resident"] = r["metrics"]["tpot_sec_mean"] / base
+                out[f"proxy_ci/{m}/expert_hit_frac"] = r["metrics"]["expert_hit_frac"]
+        if MIXTRAL_TRACE.exists():
+            for policy in ("lru", "lfu", "static", "belady"):
+                r = _run(results, ["model=mixtral8x7b", "workload=trace_mixtral_humaneval",
+                                   "method=mixtral_offloading", "method.budget_gb=60",
+                                   f"method.options.policy={policy}"])
+                out[f"mixtral_trace/{policy}@60GB/expert_hit_frac"] = r["metrics"]["expert_hit_frac"]
+    return out
+
+
+def tolerance(key: str) -> dict:
+    """Relative 5% for time ratios; 0.03 absolute for hit fractions."""
+    if "slots" in key:
+        return {"abs": 0}
+    return {"rel": 0.05} if "tpot" in key else {"abs": 0.03}
+
+
+def compare(measured: dict[str, float], golden: dict[str, dict]) -> list[dict]:
+    """One row per key: golden, measured, change, allowed, ok."""
+    rows = []
+    for key in sorted(set(golden) | set(measured)):
+        want, got = golden.get(key, {}).get("value"), measured.get(key)
+        if want is None or got is None:
+            rows.append({"key": key, "golden": want, "measured": got, "change": None, "allowed": "-", "ok": False})
+            continue
+        tol = golden[key]
+        if "rel" in tol:
+            change, ok, allowed = (got - want) / want, abs(got - want) <= tol["rel"] * abs(want), f"±{tol['rel']:.0%}"
+        else:
+            change, ok, allowed = got - want, abs(got - want) <= tol["abs"], f"±{tol['abs']}"
+        rows.append({"key": key, "golden": want, "measured": got, "change": change, "allowed": allowed, "ok": ok})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [f"{'key':55s} {'golden':>10s} {'measured':>10s} {'change':>9s} {'allowed':>8s}  ok"]
+    for r in rows:
+        fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        lines.append(f"{r['key']:55s} {fmt(r['golden']):>10s} {fmt(r['measured']):>10s} "
+                     f"{fmt(r['change']):>9s} {r['allowed']:>8s}  {'yes' if r['ok'] else 'NO'}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m moebench.regress", description=__doc__)
+    parser.add_argument("--golden", default=str(GOLDEN))
+    parser.add_argument("--update", action="store_true", help="rewrite the golden file")
+    args = parser.parse_args(argv)
+    measured = measure()
+    golden_path = Path(args.golden)
+    if args.update:
+        golden_path.write_text(json.dumps({k: {"value": v} | tolerance(k) for k, v in measured.items()},
+                                          indent=2, sort_keys=True) + "\n")
+        print(f"moebench.regress: wrote {golden_path}")
+        return 0
+    rows = compare(measured, json.loads(golden_path.read_text()))
+    failed = [r for r in rows if not r["ok"]]
+    print(table(failed if failed else rows))
+    if failed:
+        print(f"moebench.regress: {len(failed)} of {len(rows)} key ratios moved beyond tolerance", file=sys.stderr)
+        print(f"regress: {len(rows) - len(failed)} passed, {len(failed)} failed")
+        return 1
+    print(f"moebench.regress: all {len(rows)} key ratios within tolerance")
+    print(f"regress: {len(rows)} passed, 0 failed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""`make regress` fails, with a table of what moved, when a key ratio leaves its tolerance."""
+
+import json
+
+from moebench import regress
+
+
+def golden_from(measured):
+    return {k: {"value": v} | regress.tolerance(k) for k, v in measured.items()}
+
+
+MEASURED = {"proxy_ci/ondemand/tpot_over_full_resident": 1.50, "proxy_ci/mixtral_offloading/expert_hit_frac": 0.47}
+
+
+def test_within_tolerance_passes():
+    golden = golden_from(MEASURED)
+    golden["proxy_ci/ondemand/tpot_over_full_resident"]["value"] = 1.52  # 1.3% off, 5% allowed
+    assert all(r["ok"] for r in regress.compare(MEASURED, golden))
+
+
+def test_perturbed_golden_fails_with_a_table(tmp_path, monkeypatch, capsys):
+    golden = golden_from(MEASURED)
+    golden["proxy_ci/mixtral_offloading/expert_hit_frac"]["value"] = 0.60  # 0.13 off, 0.03 allowed
+    path = tmp_path / "golden.json"
+    path.write_text(json.dumps(golden))
+    monkeypatch.setattr(regress, "measure", lambda: dict(MEASURED))
+    assert regress.main(["--golden", str(path)]) == 1
+    out = capsys.readouterr()
+    assert "proxy_ci/mixtral_offloading/expert_hit_frac" in out.out
+    assert "0.6000" in out.out and "0.4700" in out.out and "-0.1300" in out.out and "NO" in out.out
+    assert "1 of 2 key ratios moved" in out.err
+
+
+def test_missing_key_fails():
+    rows = regress.compare(MEASURED, {})
+    assert not any(r["ok"] for r in rows)
+
+
+def test_committed_golden_covers_every_method_ratio():
+    golden = json.loads(regress.GOLDEN.read_text())
+    for method in regress.PROXY_METHODS[1:]:
+        assert f"proxy_ci/{method}/tpot_over_full_resident" in golden
