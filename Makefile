@@ -30,7 +30,7 @@ regress: install
 	$(PY) -m moebench.regress
 
 demo: install
-	$(PY) -m moebench +experiment=debug
+	$(PY) -m moebench +experiment=speq_phi
 
 lint: install
 	$(VENV)/bin/ruff check moebench tests

@@ -138,3 +138,17 @@ def load_records(results_dir: str | Path, names: tuple[str, ...] = (RESULT_FILE,
         record["_path"] = str(path)
         records.append(record)
     return records
+
+
+def write_benchmark_record(results_dir: str | Path, experiment: str, model: str, proxy_of: str | None,
+                           metrics: dict[str, Any], valid: bool = True) -> Path:
+    """A CPU wall-clock benchmark's record (no Hydra config): results/<experiment>/<model>/."""
+    record = {"experiment": experiment, "run_key": f"{experiment}-{model}", "method": experiment,
+              "model": {"name": model, "proxy_of": proxy_of}, "hardware": "cpu", "clock": "wall",
+              "validity": {"valid": valid, "reasons": [] if valid else ["output differs from greedy"]},
+              "metrics": metrics, "git": git_state(), "env": environment()}
+    path = Path(results_dir) / experiment / model / RESULT_FILE
+    write_json_atomic(path, record)
+    print({k: round(v, 3) if isinstance(v, float) else v for k, v in metrics.items()})
+    print(f"wrote {path}")
+    return path

@@ -28,9 +28,10 @@ PROXY_METHODS = ["full_resident", "hf_offload", "ondemand", "mixtral_offloading"
 SLOTS = 3  # of proxy_ci's 8 experts per layer: forces misses, keeps reuse
 
 
-def ci_budget_gb(max_tokens: int) -> float:
-    """The budget (GB) at which exactly SLOTS experts per layer of proxy_ci fit."""
-    from moebench.engine.budget import kv_cache_bytes
+def ci_budget_gb(max_tokens: int, with_draft: bool = False) -> float:
+    """The budget (GB) at which exactly SLOTS experts per layer of proxy_ci fit (next to
+    MoE-SpeQ's INT4 draft when `with_draft`)."""
+    from moebench.engine.budget import int4_expert_bytes, kv_cache_bytes
     from moebench.engine.costs import BYTES_PER_PARAM, shape_from_hf_config
     from moebench.models.build import hf_config_for
     from moebench.models.proxies import PROXIES, proxy_arch
@@ -38,6 +39,8 @@ def ci_budget_gb(max_tokens: int) -> float:
     spec = PROXIES["proxy_ci"]
     shape = shape_from_hf_config(hf_config_for(spec.family, proxy_arch(spec)))
     fixed = shape.non_expert_params() * BYTES_PER_PARAM + kv_cache_bytes(shape, max_tokens)
+    if with_draft:
+        fixed += int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers)
     return round((fixed + (SLOTS + 0.5) * len(shape.moe_layers) * shape.expert_bytes) / 1e9, 9)
 
 
@@ -60,6 +63,14 @@ def measure() -> dict[str, float]:
                                      "workload=heldout"]) for m in PROXY_METHODS}
         out["proxy_ci/mixtral_offloading/slots_per_layer"] = float(
             records["mixtral_offloading"]["method_details"]["memory_plan"]["slots_per_layer"])
+        speq_budget = ci_budget_gb(max_tokens=64, with_draft=True)
+        speq = {m: _run(results, ["model=proxy_ci", f"method={m}", f"method.budget_gb={speq_budget}",
+                                  "workload=heldout"]) for m in ("speq", "mixtral_offloading_sc", "mixtral_offloading_sm")}
+        for base in ("mixtral_offloading_sc", "mixtral_offloading_sm"):
+            out[f"proxy_ci/speq/speedup_over_{base}"] = (speq[base]["metrics"]["tpot_sec_mean"]
+                                                          / speq["speq"]["metrics"]["tpot_sec_mean"])
+        out["proxy_ci/speq/expert_hit_frac"] = speq["speq"]["metrics"]["expert_hit_frac"]
+        out["proxy_ci/speq/draft_accept_frac"] = speq["speq"]["metrics"]["draft_accept_frac"]
         base = records["full_resident"]["metrics"]["tpot_sec_mean"]
         for m, r in records.items():
             if m != "full_resident":
@@ -78,13 +89,18 @@ def tolerance(key: str) -> dict:
     """Relative 5% for time ratios; 0.03 absolute for hit fractions."""
     if "slots" in key:
         return {"abs": 0}
-    return {"rel": 0.05} if "tpot" in key else {"abs": 0.03}
+    return {"rel": 0.05} if ("tpot" in key or "speedup" in key) else {"abs": 0.03}
 
 
-def compare(measured: dict[str, float], golden: dict[str, dict]) -> list[dict]:
-    """One row per key: golden, measured, change, allowed, ok."""
+def compare(measured: dict[str, float], golden: dict[str, dict], unavailable: tuple[str, ...] = ()) -> list[dict]:
+    """One row per key: golden, measured, change, allowed, ok. Keys under a prefix in
+    `unavailable` (their data is not on this machine) are reported as skipped."""
     rows = []
     for key in sorted(set(golden) | set(measured)):
+        if key.startswith(unavailable) and key not in measured:
+            rows.append({"key": key, "golden": golden[key]["value"], "measured": None, "change": None,
+                         "allowed": "skipped", "ok": True})
+            continue
         want, got = golden.get(key, {}).get("value"), measured.get(key)
         if want is None or got is None:
             rows.append({"key": key, "golden": want, "measured": got, "change": None, "allowed": "-", "ok": False})
@@ -119,7 +135,10 @@ def main(argv=None) -> int:
                                           indent=2, sort_keys=True) + "\n")
         print(f"moebench.regress: wrote {golden_path}")
         return 0
-    rows = compare(measured, json.loads(golden_path.read_text()))
+    unavailable = () if MIXTRAL_TRACE.exists() else ("mixtral_trace/",)
+    if unavailable:
+        print(f"moebench.regress: {MIXTRAL_TRACE} not found; trace keys skipped")
+    rows = compare(measured, json.loads(golden_path.read_text()), unavailable)
     failed = [r for r in rows if not r["ok"]]
     print(table(failed if failed else rows))
     if failed:

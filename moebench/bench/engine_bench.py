@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -24,7 +23,7 @@ from moebench.engine.costs import CostModel
 from moebench.engine.trace import RoutingTrace
 from moebench.methods import METHODS
 from moebench.models.build import build_model
-from moebench.records import environment, git_state, write_json_atomic
+from moebench.records import write_benchmark_record
 from moebench.runner import charged_shape
 
 
@@ -77,15 +76,8 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--results", default="results")
     args = parser.parse_args(argv)
-    metrics = measure(args.model, args.new_tokens, args.repeats)
-    record = {"experiment": "engine_bench", "run_key": f"engine_bench-{args.model}", "method": "engine_bench",
-              "model": {"name": args.model, "proxy_of": None}, "hardware": "cpu", "clock": "wall",
-              "validity": {"valid": True, "reasons": []}, "metrics": metrics,
-              "git": git_state(), "env": environment()}
-    path = Path(args.results) / "engine_bench" / args.model / "result.json"
-    write_json_atomic(path, record)
-    print({k: round(v, 3) if isinstance(v, float) else v for k, v in metrics.items()})
-    print(f"wrote {path}")
+    write_benchmark_record(args.results, "engine_bench", args.model, None,
+                           measure(args.model, args.new_tokens, args.repeats))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,6 @@ def plan_slots(shape: ModelShape, budget_gb: float | None, max_tokens: int,
     if per_layer < need:
         minimum = (fixed + need * layers * shape.expert_bytes) / 1e9
         raise UserError(f"method.budget_gb={budget_gb} is too small: {need} expert slots per layer "
-                        f"need at least {minimum:.2f} GB (non-expert weights {plan['non_expert_gb']:.2f} GB, "
-                        f"KV cache {plan['kv_cache_gb']:.2f} GB, draft {plan['draft_gb']:.2f} GB)")
+                        f"need at least {minimum:.4g} GB (non-expert weights {plan['non_expert_gb']:.4g} GB, "
+                        f"KV cache {plan['kv_cache_gb']:.4g} GB, draft {plan['draft_gb']:.4g} GB)")
     return plan | {"expert_slots_total": per_layer * layers, "slots_per_layer": per_layer}

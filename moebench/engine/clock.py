@@ -1,8 +1,8 @@
-"""The virtual clock: a deterministic discrete-event model of one GPU's streams.
+"""The virtual clock's compute stream: a deterministic discrete-event model of one GPU.
 
-There is one compute stream and one host-to-device copy stream. An operation starts when
-its stream is free and its dependencies are done; time never goes backwards. Gaps on the
-compute stream spent waiting for a copy are stalls, and are counted.
+A kernel starts when the stream is free and its dependency (an expert's copy landing, from
+engine/link.py, the copy stream) is done; time never goes backwards. Gaps spent waiting for a
+copy are stalls, and are counted.
 """
 
 from __future__ import annotations
@@ -22,13 +22,11 @@ class Span:
 
 @dataclass
 class VirtualClock:
-    """Two in-order streams with events as plain floats (the time an operation ends)."""
+    """The in-order compute stream; events are plain floats (the time an operation ends)."""
 
     compute_free_at: float = 0.0
-    copy_free_at: float = 0.0
     stall_sec: float = 0.0
     compute_busy_sec: float = 0.0
-    copy_busy_sec: float = 0.0
     keep_spans: bool = False
     spans: list[Span] = field(default_factory=list)
 
@@ -36,23 +34,11 @@ class VirtualClock:
         """Run a kernel once the compute stream is free and `after` has passed; return its end."""
         start = max(self.compute_free_at, after)
         self.stall_sec += start - self.compute_free_at
-        return self._advance("compute", name, start, seconds)
-
-    def copy(self, name: str, seconds: float, after: float = 0.0) -> float:
-        """Queue a host-to-device copy on the copy stream; return the time it lands."""
-        start = max(self.copy_free_at, after)
-        return self._advance("copy", name, start, seconds)
-
-    def _advance(self, stream: str, name: str, start: float, seconds: float) -> float:
         end = start + seconds
-        if stream == "compute":
-            self.compute_free_at = end
-            self.compute_busy_sec += seconds
-        else:
-            self.copy_free_at = end
-            self.copy_busy_sec += seconds
+        self.compute_free_at = end
+        self.compute_busy_sec += seconds
         if self.keep_spans:
-            self.spans.append(Span(stream, name, start, end))
+            self.spans.append(Span("compute", name, start, end))
         return end
 
     @property

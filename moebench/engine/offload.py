@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from moebench.engine.budget import int4_expert_bytes
 from moebench.engine.clock import VirtualClock
 from moebench.engine.costs import CostModel
 from moebench.engine.link import Link
-from moebench.engine.policy import LFU, LRU, Belady, CachePolicy, LayerCache, Static
+from moebench.engine.policy import LFU, LRU, Belady, CachePolicy, LayerCache, Lookahead, Static
 
 Key = tuple[int, int]  # (decoder layer, expert)
 
@@ -33,15 +34,18 @@ class EngineOptions:
     prefetch: str | None = None  # None | "sooner" | "later" (next-layer guess)
     expert_bytes: float | None = None  # bytes per expert copy (default: the shape's bf16 size)
     warm_start: bool = True  # caches start filled (lowest expert ids), as after a warm-up
+    grouped: bool = True  # one kernel per expert over all its tokens (False: one per token)
 
 
 @dataclass
 class StepCounters:
     needed: int = 0
-    hits: int = 0
+    hits: int = 0  # needed experts resident (copy landed) when the layer asked for them
+    covered: int = 0  # ... resident or already on their way (a prefetch in flight)
     missed_bytes: float = 0.0
     compute_sec: float = 0.0  # kernel time alone: the step's compute bound
     prefill: bool = False  # the first forward of a prompt (empty KV cache)
+    draft: bool = False  # a MoE-SpeQ draft forward (INT4 experts, nothing moves)
 
 
 @dataclass
@@ -69,6 +73,8 @@ def make_policy(name: str, future: list[set[int]] | None = None,
         return Static(popularity or {})
     if name == "belady":
         return Belady(future or [])
+    if name == "lookahead":
+        return Lookahead()
     raise ValueError(f"unknown cache policy {name!r}")
 
 
@@ -100,6 +106,11 @@ class OffloadEngine:
         self._next_layer = 0
         self._tokens = self._context = 0
         self.predictor: Callable | None = None  # (layer, hidden) -> set of next-layer experts
+        # Draft mode (MoE-SpeQ): experts are the resident INT4 copies; nothing moves, and the
+        # routing goes to `draft_listener(layer, ids)` to fill the lookahead buffer.
+        self.mode = "target"
+        self.draft_listener: Callable | None = None
+        self.int4_bytes_per_param = int4_expert_bytes(self.shape) / self.shape.expert_params
 
     def _warm(self, layer: int, popularity) -> list[int]:
         """Experts resident at the start: the lowest ids (as after a warm-up), or for the
@@ -117,7 +128,7 @@ class OffloadEngine:
         self._next_layer = 0
         self._start = self.clock.now
         self._busy_at_start = self.clock.compute_busy_sec
-        self._step = StepCounters(prefill=context == 0)
+        self._step = StepCounters(prefill=context == 0, draft=self.mode == "draft")
 
     def end_forward(self) -> float:
         """Charge the layers after the last MoE layer and the LM head; return the step time."""
@@ -150,6 +161,13 @@ class OffloadEngine:
             self.clock.compute(f"shared {layer}", c.kernel_sec(c.mlp_kernel(self._tokens, s.shared_intermediate, "shared")))
         counts = np.bincount(np.asarray(ids).ravel(), minlength=s.num_experts)
         needed = [int(e) for e in np.flatnonzero(counts)]
+        if self.mode == "draft":
+            for e in needed:
+                kernel = c.expert_kernel(int(counts[e]), bytes_per_param=self.int4_bytes_per_param)
+                self.clock.compute(f"draft expert {layer}.{e}", c.kernel_sec(kernel))
+            if self.draft_listener is not None:
+                self.draft_listener(layer, np.asarray(ids))
+            return
         self._score_guess(layer, set(needed))
         guess = self.predictor(layer, hidden) if (self.predictor and self.opt.prefetch) else None
         if self.opt.whole_layer or len(needed) <= self.caches[layer].slots:
@@ -171,9 +189,30 @@ class OffloadEngine:
         self.access_index += 1
 
     def _compute_expert(self, layer: int, e: int, tokens: int, ready: float) -> None:
-        kernel = self.costs.expert_kernel(tokens)
-        end = self.clock.compute(f"expert {layer}.{e}", self.costs.kernel_sec(kernel), after=ready)
+        """One kernel over every token routed to the expert (grouped), or one per token."""
+        launches = [tokens] if self.opt.grouped else [1] * tokens
+        end = ready
+        for n in launches:
+            end = self.clock.compute(f"expert {layer}.{e}", self.costs.kernel_sec(self.costs.expert_kernel(n)), after=ready)
         self.last_use_end[(layer, e)] = end
+
+    def prefetch_experts(self, layer: int, experts: list[int]) -> int:
+        """Queue copies of `experts` of `layer` that are not resident (evicting by the layer's
+        policy, never an expert in `experts`); return how many were queued."""
+        cache, queued = self.caches[layer], 0
+        wanted = set(experts)
+        for e in experts:
+            if e in cache:
+                continue
+            if len(cache.resident) >= cache.slots and not (cache.resident - wanted):
+                break  # every slot holds an expert we want: stop
+            not_before = self._evict(layer, cache.make_room(self.access_index, protect=wanted))
+            self._load(layer, e, self.clock.now, kind="prefetch", not_before=not_before)
+            cache.admit(e)
+            self.prefetched_unused.add((layer, e))
+            self.stats.prefetch_issued += 1
+            queued += 1
+        return queued
 
     def _make_resident(self, layer: int, needed: list[int], protect: set[int]) -> dict[int, float]:
         """Ready time of each needed expert, loading misses on demand (ahead of prefetches).
@@ -198,9 +237,11 @@ class OffloadEngine:
                 st.prefetch_used += 1
             if e in cache and self.landing.get(key, 0.0) <= now:
                 step.hits += 1
+                step.covered += 1
                 ready[e] = now
                 continue
             if e in cache:  # a prefetch still in flight: wait for it (its bytes still had to move)
+                step.covered += 1
                 ready[e] = self.landing[key]
                 step.missed_bytes += self.expert_bytes
                 st.missed_bytes += self.expert_bytes
@@ -271,8 +312,9 @@ class OffloadEngine:
     def metrics(self) -> dict[str, float]:
         """Run metrics; per-step ones average the decode steps (prefills excluded)."""
         st = self.stats
-        steps = [s for s in st.steps if not s.prefill] or st.steps
+        steps = [s for s in st.steps if not s.prefill and not s.draft] or st.steps
         hit = [s.hits / s.needed for s in steps if s.needed]
+        covered = [s.covered / s.needed for s in steps if s.needed]
         bw = self.costs.hw.h2d_bytes_per_sec
         compute_bound = float(np.mean([s.compute_sec for s in steps]))
         transfer_bound = float(np.mean([s.missed_bytes for s in steps])) / bw
@@ -283,6 +325,7 @@ class OffloadEngine:
             "h2d_demand_bytes": st.demand_bytes,
             "h2d_prefetch_bytes": st.prefetch_bytes,
             "expert_hit_frac": float(np.mean(hit)) if hit else 1.0,
+            "expert_covered_frac": float(np.mean(covered)) if covered else 1.0,
             "stall_sec": self.clock.stall_sec,
             "link_busy_frac": self.link.busy_sec / end if end > 0 else 0.0,
             "compute_busy_sec": self.clock.compute_busy_sec,
@@ -290,7 +333,7 @@ class OffloadEngine:
             "bound_compute_sec_per_step": compute_bound,
             "bound_transfer_sec_per_step": transfer_bound,
         }
-        if self.opt.prefetch:
+        if self.opt.prefetch or st.prefetch_issued:
             out |= {
                 "prefetch_precision_frac": st.guessed_right / st.guessed if st.guessed else 0.0,
                 "prefetch_recall_frac": st.guessed_right / st.needed_after_guess if st.needed_after_guess else 0.0,

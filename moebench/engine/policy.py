@@ -91,6 +91,28 @@ class Belady(CachePolicy):
         return max(candidates, key=lambda e: (self._next(e, time), e))
 
 
+class Lookahead(CachePolicy):
+    """MoE-SpeQ's lookahead-aware eviction (our reading of "near-optimal, lookahead-aware"):
+    evict the resident expert whose next use in the Expert Lookahead Buffer is farthest or
+    absent; ties go to the least recently used. `upcoming` is this layer's ELB: one set of
+    predicted experts per drafted token, in order."""
+
+    name = "lookahead"
+
+    def __init__(self):
+        self.lru = LRU()
+        self.upcoming: list[set[int]] = []
+
+    def used(self, expert, time):
+        self.lru.used(expert, time)
+
+    def _next(self, expert: int) -> float:
+        return next((i for i, s in enumerate(self.upcoming) if expert in s), float("inf"))
+
+    def victim(self, candidates, time):
+        return max(candidates, key=lambda e: (self._next(e), -self.lru.last.get(e, -1), -e))
+
+
 class LayerCache:
     """One layer's resident experts under a fixed number of slots."""
 

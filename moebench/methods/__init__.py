@@ -10,6 +10,7 @@ from moebench.methods.offload import (
     OnDemand,
     TopK,
 )
+from moebench.methods.speq import SpeQ  # noqa: E402 - builds on methods.offload
 
 METHODS = {
     "full_resident": FullResident,
@@ -18,4 +19,5 @@ METHODS = {
     "mixtral_offloading": MixtralOffloading,
     "next_layer_prefetch": NextLayerPrefetch,
     "topk": TopK,
+    "speq": SpeQ,
 }

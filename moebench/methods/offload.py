@@ -123,23 +123,26 @@ class OnDemand(EngineMethod):
         return EngineOptions(slots_per_layer=shape.top_k, reuse=False), 0.0, None
 
 
+def draft_reservation(run, shape) -> float:
+    """Bytes a baseline reserves for MoE-SpeQ's INT4 draft: all of them for variant `sc`
+    (same expert cache as SpeQ), none for `sm` (same total memory, so more cache slots)."""
+    variant = _option(run, "variant", "sm", ("sm", "sc"))
+    return int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers) if variant == "sc" else 0.0
+
+
 class MixtralOffloading(EngineMethod):
     def engine_options(self, shape):
-        variant = _option(self.run, "variant", "sm", ("sm", "sc"))
         policy = _option(self.run, "policy", "lru", ("lru", "lfu", "static", "belady"))
         if policy in ("static", "belady") and self.run.workload.prompts != "trace":
             raise ConfigError("method.options.policy", policy,
                               "lru or lfu (static and belady need a known trace: workload.prompts=trace)")
-        # sc reserves the INT4 draft's bytes as SpeQ would, so its cache equals SpeQ's;
-        # sm spends the same total memory on cache slots instead.
-        draft = int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers) if variant == "sc" else 0.0
-        return EngineOptions(slots_per_layer=0, policy=policy), draft, None
+        return EngineOptions(slots_per_layer=0, policy=policy), draft_reservation(self.run, shape), None
 
 
 class NextLayerPrefetch(EngineMethod):
     def engine_options(self, shape):
         issue = _option(self.run, "issue", "sooner", ("sooner", "later"))
-        return EngineOptions(slots_per_layer=0, prefetch=issue), 0.0, None
+        return EngineOptions(slots_per_layer=0, prefetch=issue), draft_reservation(self.run, shape), None
 
 
 class TopK(EngineMethod):

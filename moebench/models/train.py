@@ -181,7 +181,7 @@ def train_proxy(spec: ProxySpec, folder: Path) -> None:
         "valid_split_tokens": int(len(valid_ids)), "valid_loss_nats": valid_loss,
         "valid_perplexity": math.exp(valid_loss),
         "unigram_perplexity": unigram_perplexity(train_ids, valid_ids, recipe.vocab_size),
-        "torch": torch.__version__, "train_version": TRAIN_VERSION,
+        "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "train_version": TRAIN_VERSION,
     }
     _write_entry(folder, model, hf_config, stats)
 

@@ -14,12 +14,15 @@ from moebench.records import load_records
 from moebench.report import engine
 from moebench.report.common import conditions, flag_invalid
 from moebench.report.eval import eval_report
+from moebench.report.speq import speq_cache, speq_cpu, speq_report
 from moebench.report.summary import summary_rows, write_summary
 
 RENDERERS = {
     "engine_baselines": engine.engine_baselines,
     "engine_trace_policies": engine.engine_trace_policies,
     "engine_bench": engine.engine_bench,
+    "speq_cpu": speq_cpu,
+    "speq_cache": speq_cache,
 }
 
 
@@ -36,6 +39,10 @@ def write_reports(results_dir: Path, out_dir: Path) -> list[Path]:
     for name, records in sorted(by_experiment.items()):
         if "eval" in records[0]:
             lines = eval_report(records, out_dir, name)
+        elif name.startswith("speq_") and name in RENDERERS:
+            lines = RENDERERS[name](records, out_dir)
+        elif name.startswith("speq_"):
+            lines = speq_report(records, out_dir, name)
         elif name in RENDERERS:
             lines = RENDERERS[name](records, out_dir)
         else:

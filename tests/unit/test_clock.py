@@ -5,20 +5,15 @@ from moebench.engine.costs import CostModel, Kernel, shape_from_hf_config
 
 
 def test_compute_waits_for_copy_and_counts_the_stall():
-    clock = VirtualClock()
-    landed = clock.copy("expert", 2.0)
+    from moebench.engine.link import Link
+
+    clock, link = VirtualClock(), Link()
+    landed = link.demand((0, 1), issued=0.0, seconds=2.0).end
     clock.compute("attention", 0.5)
     end = clock.compute("expert", 1.0, after=landed)
     assert end == 3.0
     assert clock.stall_sec == pytest.approx(1.5)
-    assert clock.compute_busy_sec == 1.5 and clock.copy_busy_sec == 2.0
-
-
-def test_copies_run_in_order_on_one_stream():
-    clock = VirtualClock()
-    assert clock.copy("a", 1.0) == 1.0
-    assert clock.copy("b", 1.0, after=0.5) == 2.0
-    assert clock.copy("c", 1.0, after=5.0) == 6.0
+    assert clock.compute_busy_sec == 1.5 and link.busy_sec == 2.0
 
 
 def test_kernel_cost_is_roofline_plus_launch(a100):

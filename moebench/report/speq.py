@@ -1,0 +1,202 @@
+"""reports/speq_*.md: MoE-SpeQ against the offloading baselines, the paper's Fig. 13
+averages beside ours (../shared/papers/moe-speq.md section 3.3, bars read by eye)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from moebench.report.common import conditions, flag_invalid, plt, save_figure
+
+# Fig. 13 averages, tokens/s: {model: {memory level: {method label: tok/s}}}
+PAPER_FIG13 = {
+    "phi35moe": {"low": {"speq": 6.05, "mixtral_offloading (sm)": 2.59, "mixtral_offloading (sc)": 1.44, "hf_offload": 0.61},
+                 "high": {"speq": 6.12, "mixtral_offloading (sm)": 3.39, "mixtral_offloading (sc)": 1.86, "hf_offload": 1.04}},
+    "qwen15moe": {"low": {"speq": 13.16, "mixtral_offloading (sm)": 10.30, "mixtral_offloading (sc)": 7.74, "hf_offload": 2.96},
+                  "high": {"speq": 28.33, "mixtral_offloading (sm)": 13.50, "mixtral_offloading (sc)": 9.80, "hf_offload": 3.87}},
+    "dsv2lite": {"low": {"speq": 10.12, "mixtral_offloading (sm)": 7.47, "mixtral_offloading (sc)": 4.53, "hf_offload": 2.46},
+                 "high": {"speq": 13.85, "mixtral_offloading (sm)": 9.80, "mixtral_offloading (sc)": 6.73, "hf_offload": 2.90}},
+}
+
+
+def _label(r: dict[str, Any]) -> str:
+    options = r["config"]["method"]["options"]
+    if r["method"] == "mixtral_offloading":
+        return f"mixtral_offloading ({options.get('variant', 'sm')})"
+    if r["method"] == "next_layer_prefetch":
+        return f"next_layer_prefetch ({options.get('issue', 'sooner')}, {options.get('variant', 'sm')})"
+    return r["method"]
+
+
+def speq_report(records: list[dict[str, Any]], out, name: str) -> list[str]:
+    budgets = sorted({r["config"]["method"]["budget_gb"] for r in records if r["method"] != "full_resident"})
+    level = {b: ("low" if i == 0 else "high") for i, b in enumerate(budgets)}
+    real = records[0]["model"]["proxy_of"]
+    paper = PAPER_FIG13.get(real, {})
+    rows = []
+    for r in records:
+        m = r["metrics"]
+        budget = r["config"]["method"]["budget_gb"]
+        if r["method"] == "full_resident":
+            budget = "all"
+        label = _label(r)
+        ref = paper.get(level.get(budget, ""), {}).get(label)
+        rows.append({"budget_gb": budget, "memory": level.get(budget, "-"), "method": label,
+                     "slots/layer": r["method_details"]["memory_plan"]["slots_per_layer"],
+                     "tokens/s": m["tokens_per_sec"], "ms/token": m["tpot_sec_mean"] * 1e3,
+                     "hit_frac": m["expert_hit_frac"], "h2d_gb/token": m["h2d_bytes"] / max(1, m["decode_steps"]) / 1e9,
+                     "paper tokens/s": ref if ref else float("nan"),
+                     "ours/paper": m["tokens_per_sec"] / ref if ref else float("nan"),
+                     "valid": "yes" if r["validity"]["valid"] else "NO", "output": r["output_sha256"][:8]})
+    frame = pd.DataFrame(rows).drop_duplicates(subset=["budget_gb", "method"])
+    frame = frame.sort_values(["budget_gb", "tokens/s"], key=lambda c: c.astype(str) if c.name == "budget_gb" else -c)
+    speedups = []
+    for budget in budgets:
+        part = frame[frame["budget_gb"] == budget].set_index("method")
+        if "speq" not in part.index:
+            continue
+        ours = part.loc["speq", "tokens/s"]
+        for base in part.index.drop("speq"):
+            paper_speedup = (paper.get(level[budget], {}).get("speq", float("nan"))
+                             / paper.get(level[budget], {}).get(base, float("nan")))
+            speedups.append({"budget_gb": budget, "memory": level[budget], "speq over": base,
+                             "ours": ours / part.loc[base, "tokens/s"], "paper": paper_speedup})
+    speq = [r for r in records if r["method"] == "speq"]
+    lines = [f"# MoE-SpeQ: {name}", "", conditions(records), ""]
+    if speq:
+        s = speq[0]
+        g, d = s["method_details"]["governor"], s["method_details"]["draft"]
+        m = s["metrics"]
+        lines += [
+            f"**Choices (the paper leaves these open).** Budgets: {', '.join(f'{b:g} GB = {level[b]}' for b in budgets)} "
+            "(the paper never gives its low/high sizes). Draft: routed experts only, symmetric INT4 "
+            f"by {d['quant'].upper()}, group {d['group']} (a proxy row shorter than 128 forms one group), "
+            "calibrated on 16 x 128 tokens of the training split; router, attention, norms, embeddings, "
+            "shared experts and KV cache shared with the target. Verification: greedy token match. "
+            f"Governor: k in [{g['k_min']}, {g['k_max']}], TTFT budget {g['ttft_budget_sec']} s, EMA weight "
+            f"{g['ema']}, prior acceptance {g['prior']}, k re-chosen every cycle; T_draft and T_verify from the "
+            "cost model; T_pcie,new = (EMA of the verify miss rate) x (expected distinct experts among k+1 "
+            "tokens) x layers x expert bytes / link bandwidth. ELB phases and lookahead eviction as in "
+            "speq/orchestrator.py. Baselines: LRU per layer; `sc` keeps SpeQ's cache (draft bytes reserved), "
+            "`sm` spends the draft's bytes on more slots.", "",
+            f"**Draft quality on this proxy.** Routing fidelity {m['draft_fidelity_frac']:.1%} "
+            f"({m['draft_hard_match_frac']:.1%} hard, {m['draft_soft_match_frac']:.1%} soft; paper: 90.9% on "
+            f"Qwen-MoE); drafts accepted {m['draft_accept_frac']:.1%} (paper: >90%); mean k "
+            f"{m['k_mean']:.2f}, {m['tokens_per_cycle_mean']:.2f} tokens per target call.", "",
+        ]
+    lines += [frame.to_markdown(index=False, floatfmt=".3g"), "", *flag_invalid(records), ""]
+    outputs = sorted(set(frame.loc[frame["method"] != "topk", "output"]))
+    lines += [f"Lossless check: all methods produced {len(outputs)} distinct output hash(es); one hash means "
+              "SpeQ and every baseline emitted exactly the same tokens.", ""]
+    if speedups:
+        lines += ["**Speedups of MoE-SpeQ** (tokens/s ratio; paper = Fig. 13 averages):", "",
+                  pd.DataFrame(speedups).to_markdown(index=False, floatfmt=".2f"), ""]
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        frame[frame["budget_gb"] != "all"].pivot_table(index="method", columns="memory", values="tokens/s",
+                                                        aggfunc="first").plot.bar(ax=ax, logy=True, rot=20)
+        ax.set_ylabel("tokens/s (virtual clock, log)")
+        ax.set_title(f"{name}: methods by memory budget")
+        fig.tight_layout()
+        save_figure(fig, out / "figs" / f"{name}_tps.png")
+        lines += [f"![tokens/s](figs/{name}_tps.png)", ""]
+    if len(speq) > 1 and len({r["method_details"]["draft"].get("bits", 4) for r in speq}) > 1:
+        pts = pd.DataFrame([{"draft bits": r["method_details"]["draft"].get("bits", 4),
+                             "routing fidelity": r["metrics"]["draft_fidelity_frac"],
+                             "draft acceptance": r["metrics"]["draft_accept_frac"],
+                             "tokens/s": r["metrics"]["tokens_per_sec"],
+                             "tokens per target call": r["metrics"]["tokens_per_cycle_mean"],
+                             "mean k": r["metrics"]["k_mean"]} for r in speq]).sort_values("draft bits")
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+        for ax, x in zip(axes, ["routing fidelity", "draft acceptance"], strict=True):
+            ax.plot(pts[x], pts["tokens/s"], marker="o")
+            for _, p in pts.iterrows():
+                ax.annotate(f"INT{p['draft bits']}", (p[x], p["tokens/s"]))
+            ax.set_xlabel(x)
+            ax.set_ylabel("SpeQ tokens/s (virtual)")
+        fig.tight_layout()
+        save_figure(fig, out / "figs" / f"{name}_fidelity.png")
+        lines += ["**SpeQ against draft quality** (degraded drafts are still charged as INT4):", "",
+                  pts.to_markdown(index=False, floatfmt=".3g"), "", f"![fidelity](figs/{name}_fidelity.png)", ""]
+    if speq:
+        sm = frame[frame["method"] == "mixtral_offloading (sm)"]
+        lines += [
+            "**Reading the gap to the paper.** Three mechanisms decide SpeQ against the cache baselines here, "
+            "and each is visible in the records: (1) the draft's INT4 experts take device memory that "
+            "`mixtral_offloading (sm)` spends on FP16 slots (see slots/layer), and a verify step needs the "
+            f"union of k+1 tokens' experts ({m['distinct_experts_per_verify_layer']:.2f} per layer on average "
+            "here), so a small SpeQ cache thrashes; (2) LRU baselines live on token-to-token expert reuse, "
+            f"which is high in these runs (sm hit fraction {', '.join(f'{v:.2f}' for v in sm['hit_frac'])}); "
+            "the proxy cards in reports/proxies/ compare the proxies' reuse with a real Mixtral trace; "
+            "(3) the TTFT budget caps k (k_SLO), which limits amortization (see speq_ablation for fixed k). "
+            "Absolute speeds also differ because our link is the measured 25 GB/s of a PCIe 4.0 A100, while "
+            "the paper's baselines run several times slower than that bandwidth allows.", "",
+        ]
+    return lines
+
+
+def speq_cpu(records: list[dict[str, Any]], out) -> list[str]:
+    lines = ["# MoE-SpeQ's loop against transformers' assisted generation (CPU wall clock)", ""]
+    for r in records:
+        m = r["metrics"]
+        lines += [
+            f"`python -m moebench.bench.speq_cpu` on `{m['model']}`: {m['new_tokens']} new tokens, fixed draft "
+            f"length k = {m['k']}, the same GPTQ INT4 draft, {m['torch_threads']} torch thread(s), "
+            f"{r['env']['device']}, commit `{(r['git']['sha'] or 'none')[:10]}`.", "",
+            "| loop | seconds | target calls | tokens per target call | equals greedy |", "|---|---:|---:|---:|---|",
+            f"| plain greedy `generate` | {m['plain_sec']:.2f} | {m['plain_target_calls']} | 1.00 | yes |",
+            f"| transformers assisted generation | {m['hf_assisted_sec']:.2f} | {m['hf_assisted_target_calls']} | "
+            f"{m['hf_assisted_tokens_per_target_call']:.2f} | {'yes' if m['hf_assisted_matches_greedy'] else 'NO'} |",
+            f"| moebench speculative loop | {m['ours_sec']:.2f} | {m['ours_target_calls']} "
+            f"(+ draft calls; {m['ours_forward_calls']} forwards in all) | {m['ours_tokens_per_target_call']:.2f} | "
+            f"{'yes' if m['ours_matches_greedy'] else 'NO'} |", "",
+            "On a CPU every forward of a tiny proxy costs about the same whatever its length, so wall time "
+            "follows the number of forwards (target plus draft), not the memory traffic the virtual clock models.", ""]
+    return lines
+
+
+# Table 3 (DeepSeek-V2-Lite): capacity GB -> {row: (cache size, hit %)}
+PAPER_TABLE3 = {
+    16: {"LRU": (6, 29.2), "LRU (scaled)": (22, 61.13), "Single Prefetch (sooner)": (6, 96.04),
+         "Single Prefetch (later)": (6, 96.33), "Speculative": (6, 99.85)},
+    24: {"LRU": (16, 50.94), "LRU (scaled)": (32, 76.56), "Single Prefetch (sooner)": (16, 95.44),
+         "Single Prefetch (later)": (16, 95.46), "Speculative": (16, 98.62)},
+    32: {"LRU": (32, 76.56), "LRU (scaled)": (48, 95.77), "Single Prefetch (sooner)": (32, 91.98),
+         "Single Prefetch (later)": (32, 95.9), "Speculative": (32, 96.25)},
+}
+TABLE3_ROWS = {"mixtral_offloading (sc)": "LRU", "mixtral_offloading (sm)": "LRU (scaled)",
+               "next_layer_prefetch (sooner, sc)": "Single Prefetch (sooner)",
+               "next_layer_prefetch (later, sc)": "Single Prefetch (later)", "speq": "Speculative"}
+
+
+def speq_cache(records: list[dict[str, Any]], out) -> list[str]:
+    rows = []
+    for r in records:
+        row = TABLE3_ROWS.get(_label(r))
+        if row is None:
+            continue
+        budget = r["config"]["method"]["budget_gb"]
+        size, paper_hit = PAPER_TABLE3.get(int(budget), {}).get(row, (None, float("nan")))
+        m = r["metrics"]
+        rows.append({"capacity_gb": budget, "method": row, "slots/layer": r["method_details"]["memory_plan"]["slots_per_layer"],
+                     "paper cache size": size, "hit % (landed)": 100 * m["expert_hit_frac"],
+                     "hit % (landed or in flight)": 100 * m.get("expert_covered_frac", float("nan")),
+                     "paper hit %": paper_hit, "tokens/s": m["tokens_per_sec"]})
+    order = list(TABLE3_ROWS.values())
+    frame = pd.DataFrame(rows).sort_values(["capacity_gb", "method"], key=lambda c: c.map(order.index) if c.name == "method" else c)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    frame.pivot_table(index="method", columns="capacity_gb", values="hit % (landed)", aggfunc="first").reindex(
+        [o for o in order if o in set(frame["method"])]).plot.bar(ax=ax, rot=15)
+    ax.set_ylabel("expert hit % per step")
+    fig.tight_layout()
+    save_figure(fig, out / "figs" / "speq_cache_hits.png")
+    return [
+        "# MoE-SpeQ Table 3: expert hit rates by policy and capacity", "", conditions(records), "",
+        "Hit rate = per decoding step (per verification step for SpeQ), the share of the experts the step "
+        "needs that are already resident; `landed` counts only copies finished when the layer asks, "
+        "`landed or in flight` also counts prefetches still on the link (the paper does not say which it "
+        "uses). Our slots per layer come from the GB budget after non-expert weights, KV cache and (for all "
+        "but LRU scaled) the INT4 draft; the paper's smaller cache sizes (6/16/32) suggest it also reserved "
+        "workspace we do not model, while its +16 slots for LRU (scaled) match our draft size in slots.", "",
+        frame.to_markdown(index=False, floatfmt=".3g"), "", *flag_invalid(records), "",
+        "![hits](figs/speq_cache_hits.png)", ""]

@@ -1,0 +1,78 @@
+"""The Speculative Governor: pick the draft length k each cycle on the amortization
+roofline (paper Eqs. 1-5).
+
+    Theta(k)   = tokens(k) / T_cycle(k)
+    tokens(k)  = 1 + sum_{i<=k} prod_{j<=i} p_j     (accepted drafts, plus the token the
+                                                    target always adds; the paper's Eq. 2
+                                                    counts only the accepted drafts)
+    T_cycle(k) = max(T_draft(k), T_pcie_init) + T_pcie_new(k) + T_verify(k + 1)
+    k*         = argmax over k in [k_min, k_SLO]
+
+p_j is an exponential moving average of "draft token j accepted given the ones before it
+were". k_SLO is the largest k whose cycle fits the TTFT budget. Costs are functions, so the
+same governor runs on the virtual clock's cost model or on profiled GPU timings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Governor:
+    t_draft: Callable[[int], float]  # seconds to draft k tokens
+    t_verify: Callable[[int], float]  # seconds to verify n = k + 1 tokens
+    t_pcie_new: Callable[[int], float]  # seconds of synchronous I/O for new experts at k
+    t_pcie_init: float = 0.0  # the first mandatory expert fetch
+    k_min: int = 1
+    k_max: int = 8
+    ttft_budget_sec: float | None = None
+    ema: float = 0.3  # weight of the newest observation
+    prior: float = 0.9  # acceptance assumed before anything is observed
+    fixed_k: int | None = None  # ablation: never adapt
+    p: list[float] = field(default_factory=list)
+    history: list[int] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.p = [self.prior] * self.k_max
+
+    def tokens(self, k: int) -> float:
+        total, survive = 1.0, 1.0
+        for j in range(k):
+            survive *= self.p[j]
+            total += survive
+        return total
+
+    def cycle_sec(self, k: int) -> float:
+        return max(self.t_draft(k), self.t_pcie_init) + self.t_pcie_new(k) + self.t_verify(k + 1)
+
+    def throughput(self, k: int) -> float:
+        return self.tokens(k) / self.cycle_sec(k)
+
+    def intensity(self, k: int, bytes_of_io: Callable[[int], float]) -> float:
+        """Eq. 1 with S_token = 1: accepted tokens per synchronous I/O byte."""
+        io = bytes_of_io(k)
+        return (self.tokens(k) - 1) / io if io > 0 else float("inf")
+
+    def k_slo(self) -> int:
+        """Largest k whose whole cycle fits the TTFT budget (at least k_min)."""
+        if self.ttft_budget_sec is None:
+            return self.k_max
+        fits = [k for k in range(self.k_min, self.k_max + 1) if self.cycle_sec(k) <= self.ttft_budget_sec]
+        return max(fits) if fits else self.k_min
+
+    def choose(self) -> int:
+        if self.fixed_k is not None:
+            k = self.fixed_k
+        else:
+            candidates = range(self.k_min, self.k_slo() + 1)
+            k = max(candidates, key=lambda c: (self.throughput(c), -c))
+        self.history.append(k)
+        return k
+
+    def observe(self, k: int, accepted: int) -> None:
+        """Update p_j for every position whose outcome was observed in a cycle of length k."""
+        for j in range(min(k, accepted + 1)):
+            outcome = 1.0 if j < accepted else 0.0
+            self.p[j] = (1 - self.ema) * self.p[j] + self.ema * outcome

@@ -1,0 +1,75 @@
+"""MoE-SpeQ is lossless: speculative greedy decoding equals plain greedy, on every family."""
+
+import pytest
+import torch
+
+from moebench.config import load_run_config
+from moebench.engine.budget import int4_expert_bytes
+from moebench.engine.costs import CostModel, shape_from_hf_config
+from moebench.methods import METHODS
+from moebench.speq.decode import speculative_decode
+from moebench.speq.draft import Draft
+from tests.integration.test_offload_lossless import hardware, small_budget_gb
+from tests.tiny import TINY_ARCH, tiny_model
+from tests.unit.test_config import valid
+
+
+def speq_run(budget_gb, **options):
+    data = valid()
+    data["method"] = {"name": "speq", "budget_gb": budget_gb, "options": options}
+    data["workload"] = {"name": "t", "prompt_len": 7, "new_tokens": 12}
+    return load_run_config(data)
+
+
+def speq_method(loaded, **options):
+    budget, shape = small_budget_gb(loaded)
+    budget += (int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers) + shape.expert_bytes / 2) / 1e9
+    return METHODS["speq"](speq_run(budget, **options), loaded, CostModel(hardware(), shape))
+
+
+@pytest.mark.parametrize("family", sorted(TINY_ARCH))
+def test_speq_is_token_identical_to_greedy(family):
+    loaded = tiny_model(family)
+    prompt = torch.randint(1, 96, (1, 7), generator=torch.Generator().manual_seed(11))
+    reference = loaded.model.generate(prompt, max_new_tokens=12, min_new_tokens=12, do_sample=False)[0, 7:].tolist()
+    method = speq_method(loaded)
+    tokens, step_sec = method.generate(prompt, 12)
+    assert tokens == reference
+    assert len(step_sec) == 12 and all(s > 0 for s in step_sec)
+    m = method.metrics()
+    assert m["cycles"] >= 1 and 0 <= m["draft_accept_frac"] <= 1
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_fixed_k_speculation_without_clock_is_lossless(k):
+    loaded = tiny_model("qwen2_moe")
+    draft = Draft(loaded, "rtn")
+    prompt = torch.randint(1, 96, (1, 5), generator=torch.Generator().manual_seed(3))
+    reference = loaded.model.generate(prompt, max_new_tokens=15, min_new_tokens=15, do_sample=False)[0, 5:].tolist()
+    result = speculative_decode(loaded, draft, prompt, 15, choose_k=lambda: k)
+    assert result.tokens == reference
+    assert result.target_calls == 1 + len(result.cycles)
+
+
+def test_draft_shares_every_non_expert_tensor_and_restores_experts():
+    loaded = tiny_model("deepseek_v2")
+    draft = Draft(loaded, "rtn")
+    before = {n: p.data_ptr() for n, p in loaded.model.named_parameters()}
+    with draft.active():
+        during = {n: p.data_ptr() for n, p in loaded.model.named_parameters()}
+    after = {n: p.data_ptr() for n, p in loaded.model.named_parameters()}
+    changed = {n for n in before if before[n] != during[n]}
+    assert changed and all("experts" in n and "shared" not in n for n in changed)
+    assert after == before
+
+
+def test_elb_holds_k_by_l_entries_and_prefetch_happens():
+    loaded = tiny_model("mixtral")
+    method = speq_method(loaded, fixed_k=4)
+    prompt = torch.randint(1, 96, (1, 7), generator=torch.Generator().manual_seed(2))
+    method.generate(prompt, 12)
+    elb = method.orchestrator.buffer()
+    shape = shape_from_hf_config(loaded.hf_config)
+    assert set(elb) == set(shape.moe_layers)
+    assert all(len(entries) == method.cycles[-1].k for entries in elb.values())
+    assert method.engine.stats.prefetch_issued > 0

@@ -1,0 +1,58 @@
+"""The governor's k* is the brute-force argmax of Theta(k), and falls when acceptance falls."""
+
+import pytest
+
+from moebench.speq.governor import Governor
+
+
+def table_governor(p, io_per_token=0.010, **kw):
+    # hand-made cost table: drafting 2 ms/token + 1 ms, verifying 5 ms + 1 ms/token, I/O grows with k
+    return Governor(t_draft=lambda k: 0.001 + 0.002 * k, t_verify=lambda n: 0.005 + 0.001 * n,
+                    t_pcie_new=lambda k: io_per_token * (k + 1) ** 0.5, k_max=len(p), **kw, p=list(p))
+
+
+def brute(g):
+    best, arg = -1.0, None
+    for k in range(g.k_min, g.k_slo() + 1):
+        survive, tokens = 1.0, 1.0
+        for j in range(k):
+            survive *= g.p[j]
+            tokens += survive
+        theta = tokens / (max(g.t_draft(k), g.t_pcie_init) + g.t_pcie_new(k) + g.t_verify(k + 1))
+        if theta > best:
+            best, arg = theta, k
+    return arg
+
+
+@pytest.mark.parametrize("accept", [0.3, 0.6, 0.8, 0.9, 0.97])
+def test_k_star_is_the_brute_force_argmax(accept):
+    g = table_governor([accept] * 12)
+    g.p = [accept] * 12  # __post_init__ resets p to the prior
+    assert g.choose() == brute(g)
+
+
+def test_k_star_falls_when_acceptance_falls():
+    high, low = table_governor([0.95] * 12), table_governor([0.4] * 12)
+    high.p, low.p = [0.95] * 12, [0.4] * 12
+    assert low.choose() < high.choose()
+
+
+def test_observations_move_the_ema_and_k_star_down():
+    g = table_governor([0.9] * 12)
+    first = g.choose()
+    for _ in range(30):
+        g.observe(first, accepted=0)  # every first draft rejected
+    assert g.p[0] < 0.01
+    assert g.choose() < first
+
+
+def test_ttft_budget_caps_k():
+    g = table_governor([0.99] * 12, ttft_budget_sec=0.05)
+    g.p = [0.99] * 12
+    assert g.cycle_sec(g.k_slo()) <= 0.05 < g.cycle_sec(g.k_slo() + 1)
+    assert g.choose() <= g.k_slo()
+
+
+def test_fixed_k_for_the_ablation():
+    g = table_governor([0.5] * 8, fixed_k=4)
+    assert g.choose() == 4
