@@ -294,19 +294,7 @@ class OffloadEngine:
             return
         target = moe[pos + 1]
         self.pending_guess[target] = set(guess)
-        cache = self.caches[target]
-        for e in sorted(guess):
-            if e in cache:
-                continue
-            victim = cache.make_room(self.access_index, protect=guess & cache.resident)
-            if victim is not None and victim in guess:
-                cache.admit(victim)  # nothing evictable outside the guess: stop here
-                break
-            not_before = self._evict(target, victim)
-            self._load(target, e, self.clock.now, kind="prefetch", not_before=not_before)
-            cache.admit(e)
-            self.prefetched_unused.add((target, e))
-            self.stats.prefetch_issued += 1
+        self.prefetch_experts(target, sorted(guess))
 
     # --- results -------------------------------------------------------------------------
     def metrics(self) -> dict[str, float]:

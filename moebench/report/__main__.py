@@ -14,7 +14,7 @@ from moebench.records import load_records
 from moebench.report import engine
 from moebench.report.common import conditions, flag_invalid
 from moebench.report.eval import eval_report
-from moebench.report.speq import speq_cache, speq_cpu, speq_report
+from moebench.report.speq import speq_ablation, speq_cache, speq_cpu, speq_report
 from moebench.report.summary import summary_rows, write_summary
 
 RENDERERS = {
@@ -23,6 +23,7 @@ RENDERERS = {
     "engine_bench": engine.engine_bench,
     "speq_cpu": speq_cpu,
     "speq_cache": speq_cache,
+    "speq_ablation": speq_ablation,
 }
 
 
