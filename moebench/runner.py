@@ -108,6 +108,7 @@ def _run_eval(cfg: RunConfig) -> dict[str, Any]:
     record |= {
         "model": record["model"] | {"weights_sha256": loaded.weights_sha256},
         "metrics": metrics,
+        "method_details": method.details(),
         "eval": out,
         "validity": {"valid": all(t in out["results"] for t in cfg.eval.tasks),
                      "reasons": [f"task {t} missing" for t in cfg.eval.tasks if t not in out["results"]]},

@@ -10,6 +10,7 @@ from moebench.methods.offload import (
     OnDemand,
     TopK,
 )
+from moebench.methods.prism import Prism  # noqa: E402 - builds on methods.offload
 from moebench.methods.speq import SpeQ  # noqa: E402 - builds on methods.offload
 
 METHODS = {
@@ -20,4 +21,5 @@ METHODS = {
     "next_layer_prefetch": NextLayerPrefetch,
     "topk": TopK,
     "speq": SpeQ,
+    "prism": Prism,
 }

@@ -146,7 +146,10 @@ class NextLayerPrefetch(EngineMethod):
 
 
 class TopK(EngineMethod):
-    """Lossy: each router keeps only its K' best experts."""
+    """Lossy: each router keeps only its K' best experts (all resident when budget_gb is null)."""
+
+    def resident(self):
+        return self.run.method.budget_gb is None
 
     def __init__(self, run, loaded, costs):
         top_k = _option(run, "top_k", max(1, costs.shape.top_k - 1))

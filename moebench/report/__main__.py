@@ -14,6 +14,7 @@ from moebench.records import load_records
 from moebench.report import engine
 from moebench.report.common import conditions, flag_invalid
 from moebench.report.eval import eval_report
+from moebench.report.prism import prism_ppl
 from moebench.report.speq import speq_ablation, speq_cache, speq_cpu, speq_report
 from moebench.report.summary import summary_rows, write_summary
 
@@ -38,7 +39,9 @@ def write_reports(results_dir: Path, out_dir: Path) -> list[Path]:
     for record in load_records(results_dir):
         by_experiment[record["experiment"]].append(record)
     for name, records in sorted(by_experiment.items()):
-        if "eval" in records[0]:
+        if name == "prism_ppl":
+            lines = prism_ppl(records, out_dir)
+        elif "eval" in records[0]:
             lines = eval_report(records, out_dir, name)
         elif name.startswith("speq_") and name in RENDERERS:
             lines = RENDERERS[name](records, out_dir)

@@ -1,0 +1,65 @@
+"""`prism`: MoE-Prism's refactored model at a chosen number of active sub-experts K.
+
+The proxy is carved into N sub-experts per expert (neuron partition: greedy + simulated
+annealing on calibration activations, or the random / contiguous ablations) and re-gated
+with the linear gate without fine-tuning (LG w/o FT). The partition is cached by (model
+weights hash, calibration text hash, options). Quality runs through lm-eval like any method.
+Not yet here: the CG gate, LG with fine-tuning, and timing under Prism's schedulers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from moebench.errors import ConfigError
+from moebench.methods.offload import FullResident, _option
+from moebench.models.corpora import cache_dir
+from moebench.prism.carve import carve, expert_activations, partition_experts, set_active
+
+
+class Prism(FullResident):
+    def __init__(self, run, loaded, costs):
+        n = int(_option(run, "n", 4))
+        method = _option(run, "partition", "anneal", ("anneal", "random", "contiguous"))
+        k_cost = int(_option(run, "k_cost", n - 1))
+        iters = int(_option(run, "iters", 300))
+        k_orig = loaded.hf_config.num_experts_per_tok
+        active = int(_option(run, "active_k", n * k_orig))
+        if not 1 <= active <= n * k_orig:
+            raise ConfigError("method.options.active_k", active, f"an integer in 1..{n * k_orig}")
+        parts, self.curves = self._partition(loaded, n, k_cost, method, iters)
+        carved = carve(loaded, parts, n)
+        set_active(carved, active)
+        loaded.model, loaded.hf_config, loaded.layers = carved.model, carved.hf_config, carved.layers
+        self.prism = {"n": n, "partition": method, "k_cost": k_cost, "iters": iters, "active_k": active,
+                      "active_in_original_experts": active / n, "gate": "LG w/o FT"}
+        super().__init__(run, loaded, costs)
+
+    @staticmethod
+    def _partition(loaded, n, k_cost, method, iters):
+        from moebench.methods.speq import calibration_windows
+
+        windows = calibration_windows(loaded, 16, 128, seed=5)
+        text = hashlib.sha256(b"".join(w.numpy().tobytes() for w in windows)).hexdigest()
+        key = hashlib.sha256(json.dumps([loaded.weights_sha256, text, n, k_cost, method, iters]).encode()).hexdigest()[:16]
+        path = cache_dir() / "prism" / f"{loaded.name}-{key}.safetensors"
+        if path.exists():
+            flat = load_file(path)
+            parts: dict = {}
+            for name, groups in flat.items():
+                layer, expert = map(int, name.split("."))
+                parts.setdefault(layer, {})[expert] = groups
+            return parts, {}
+        parts, curves = partition_experts(loaded, expert_activations(loaded, windows), n, k_cost, method, iters)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({f"{layer}.{e}": g.to(torch.int64).contiguous() for layer, ps in parts.items() for e, g in ps.items()},
+                  path)
+        return parts, curves
+
+    def details(self):
+        first = next(iter(self.curves.values()), [])
+        return super().details() | {"prism": self.prism, "cost_curve_first_expert": first}

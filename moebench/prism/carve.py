@@ -1,0 +1,113 @@
+"""Carve every routed expert into N sub-experts by a neuron partition, and re-gate with the
+linear gate without fine-tuning (LG w/o FT, paper section 4.3).
+
+A neuron j of a SwiGLU expert is row j of the gate and up projections and column j of the
+down projection, so any partition is an exact decomposition: the expert's output is the sum
+of its sub-experts' outputs. The new router repeats each parent's logit N times, so with all
+N sub-experts of each chosen parent active (K = N k') the carved model computes the original
+one. Each sub-expert's routing weight is its parent's divided by N (the softmax over N E
+repeated logits, renormalised or not), while the N sub-experts together compute the parent's
+output once; that factor N is folded into the sub-experts' down projections (the paper's
+"scaling factor N"), except for DeepSeek, whose routed_scaling_factor is multiplied by N.
+"""
+
+from __future__ import annotations
+
+import torch
+import transformers
+
+from moebench.errors import UserError
+from moebench.models.build import LoadedModel, weights_sha256
+from moebench.models.families import FAMILIES, moe_layers
+from moebench.prism.partition import anneal, contiguous_partition, greedy, random_partition
+from moebench.speq.draft import calibration_inputs
+
+CARVABLE = ("mixtral", "olmoe", "qwen2_moe", "qwen3_moe", "deepseek_v2")
+
+
+@torch.no_grad()
+def expert_activations(loaded: LoadedModel, windows: list[torch.Tensor]) -> dict[int, dict[int, torch.Tensor]]:
+    """|SiLU(x W_gate) * (x W_up)| over the calibration tokens the router sent to each expert."""
+    acts = {}
+    for layer, per_expert in calibration_inputs(loaded, windows).items():
+        ex = next(v.experts for v in loaded.layers if v.index == layer)
+        acts[layer] = {}
+        for e, x in per_expert.items():
+            gate, up = (x @ ex.gate_up_proj[e].T).chunk(2, dim=-1)
+            acts[layer][e] = (ex.act_fn(gate) * up).abs()
+    return acts
+
+
+def partition_experts(loaded: LoadedModel, acts, n: int, k: int, method: str, iters: int,
+                      seed: int = 0) -> tuple[dict[int, dict[int, torch.Tensor]], dict[str, list[float]]]:
+    """A partition (neuron -> group) per expert, and the annealing cost curves."""
+    parts, curves = {}, {}
+    for view in loaded.layers:
+        width = view.experts.down_proj.shape[-1]
+        if width % n:
+            raise UserError(f"expert width {width} is not divisible by method.options.n={n}")
+        parts[view.index] = {}
+        for e in range(view.num_experts):
+            a = acts.get(view.index, {}).get(e)
+            if method == "random" or a is None or len(a) == 0:
+                parts[view.index][e] = random_partition(width, n, seed + e)
+            elif method == "contiguous":
+                parts[view.index][e] = contiguous_partition(width, n)
+            else:  # greedy + simulated annealing
+                best, curve = anneal(a, greedy(a, n), n, k, iters, seed=seed + e)
+                parts[view.index][e] = best
+                curves[f"{view.index}.{e}"] = curve[:: max(1, len(curve) // 50)]
+    return parts, curves
+
+
+def carved_config(config, family: str, n: int):
+    """The config rewrite: experts x N, top-k x N, expert width / N (paper section 1.1)."""
+    c = config.to_dict()
+    for key in ("num_local_experts", "num_experts", "n_routed_experts"):  # whichever the class stores
+        if c.get(key):
+            c[key] = c[key] * n
+    c["num_experts_per_tok"] = c["num_experts_per_tok"] * n
+    width_key = "moe_intermediate_size" if "moe_intermediate_size" in c else "intermediate_size"
+    c[width_key] = c[width_key] // n
+    if family == "deepseek_v2":
+        c["routed_scaling_factor"] = c["routed_scaling_factor"] * n
+        c["n_shared_experts"] = c["n_shared_experts"] * n  # shared width stays the same
+    c.pop("transformers_version", None)
+    return type(config).from_dict(c)
+
+
+@torch.no_grad()
+def carve(loaded: LoadedModel, parts, n: int) -> LoadedModel:
+    """A new LoadedModel whose routed experts are the sub-experts, with the LG w/o FT router."""
+    family = loaded.family
+    if family not in CARVABLE:
+        raise UserError(f"model.family={family} cannot be carved; one of {', '.join(CARVABLE)}")
+    config = carved_config(loaded.hf_config, family, n)
+    model = transformers.AutoModelForCausalLM.from_config(config, dtype=next(loaded.model.parameters()).dtype)
+    state = dict(loaded.model.state_dict())
+    fold = 1.0 if family == "deepseek_v2" else float(n)  # DeepSeek scales in its router
+    for view in loaded.layers:
+        prefix = f"model.layers.{view.index}.mlp."
+        gate_up, down = view.experts.gate_up_proj, view.experts.down_proj
+        width = down.shape[-1]
+        new_gu, new_down = [], []
+        for e in range(view.num_experts):
+            groups = parts[view.index][e]
+            for g in range(n):
+                idx = torch.nonzero(groups == g).flatten()
+                new_gu.append(torch.cat([gate_up[e, :width][idx], gate_up[e, width:][idx]]))
+                new_down.append(down[e][:, idx] * fold)
+        state[prefix + "experts.gate_up_proj"] = torch.stack(new_gu)
+        state[prefix + "experts.down_proj"] = torch.stack(new_down)
+        router_key = prefix + FAMILIES[family].router_attr + ".weight"
+        state[router_key] = state[router_key].repeat_interleave(n, dim=0)
+    model.load_state_dict(state)
+    model.eval()
+    return LoadedModel(f"{loaded.name}-prism{n}", family, model, config, moe_layers(model, family),
+                       weights_sha256(model), loaded.tokenizer)
+
+
+def set_active(loaded: LoadedModel, k: int) -> None:
+    """Route every token to K sub-experts (LG w/o FT keeps the top K of the N E logits)."""
+    for view in loaded.layers:
+        view.router.top_k = k
