@@ -29,7 +29,24 @@ def heldout_prompts(cfg: WorkloadConfig, tokenizer, seed: int) -> list[torch.Ten
     return [ids[s:s + cfg.prompt_len].unsqueeze(0) for s in starts.tolist()]
 
 
-PROMPT_SETS = ("synthetic", "heldout", "trace")
+def shared_prompts(cfg: WorkloadConfig, tokenizer, name: str) -> list[torch.Tensor]:
+    """The first `num_prompts` texts of a ../shared/data prompt set, each cut (or skipped
+    when shorter) to `prompt_len` tokens."""
+    from moebench.bench.prompt_sets import prompt_texts
+
+    out = []
+    for text in prompt_texts(name):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) >= cfg.prompt_len:
+            out.append(torch.tensor([ids[:cfg.prompt_len]]))
+        if len(out) == cfg.num_prompts:
+            return out
+    raise ConfigError("workload.prompt_len", cfg.prompt_len,
+                      f"a length that {cfg.num_prompts} texts of shared:{name} reach")
+
+
+PROMPT_SETS = ("synthetic", "heldout", "trace", "shared:wikitext", "shared:humaneval", "shared:gsm8k",
+               "shared:c4", "shared:gpqa")
 
 
 def make_prompts(cfg: WorkloadConfig, loaded: LoadedModel, seed: int) -> list[torch.Tensor]:
@@ -41,4 +58,8 @@ def make_prompts(cfg: WorkloadConfig, loaded: LoadedModel, seed: int) -> list[to
             raise ConfigError("workload.prompts", cfg.prompts,
                               f"synthetic for model {loaded.name}, which has no tokenizer")
         return heldout_prompts(cfg, loaded.tokenizer, seed)
+    if cfg.prompts.startswith("shared:"):
+        if loaded.tokenizer is None:
+            raise ConfigError("workload.prompts", cfg.prompts, f"synthetic for model {loaded.name}")
+        return shared_prompts(cfg, loaded.tokenizer, cfg.prompts.removeprefix("shared:"))
     raise ConfigError("workload.prompts", cfg.prompts, "one of " + ", ".join(PROMPT_SETS))

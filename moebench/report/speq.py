@@ -42,26 +42,29 @@ def speq_report(records: list[dict[str, Any]], out, name: str) -> list[str]:
             budget = "all"
         label = _label(r)
         ref = paper.get(level.get(budget, ""), {}).get(label)
-        rows.append({"budget_gb": budget, "memory": level.get(budget, "-"), "method": label,
+        rows.append({"budget_gb": budget, "memory": level.get(budget, "-"), "workload": r["workload"]["name"],
+                     "method": label,
                      "slots/layer": r["method_details"]["memory_plan"]["slots_per_layer"],
                      "tokens/s": m["tokens_per_sec"], "ms/token": m["tpot_sec_mean"] * 1e3,
                      "hit_frac": m["expert_hit_frac"], "h2d_gb/token": m["h2d_bytes"] / max(1, m["decode_steps"]) / 1e9,
                      "paper tokens/s": ref if ref else float("nan"),
                      "ours/paper": m["tokens_per_sec"] / ref if ref else float("nan"),
                      "valid": "yes" if r["validity"]["valid"] else "NO", "output": r["output_sha256"][:8]})
-    frame = pd.DataFrame(rows).drop_duplicates(subset=["budget_gb", "method"])
-    frame = frame.sort_values(["budget_gb", "tokens/s"], key=lambda c: c.astype(str) if c.name == "budget_gb" else -c)
+    frame = pd.DataFrame(rows).drop_duplicates(subset=["budget_gb", "workload", "method"])
+    frame = frame.sort_values(["workload", "budget_gb", "tokens/s"],
+                              key=lambda c: -c if c.name == "tokens/s" else c.astype(str))
     speedups = []
-    for budget in budgets:
-        part = frame[frame["budget_gb"] == budget].set_index("method")
+    for (budget, workload), part in frame[frame["budget_gb"] != "all"].groupby(["budget_gb", "workload"]):
+        part = part.set_index("method")
         if "speq" not in part.index:
             continue
         ours = part.loc["speq", "tokens/s"]
         for base in part.index.drop("speq"):
             paper_speedup = (paper.get(level[budget], {}).get("speq", float("nan"))
                              / paper.get(level[budget], {}).get(base, float("nan")))
-            speedups.append({"budget_gb": budget, "memory": level[budget], "speq over": base,
-                             "ours": ours / part.loc[base, "tokens/s"], "paper": paper_speedup})
+            speedups.append({"budget_gb": budget, "memory": level[budget], "workload": workload,
+                             "speq over": base, "ours": ours / part.loc[base, "tokens/s"],
+                             "paper (Fig. 13 average)": paper_speedup})
     speq = [r for r in records if r["method"] == "speq"]
     lines = [f"# MoE-SpeQ: {name}", "", conditions(records), ""]
     if speq:

@@ -67,3 +67,12 @@ def test_missing_trace_file_is_one_line(results_dir):
                    "method=mixtral_offloading", "method.budget_gb=60", "workload.trace_path=/nope.jsonl", f"results_dir={results_dir}")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["moebench: data file /nope.jsonl not found (looked in the working directory and the repo root)"]
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data")
+def test_every_shared_prompt_set_yields_prompts():
+    from moebench.bench.prompt_sets import PROMPT_SETS, prompt_texts
+
+    for name in PROMPT_SETS:
+        texts = prompt_texts(name)
+        assert len(texts) >= 2 and all(t.strip() for t in texts), name
