@@ -29,8 +29,11 @@ test: install
 regress: install
 	$(PY) -m moebench.regress
 
+# The committed records under results/ would make every run a skip: the demo runs afresh
+# into outputs/ (git-ignored) and builds its own report there.
 demo: install
-	$(PY) -m moebench +experiment=speq_phi
+	$(PY) -m moebench +experiment=speq_phi results_dir=outputs/demo/results
+	$(PY) -m moebench.report --results outputs/demo/results --out outputs/demo/reports
 
 lint: install
 	$(VENV)/bin/ruff check moebench tests
