@@ -71,6 +71,7 @@ def measure() -> dict[str, float]:
                                                           / speq["speq"]["metrics"]["tpot_sec_mean"])
         out["proxy_ci/speq/expert_hit_frac"] = speq["speq"]["metrics"]["expert_hit_frac"]
         out["proxy_ci/speq/draft_accept_frac"] = speq["speq"]["metrics"]["draft_accept_frac"]
+        out |= prism_ratios(results)
         base = records["full_resident"]["metrics"]["tpot_sec_mean"]
         for m, r in records.items():
             if m != "full_resident":
@@ -85,11 +86,27 @@ def measure() -> dict[str, float]:
     return out
 
 
+def prism_ratios(results: Path) -> dict[str, float]:
+    """Held-out perplexity of MoE-Prism (N = 4, LG w/o FT) on proxy_ci relative to the plain
+    proxy: exact at K = N k' = 8, and the half-compute point K = 4 against the original K' = 1."""
+    def ppl(overrides):
+        record = _run(results, ["model=proxy_ci", "eval=heldout", "eval.limit=1", *overrides])
+        return record["eval"]["results"]["heldout_ppl"]["word_perplexity,none"]
+
+    full = ppl(["method=full_resident"])
+    return {
+        "proxy_ci/prism/ppl_k8_over_original": ppl(["method=prism", "method.options.active_k=8"]) / full,
+        "proxy_ci/prism/ppl_k4_over_original": ppl(["method=prism", "method.options.active_k=4"]) / full,
+        "proxy_ci/topk/ppl_k1_over_original": ppl(["method=topk", "method.budget_gb=null",
+                                                    "method.options.top_k=1"]) / full,
+    }
+
+
 def tolerance(key: str) -> dict:
     """Relative 5% for time ratios; 0.03 absolute for hit fractions."""
     if "slots" in key:
         return {"abs": 0}
-    return {"rel": 0.05} if ("tpot" in key or "speedup" in key) else {"abs": 0.03}
+    return {"rel": 0.05} if ("tpot" in key or "speedup" in key or "ppl" in key) else {"abs": 0.03}
 
 
 def compare(measured: dict[str, float], golden: dict[str, dict], unavailable: tuple[str, ...] = ()) -> list[dict]:
