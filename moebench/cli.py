@@ -7,8 +7,6 @@ validated here first.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
@@ -17,8 +15,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from moebench.config import load_run_config
 from moebench.errors import ConfigError, UserError
+from moebench.paths import CONF_DIR  # noqa: F401 - re-exported for the entry points
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("model", "hardware", "method", "workload", "eval", "logger", "experiment")
 
 

@@ -20,10 +20,9 @@ from omegaconf import OmegaConf
 
 from moebench.cli import CONF_DIR
 from moebench.config import load_run_config
+from moebench.paths import MIXTRAL_TRACE, REPO_ROOT
 
-GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "regress.json"
-MIXTRAL_TRACE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "moe_routing_traces" / \
-    "mixtral-8x7b-instruct-v0.1-fp8" / "humaneval_2_routing.jsonl"
+GOLDEN = REPO_ROOT / "tests" / "golden" / "regress.json"
 PROXY_METHODS = ["full_resident", "hf_offload", "ondemand", "mixtral_offloading", "next_layer_prefetch"]
 SLOTS = 3  # of proxy_ci's 8 experts per layer: forces misses, keeps reuse
 

@@ -22,6 +22,7 @@ from moebench.engine.trace import RoutingTrace
 from moebench.errors import ConfigError, UserError
 from moebench.methods import METHODS
 from moebench.models.build import LoadedModel, build_model
+from moebench.paths import REPO_ROOT
 from moebench.records import (
     FAILURE_FILE,
     header,
@@ -52,7 +53,7 @@ def resolve_data_path(path: str) -> Path:
     """A data path as given, else relative to the repository root; absolute either way."""
     candidate = Path(path).expanduser()
     if not candidate.exists():
-        candidate = Path(__file__).resolve().parent.parent / path
+        candidate = REPO_ROOT / path
     if not candidate.exists():
         raise UserError(f"data file {path} not found (looked in the working directory and the repo root)")
     return candidate.resolve()

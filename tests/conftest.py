@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+from moebench.paths import REPO_ROOT as REPO
+from moebench.paths import SHARED_DATA  # noqa: F401 - tests import it from here
 
 
 def run_cli(*args: str, cwd: Path | None = None, module: str = "moebench") -> subprocess.CompletedProcess:

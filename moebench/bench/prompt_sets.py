@@ -15,8 +15,7 @@ import json
 from pathlib import Path
 
 from moebench.errors import UserError
-
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from moebench.paths import SHARED_DATA
 
 
 def _wikitext(root: Path) -> list[str]:

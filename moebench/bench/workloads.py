@@ -18,12 +18,13 @@ def synthetic_prompts(cfg: WorkloadConfig, vocab_size: int, seed: int) -> list[t
     ]
 
 
-def heldout_prompts(cfg: WorkloadConfig, tokenizer, seed: int) -> list[torch.Tensor]:
+def heldout_prompts(cfg: WorkloadConfig, tokenizer, vocab_size: int, seed: int) -> list[torch.Tensor]:
     """Windows of the offline corpus's held-out split (text no proxy was trained on), at
     seeded offsets: real English that every install has."""
-    from moebench.models.corpora import encode, load_corpus
+    from moebench.models.corpora import encoded_splits, load_corpus
 
-    ids = torch.from_numpy(encode(tokenizer, load_corpus().valid).astype("int64"))
+    _, valid = encoded_splits(load_corpus(), tokenizer, vocab_size)
+    ids = torch.from_numpy(valid.astype("int64"))
     gen = torch.Generator().manual_seed(seed)
     starts = torch.randint(0, len(ids) - cfg.prompt_len, (cfg.num_prompts,), generator=gen)
     return [ids[s:s + cfg.prompt_len].unsqueeze(0) for s in starts.tolist()]
@@ -57,7 +58,7 @@ def make_prompts(cfg: WorkloadConfig, loaded: LoadedModel, seed: int) -> list[to
         if loaded.tokenizer is None:
             raise ConfigError("workload.prompts", cfg.prompts,
                               f"synthetic for model {loaded.name}, which has no tokenizer")
-        return heldout_prompts(cfg, loaded.tokenizer, seed)
+        return heldout_prompts(cfg, loaded.tokenizer, loaded.vocab_size, seed)
     if cfg.prompts.startswith("shared:"):
         if loaded.tokenizer is None:
             raise ConfigError("workload.prompts", cfg.prompts, f"synthetic for model {loaded.name}")

@@ -16,8 +16,8 @@ import lm_eval
 
 from moebench.errors import UserError
 from moebench.models.corpora import cache_dir
+from moebench.paths import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 LM_EVAL_TASKS = Path(lm_eval.__file__).parent / "tasks"
 
 # task -> (lm-eval YAML to include, local source, converter name, caveat shown in the report)

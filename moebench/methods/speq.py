@@ -62,11 +62,17 @@ class SpeQ(EngineMethod):
         return EngineOptions(slots_per_layer=0, policy="lookahead", grouped=grouped), draft_bytes, None
 
     # --- profiled costs (from the cost model: compute only, experts resident) ------------------
+    def _non_expert_layer_sec(self, n: int) -> float:
+        """Attention, router and shared experts of one MoE layer for n tokens."""
+        c, s = self.costs, self.costs.shape
+        per_layer = c.kernel_sec(c.attention_kernel(n, 256)) + c.kernel_sec(c.router_kernel(n))
+        if s.shared_intermediate:
+            per_layer += c.kernel_sec(c.mlp_kernel(n, s.shared_intermediate, "shared"))
+        return per_layer
+
     def _draft_token_sec(self) -> float:
         c, s = self.costs, self.costs.shape
-        per_layer = c.kernel_sec(c.attention_kernel(1, 256)) + c.kernel_sec(c.router_kernel(1))
-        if s.shared_intermediate:
-            per_layer += c.kernel_sec(c.mlp_kernel(1, s.shared_intermediate, "shared"))
+        per_layer = self._non_expert_layer_sec(1)
         expert = c.kernel_sec(c.expert_kernel(1, bytes_per_param=self.engine.int4_bytes_per_param))
         return len(s.moe_layers) * (per_layer + s.top_k * expert) + c.kernel_sec(c.lm_head_kernel(1))
 
@@ -85,9 +91,7 @@ class SpeQ(EngineMethod):
     def _verify_sec(self, n: int) -> float:
         c, s = self.costs, self.costs.shape
         distinct = self._distinct(n)
-        per_layer = c.kernel_sec(c.attention_kernel(n, 256)) + c.kernel_sec(c.router_kernel(n))
-        if s.shared_intermediate:
-            per_layer += c.kernel_sec(c.mlp_kernel(n, s.shared_intermediate, "shared"))
+        per_layer = self._non_expert_layer_sec(n)
         per_layer += distinct * c.kernel_sec(c.expert_kernel(max(1, round(n * s.top_k / distinct))))
         return len(s.moe_layers) * per_layer + c.kernel_sec(c.lm_head_kernel(1))
 

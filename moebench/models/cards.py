@@ -19,10 +19,9 @@ from moebench.models.families import RoutingRecorder
 from moebench.models.proxies import PROXIES
 from moebench.models.routing_stats import layer_stats, read_mixtral_trace
 from moebench.models.train import ensure_proxy, load_proxy
+from moebench.paths import MIXTRAL_TRACE
 
 WINDOWS, WINDOW_LEN = 8, 128
-MIXTRAL_TRACE = (Path(__file__).resolve().parents[2].parent / "shared" / "data" / "moe_routing_traces"
-                 / "mixtral-8x7b-instruct-v0.1-fp8" / "humaneval_2_routing.jsonl")
 
 
 @torch.no_grad()

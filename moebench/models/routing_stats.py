@@ -5,7 +5,6 @@ reuse an expert (what an expert cache lives on).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -53,15 +52,9 @@ def layer_stats(sequences: list[np.ndarray], num_experts: int) -> dict:
 def read_mixtral_trace(path: Path) -> list[np.ndarray]:
     """The real Mixtral-8x7B routing trace (vLLM, HumanEval; ../shared/data/SOURCES.md 3a)
     as one [T, 32, 2] array per problem, keeping only tokens with all 32 layers recorded."""
-    by_problem: dict[int, dict[int, dict[int, list[int]]]] = {}
-    with open(path) as fh:
-        for line in fh:
-            rec = json.loads(line)
-            tokens = by_problem.setdefault(rec["problem_id"], {})
-            tokens.setdefault(rec["token_idx"], {})[rec["layer"]] = rec["experts"]
-    sequences = []
-    for problem in sorted(by_problem):
-        tokens = by_problem[problem]
-        complete = [t for t in sorted(tokens) if len(tokens[t]) == 32]
-        sequences.append(np.array([[tokens[t][layer] for layer in range(32)] for t in complete]))
-    return sequences
+    from moebench.engine.trace import RoutingTrace
+
+    trace = RoutingTrace.from_vllm_jsonl(path)
+    starts = [0] + [i for i in range(1, len(trace.step_context))
+                    if trace.step_context[i] <= trace.step_context[i - 1]]  # a new problem begins
+    return np.split(trace.ids, starts[1:])
