@@ -86,17 +86,23 @@ class MethodConfig:
             _positive("method.budget_gb", self.budget_gb)
 
 
+ARRIVAL_KEYS = ("rate_per_sec", "duration_sec", "k_min_mean", "k_min_std", "slo_x_isolated")
+
+
 @dataclass
 class WorkloadConfig:
     """What is generated: prompts, their lengths and how many new tokens (greedy)."""
 
     name: str
-    prompts: str = "synthetic"  # synthetic | heldout (offline corpus) | trace (replay, no model)
+    prompts: str = "synthetic"  # synthetic | heldout (offline corpus) | trace (replay) | poisson (serving)
     trace_path: str | None = None  # routing trace to replay (prompts=trace)
     num_prompts: int = 1
     prompt_len: int = 16
     new_tokens: int = 16
     version: int = 1
+    # Serving simulation (prompts=poisson): rate_per_sec, duration_sec, k_min_mean, k_min_std,
+    # slo_x_isolated. Left out of the run key while empty, so older records keep their keys.
+    arrivals: dict[str, Any] = field(default_factory=dict, metadata={"key_only_if_set": True})
 
     def __post_init__(self) -> None:
         for key in ("num_prompts", "prompt_len", "new_tokens"):
@@ -105,6 +111,15 @@ class WorkloadConfig:
                 raise ConfigError(f"workload.{key}", value, "an integer > 0")
         if self.prompts == "trace" and not self.trace_path:
             raise ConfigError("workload.trace_path", self.trace_path, "a routing trace file (prompts=trace)")
+        if self.prompts == "poisson":
+            for key in ARRIVAL_KEYS:
+                value = self.arrivals.get(key)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                    raise ConfigError(f"workload.arrivals.{key}", value, "a number > 0 (prompts=poisson)")
+            unknown = sorted(set(self.arrivals) - set(ARRIVAL_KEYS))
+            if unknown:
+                raise ConfigError(f"workload.arrivals.{unknown[0]}", self.arrivals[unknown[0]],
+                                  "one of the keys " + ", ".join(ARRIVAL_KEYS))
 
 
 @dataclass
@@ -233,3 +248,16 @@ def load_run_config(data: dict[str, Any]) -> RunConfig:
 def to_dict(cfg: RunConfig) -> dict[str, Any]:
     """The config as plain JSON-ready data (what records store)."""
     return dataclasses.asdict(cfg)
+
+
+def unset_late_fields(cfg: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` (= asdict(cfg)) without fields marked key_only_if_set that are still empty,
+    recursively: a field added after records exist must not change their run keys."""
+    out = dict(data)
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.metadata.get("key_only_if_set") and not value:
+            out.pop(f.name, None)
+        elif dataclasses.is_dataclass(value):
+            out[f.name] = unset_late_fields(value, data[f.name])
+    return out

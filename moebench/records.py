@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from moebench import SCHEMA_VERSION
-from moebench.config import NON_IDENTITY_KEYS, RunConfig, to_dict
+from moebench.config import NON_IDENTITY_KEYS, RunConfig, to_dict, unset_late_fields
 
 RESULT_FILE = "result.json"
 EVAL_FILE = "eval.json"  # accuracy records: same header, lm-eval results instead of timings
@@ -30,7 +30,7 @@ LIBRARIES = ("moebench", "torch", "transformers", "datasets", "lm_eval", "hydra-
 
 def identity(cfg: RunConfig) -> dict[str, Any]:
     """The part of the config that decides the result (no paths, logger or overwrite flag)."""
-    data = to_dict(cfg)
+    data = unset_late_fields(cfg, to_dict(cfg))
     for key in NON_IDENTITY_KEYS:
         data.pop(key, None)
     return data

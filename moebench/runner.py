@@ -82,7 +82,12 @@ def execute(cfg: RunConfig) -> Path | None:
         raise ConfigError("method", cfg.method.name, "one of " + ", ".join(sorted(METHODS)))
     (out_dir / FAILURE_FILE).unlink(missing_ok=True)
     try:
-        record = _run_eval(cfg) if cfg.eval.tasks else _run(cfg, out_dir)
+        if cfg.eval.tasks:
+            record = _run_eval(cfg)
+        elif cfg.workload.prompts == "poisson":
+            record = _run_serving(cfg)
+        else:
+            record = _run(cfg, out_dir)
     except UserError:
         raise
     except BaseException as err:
@@ -113,6 +118,23 @@ def _run_eval(cfg: RunConfig) -> dict[str, Any]:
         "eval": out,
         "validity": {"valid": all(t in out["results"] for t in cfg.eval.tasks),
                      "reasons": [f"task {t} missing" for t in cfg.eval.tasks if t not in out["results"]]},
+        "wall_sec": time.perf_counter() - wall_start,
+    }
+    return record
+
+
+def _run_serving(cfg: RunConfig) -> dict[str, Any]:
+    """A serving simulation: arrivals, a scheduler and the cost table; no model runs."""
+    wall_start = time.perf_counter()
+    method = METHODS[cfg.method.name](cfg, None, CostModel(cfg.hardware, charged_shape(cfg, None)))
+    if not hasattr(method, "serve"):
+        raise ConfigError("method", cfg.method.name, "cloud (workload.prompts=poisson is a serving simulation)")
+    metrics = method.serve()
+    record = header(cfg, method.clock_label)
+    record |= {
+        "metrics": metrics,
+        "method_details": method.details(),
+        "validity": judge(cfg, None, metrics),
         "wall_sec": time.perf_counter() - wall_start,
     }
     return record

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from moebench.methods.cloud import CloudServing  # noqa: E402
 from moebench.methods.offload import (
     FullResident,
     HfOffload,
@@ -22,4 +23,5 @@ METHODS = {
     "topk": TopK,
     "speq": SpeQ,
     "prism": Prism,
+    "cloud": CloudServing,
 }

@@ -15,6 +15,7 @@ from moebench.report import engine
 from moebench.report.common import conditions, flag_invalid
 from moebench.report.eval import eval_report
 from moebench.report.prism import prism_ppl
+from moebench.report.prism_cloud import prism_cloud
 from moebench.report.speq import speq_ablation, speq_cache, speq_cpu, speq_report
 from moebench.report.summary import summary_rows, write_summary
 
@@ -25,6 +26,7 @@ RENDERERS = {
     "speq_cpu": speq_cpu,
     "speq_cache": speq_cache,
     "speq_ablation": speq_ablation,
+    "prism_cloud": prism_cloud,
 }
 
 
