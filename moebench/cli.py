@@ -17,6 +17,9 @@ from moebench.config import load_run_config
 from moebench.errors import ConfigError, UserError
 from moebench.paths import CONF_DIR  # noqa: F401 - re-exported for the entry points
 
+if not OmegaConf.has_resolver("minus"):  # e.g. method.budget_gb: ${minus:${hardware.memory_gb},1}
+    OmegaConf.register_new_resolver("minus", lambda a, b: a - b)
+
 GROUPS = ("model", "hardware", "method", "workload", "eval", "logger", "experiment")
 
 

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import math
+
 from moebench.bench.decode import greedy_decode
 from moebench.engine.budget import int4_expert_bytes, plan_slots
 from moebench.engine.clock import chrome_trace
@@ -50,6 +52,7 @@ class EngineMethod:
         self.plan = plan_slots(shape, budget, max_tokens, draft_bytes, min_slots,
                                layers_held=1 if options.whole_layer else None)
         options.slots_per_layer = self.plan["slots_per_layer"]
+        options.fused_experts = bool(_option(run, "fused_experts", False, (True, False)))
         self.engine = OffloadEngine(costs, options, keep_spans=run.timeline)
         if options.prefetch:
             self.engine.predictor = self.next_layer_guess
@@ -153,6 +156,8 @@ class TopK(EngineMethod):
 
     def __init__(self, run, loaded, costs):
         top_k = _option(run, "top_k", max(1, costs.shape.top_k - 1))
+        if "slo_experts" in run.method.options:  # a quality floor in experts: round up
+            top_k = math.ceil(float(_option(run, "slo_experts", None)) - 1e-9)
         if not 1 <= top_k <= costs.shape.top_k:
             raise ConfigError("method.options.top_k", top_k, f"an integer in 1..{costs.shape.top_k}")
         for layer in loaded.layers:

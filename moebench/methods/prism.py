@@ -4,24 +4,33 @@ The proxy is carved into N sub-experts per expert (neuron partition: greedy + si
 annealing on calibration activations, or the random / contiguous ablations) and re-gated
 with the linear gate without fine-tuning (LG w/o FT). The partition is cached by (model
 weights hash, calibration text hash, options). Quality runs through lm-eval like any method.
-Not yet here: the CG gate, LG with fine-tuning, and timing under Prism's schedulers.
+
+Timing: the clock charges the carved model's sizes (experts x N, top-k x N, width / N). With
+`budget_gb` null every sub-expert is resident; with a budget, this is MoE-Prism's offloading
+manager (paper section 5b): an LRU cache of sub-experts in the budget left after the
+non-expert weights and KV cache, so fragments too small for a whole expert still hold
+sub-experts, and a miss moves only the sub-expert the token needs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from moebench.engine.costs import CostModel
+from moebench.engine.offload import EngineOptions
 from moebench.errors import ConfigError
-from moebench.methods.offload import FullResident, _option
+from moebench.methods.offload import EngineMethod, _option
 from moebench.models.corpora import cache_dir
 from moebench.prism.carve import carve, expert_activations, partition_experts, set_active
+from moebench.prism.serving_costs import carved_shape
 
 
-class Prism(FullResident):
+class Prism(EngineMethod):
     def __init__(self, run, loaded, costs):
         n = int(_option(run, "n", 4))
         method = _option(run, "partition", "anneal", ("anneal", "random", "contiguous"))
@@ -29,6 +38,8 @@ class Prism(FullResident):
         iters = int(_option(run, "iters", 300))
         k_orig = loaded.hf_config.num_experts_per_tok
         active = int(_option(run, "active_k", n * k_orig))
+        if "slo_experts" in run.method.options:  # a quality floor in experts: N x it, rounded up
+            active = math.ceil(n * float(_option(run, "slo_experts", None)) - 1e-9)
         if not 1 <= active <= n * k_orig:
             raise ConfigError("method.options.active_k", active, f"an integer in 1..{n * k_orig}")
         parts, self.curves = self._partition(loaded, n, k_cost, method, iters)
@@ -37,7 +48,16 @@ class Prism(FullResident):
         loaded.model, loaded.hf_config, loaded.layers = carved.model, carved.hf_config, carved.layers
         self.prism = {"n": n, "partition": method, "k_cost": k_cost, "iters": iters, "active_k": active,
                       "active_in_original_experts": active / n, "gate": "LG w/o FT"}
-        super().__init__(run, loaded, costs)
+        self.active = active
+        super().__init__(run, loaded, CostModel(costs.hw, carved_shape(costs.shape, n)))
+
+    def resident(self):
+        return self.run.method.budget_gb is None
+
+    def engine_options(self, shape):
+        if self.resident():
+            return EngineOptions(slots_per_layer=shape.num_experts), 0.0, None
+        return EngineOptions(slots_per_layer=0, policy="lru"), 0.0, self.active
 
     @staticmethod
     def _partition(loaded, n, k_cost, method, iters):

@@ -16,6 +16,7 @@ from moebench.report.common import conditions, flag_invalid
 from moebench.report.eval import eval_report
 from moebench.report.prism import prism_ppl
 from moebench.report.prism_cloud import prism_cloud
+from moebench.report.prism_offload import prism_offload
 from moebench.report.speq import speq_ablation, speq_cache, speq_cpu, speq_report
 from moebench.report.summary import summary_rows, write_summary
 
@@ -27,6 +28,7 @@ RENDERERS = {
     "speq_cache": speq_cache,
     "speq_ablation": speq_ablation,
     "prism_cloud": prism_cloud,
+    "prism_offload": prism_offload,
 }
 
 

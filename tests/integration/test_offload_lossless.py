@@ -83,3 +83,32 @@ def test_too_small_budget_fails_with_the_minimum():
     shape = shape_from_hf_config(loaded.hf_config)
     with pytest.raises(UserError, match="too small"):
         METHODS["mixtral_offloading"](run_config("mixtral_offloading", 1e-6), loaded, CostModel(hardware(), shape))
+
+
+def test_prism_sub_expert_cache_is_lossless_and_packs_finer(tmp_path, monkeypatch):
+    """MoE-Prism's offloading manager at K = N k' runs the original model's tokens; its LRU
+    holds sub-experts, so a budget worth k + 0.9 experts a layer holds more than 4 k of them
+    (its 4x wider router takes a little of the room)."""
+    monkeypatch.setenv("MOEBENCH_CACHE", str(tmp_path))
+    prompt = torch.randint(1, 96, (1, 7), generator=torch.Generator().manual_seed(5))
+    shape = shape_from_hf_config(tiny_model("olmoe").hf_config)
+    fixed = shape.non_expert_params() * 2 + shape.kv_elems_per_token * 2 * shape.num_layers * 17
+    k = shape.top_k
+    budget = (fixed + (k + 0.9) * len(shape.moe_layers) * shape.expert_bytes + 1) / 1e9
+    out = {}
+    for name, method, b, opts in [("original", "topk", budget, {"top_k": k}),
+                                  ("prism_resident", "prism", None, {"active_k": 4 * k, "iters": 10}),
+                                  ("prism_offload", "prism", budget, {"active_k": 4 * k, "iters": 10}),
+                                  ("prism_fused", "prism", budget, {"active_k": 4 * k, "iters": 10,
+                                                                    "fused_experts": True})]:
+        loaded = tiny_model("olmoe")
+        m = METHODS[method](run_config(method, b, **opts), loaded, CostModel(hardware(), shape))
+        tokens, steps = m.generate(prompt, 10)
+        out[name] = (tokens, m.plan["slots_per_layer"], m.metrics(), sum(steps[1:]))
+    assert out["prism_offload"][0] == out["prism_resident"][0] == out["original"][0]
+    assert out["original"][1] == k and 4 * k < out["prism_offload"][1] < 4 * (k + 1)
+    assert 0 < out["prism_offload"][2]["expert_hit_frac"] < 1
+    # one launch per layer for the routed sub-experts: less compute, same bytes moved
+    fused, plain = out["prism_fused"][2], out["prism_offload"][2]
+    assert fused["bound_compute_sec_per_step"] < plain["bound_compute_sec_per_step"]
+    assert fused["h2d_bytes"] == plain["h2d_bytes"]
