@@ -1,9 +1,11 @@
 """`prism`: MoE-Prism's refactored model at a chosen number of active sub-experts K.
 
 The proxy is carved into N sub-experts per expert (neuron partition: greedy + simulated
-annealing on calibration activations, or the random / contiguous ablations) and re-gated
-with the linear gate without fine-tuning (LG w/o FT). The partition is cached by (model
-weights hash, calibration text hash, options). Quality runs through lm-eval like any method.
+annealing on calibration activations, or the random / contiguous / balanced k-means
+ablations) and re-gated by one of the paper's three gates (`gate`): the linear gate without
+fine-tuning (lg), the Complex Gate (cg, prism/gates.py) or the linear gate with router
+fine-tuning (lg_ft, prism/finetune.py). Partitions and fine-tuned routers are cached by
+(model weights hash, data hash, options). Quality runs through lm-eval like any method.
 
 Timing: the clock charges the carved model's sizes (experts x N, top-k x N, width / N). With
 `budget_gb` null every sub-expert is resident; with a budget, this is MoE-Prism's offloading
@@ -26,14 +28,26 @@ from moebench.engine.offload import EngineOptions
 from moebench.errors import ConfigError
 from moebench.methods.offload import EngineMethod, _option
 from moebench.models.corpora import cache_dir
-from moebench.prism.carve import carve, expert_activations, partition_experts, set_active
+from moebench.prism.carve import (
+    PARTITIONS,
+    carve,
+    expert_activations,
+    partition_cost,
+    partition_experts,
+    set_active,
+)
+from moebench.prism.finetune import cached_finetune
+from moebench.prism.gates import check_pattern, default_pattern, install_complex_gate
 from moebench.prism.serving_costs import carved_shape
 
 
 class Prism(EngineMethod):
     def __init__(self, run, loaded, costs):
+        from moebench.methods.speq import calibration_windows
+
         n = int(_option(run, "n", 4))
-        method = _option(run, "partition", "anneal", ("anneal", "random", "contiguous"))
+        method = _option(run, "partition", "anneal", PARTITIONS)
+        gate = _option(run, "gate", "lg", ("lg", "cg", "lg_ft"))
         k_cost = int(_option(run, "k_cost", n - 1))
         iters = int(_option(run, "iters", 300))
         k_orig = loaded.hf_config.num_experts_per_tok
@@ -42,12 +56,36 @@ class Prism(EngineMethod):
             active = math.ceil(n * float(_option(run, "slo_experts", None)) - 1e-9)
         if not 1 <= active <= n * k_orig:
             raise ConfigError("method.options.active_k", active, f"an integer in 1..{n * k_orig}")
-        parts, self.curves = self._partition(loaded, n, k_cost, method, iters)
+        windows = calibration_windows(loaded, 16, 128, seed=5)
+        acts = {}
+        if method not in ("random", "contiguous") or gate == "cg":
+            acts = expert_activations(loaded, windows)
+        parts, self.curves = self._partition(loaded, windows, acts, n, k_cost, method, iters)
+        original_config = loaded.hf_config
         carved = carve(loaded, parts, n)
-        set_active(carved, active)
-        loaded.model, loaded.hf_config, loaded.layers = carved.model, carved.hf_config, carved.layers
         self.prism = {"n": n, "partition": method, "k_cost": k_cost, "iters": iters, "active_k": active,
-                      "active_in_original_experts": active / n, "gate": "LG w/o FT"}
+                      "active_in_original_experts": active / n,
+                      "partition_cost": partition_cost(loaded, acts, parts, n, k_cost) if acts else None}
+        if gate == "cg":
+            pattern = check_pattern(list(_option(run, "cg_pattern", None) or default_pattern(active, k_orig, n)),
+                                    k_orig, n)
+            if sum(pattern) != active:
+                raise ConfigError("method.options.cg_pattern", pattern, f"counts summing to active_k={active}")
+            install_complex_gate(carved, original_config, parts, acts, n, pattern)
+            self.prism |= {"gate": "CG", "cg_pattern": pattern, "gate_neurons": 4, "active_frac": 0.75}
+        elif gate == "lg_ft":
+            steps = int(_option(run, "ft_steps", 200))
+            lr = float(_option(run, "ft_lr", 1e-3))
+            k1, k2 = min(8, n * k_orig), n * k_orig
+            train = calibration_windows(loaded, 256, 128, seed=11)
+            losses = cached_finetune(carved, train, steps, lr, k1, k2)
+            set_active(carved, active)
+            self.prism |= {"gate": "LG w/ FT", "ft_steps": steps, "ft_lr": lr, "ft_k": [k1, k2],
+                           "ft_loss_first_last": [losses[0], losses[-1]]}
+        else:
+            set_active(carved, active)
+            self.prism |= {"gate": "LG w/o FT"}
+        loaded.model, loaded.hf_config, loaded.layers = carved.model, carved.hf_config, carved.layers
         self.active = active
         super().__init__(run, loaded, CostModel(costs.hw, carved_shape(costs.shape, n)))
 
@@ -60,10 +98,7 @@ class Prism(EngineMethod):
         return EngineOptions(slots_per_layer=0, policy="lru"), 0.0, self.active
 
     @staticmethod
-    def _partition(loaded, n, k_cost, method, iters):
-        from moebench.methods.speq import calibration_windows
-
-        windows = calibration_windows(loaded, 16, 128, seed=5)
+    def _partition(loaded, windows, acts, n, k_cost, method, iters):
         text = hashlib.sha256(b"".join(w.numpy().tobytes() for w in windows)).hexdigest()
         key = hashlib.sha256(json.dumps([loaded.weights_sha256, text, n, k_cost, method, iters]).encode()).hexdigest()[:16]
         path = cache_dir() / "prism" / f"{loaded.name}-{key}.safetensors"
@@ -74,7 +109,7 @@ class Prism(EngineMethod):
                 layer, expert = map(int, name.split("."))
                 parts.setdefault(layer, {})[expert] = groups
             return parts, {}
-        parts, curves = partition_experts(loaded, expert_activations(loaded, windows), n, k_cost, method, iters)
+        parts, curves = partition_experts(loaded, acts, n, k_cost, method, iters)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file({f"{layer}.{e}": g.to(torch.int64).contiguous() for layer, ps in parts.items() for e, g in ps.items()},
                   path)

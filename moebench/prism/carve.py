@@ -19,10 +19,19 @@ import transformers
 from moebench.errors import UserError
 from moebench.models.build import LoadedModel, weights_sha256
 from moebench.models.families import FAMILIES, moe_layers
-from moebench.prism.partition import anneal, contiguous_partition, greedy, random_partition
+from moebench.prism.partition import (
+    anneal,
+    balanced_kmeans,
+    contiguous_partition,
+    cost,
+    greedy,
+    group_mass,
+    random_partition,
+)
 from moebench.speq.draft import calibration_inputs
 
 CARVABLE = ("mixtral", "olmoe", "qwen2_moe", "qwen3_moe", "deepseek_v2")
+PARTITIONS = ("anneal", "random", "contiguous", "kmeans")
 
 
 @torch.no_grad()
@@ -53,11 +62,25 @@ def partition_experts(loaded: LoadedModel, acts, n: int, k: int, method: str, it
                 parts[view.index][e] = random_partition(width, n, seed + e)
             elif method == "contiguous":
                 parts[view.index][e] = contiguous_partition(width, n)
+            elif method == "kmeans":
+                parts[view.index][e] = balanced_kmeans(a, n, seed=seed + e)
             else:  # greedy + simulated annealing
                 best, curve = anneal(a, greedy(a, n), n, k, iters, seed=seed + e)
                 parts[view.index][e] = best
                 curves[f"{view.index}.{e}"] = curve[:: max(1, len(curve) // 50)]
     return parts, curves
+
+
+def partition_cost(loaded: LoadedModel, acts, parts, n: int, k: int) -> float:
+    """The objective summed over every expert: the L1 mass each calibration token leaves in
+    its K smallest groups, as a fraction of its total mass (lower is better)."""
+    left = total = 0.0
+    for layer, per_expert in acts.items():
+        for e, a in per_expert.items():
+            if len(a):
+                left += cost(group_mass(a, parts[layer][e], n), k)
+                total += float(a.double().sum())
+    return left / total if total else float("nan")
 
 
 def carved_config(config, family: str, n: int):

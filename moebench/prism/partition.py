@@ -4,6 +4,8 @@ Objective (Eq. 2): for each calibration token, the L1 activation mass left in th
 of the N groups (the ones that would be switched off), summed over tokens; lower is better.
 Solver: greedy L1 initialisation, then simulated-annealing swaps (T0 = 100, T <- 0.995 T
 after every proposal), keeping the best partition seen. Swaps keep group sizes equal.
+Ablations: random, contiguous, and balanced k-means (neurons clustered by their activation
+profiles over the calibration tokens, each cluster capped at C/N).
 """
 
 from __future__ import annotations
@@ -82,3 +84,29 @@ def random_partition(c: int, n: int, seed: int = 0) -> torch.Tensor:
 
 def contiguous_partition(c: int, n: int) -> torch.Tensor:
     return torch.arange(c) // (c // n)
+
+
+def balanced_kmeans(acts: torch.Tensor, n: int, iters: int = 20, seed: int = 0) -> torch.Tensor:
+    """Cluster neurons (columns of |acts|, L2-normalised) into N equal groups: Lloyd steps
+    whose assignment step fills groups greedily by distance under the C/N cap (a simple
+    stand-in for the optimal LAPJV assignment)."""
+    x = torch.nn.functional.normalize(acts.double().T, dim=1)  # [C, B]
+    c, size = x.shape[0], x.shape[0] // n
+    gen = torch.Generator().manual_seed(seed)
+    centroids = x[torch.randperm(c, generator=gen)[:n]]
+    groups = torch.empty(c, dtype=torch.long)
+    for _ in range(iters):
+        dist = torch.cdist(x, centroids)  # [C, N]
+        order = dist.flatten().argsort(stable=True).tolist()
+        groups.fill_(-1)
+        counts = [0] * n
+        for flat in order:
+            j, g = divmod(flat, n)
+            if groups[j] < 0 and counts[g] < size:
+                groups[j] = g
+                counts[g] += 1
+        new = torch.stack([x[groups == g].mean(0) for g in range(n)])
+        if torch.allclose(new, centroids):
+            break
+        centroids = new
+    return groups

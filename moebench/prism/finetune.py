@@ -1,0 +1,82 @@
+"""LG with fine-tuning (paper section 4.3.2): train only the routers of a carved model.
+
+The carved model starts from the linear gate (each parent's router row repeated N times);
+every other weight is frozen. The number of active sub-experts is annealed linearly from k1 to
+k2 over the run (k = round(k1 + (k2 - k1) step / steps), the authors' schedule), the loss is
+next-token cross-entropy on the proxy's own training text (standing in for SlimPajama), and
+the routed sub-experts are mixed with their softmax weights exactly as at inference.
+
+Sized for a CPU: a few hundred Adam steps at a learning rate far above the paper's 1e-5 (which
+was for 200K sequences of 2,048 tokens); both are recorded in the run's options.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.nn import functional as F
+
+from moebench.models.build import LoadedModel
+from moebench.models.corpora import cache_dir
+from moebench.models.families import FAMILIES
+
+
+def k_schedule(step: int, steps: int, k1: int, k2: int) -> int:
+    return round(k1 + (k2 - k1) * step / max(steps - 1, 1))
+
+
+def router_names(carved: LoadedModel) -> list[str]:
+    attr = FAMILIES[carved.family].router_attr
+    return [f"model.layers.{v.index}.mlp.{attr}.weight" for v in carved.layers]
+
+
+def finetune_routers(carved: LoadedModel, windows: list[torch.Tensor], steps: int, lr: float,
+                     k1: int, k2: int, batch: int = 4, seed: int = 0) -> list[float]:
+    """Train the routers in place; returns the loss per step."""
+    model = carved.model
+    routers = [v.router.weight for v in carved.layers]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for w in routers:
+        w.requires_grad_(True)
+    opt = torch.optim.Adam(routers, lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    data = torch.cat(windows)
+    losses = []
+    model.train(False)  # no dropout; routers still get gradients
+    for step in range(steps):
+        k = k_schedule(step, steps, k1, k2)
+        for view in carved.layers:
+            view.router.top_k = k
+        ids = data[torch.randint(0, len(data), (batch,), generator=gen)]
+        logits = model(input_ids=ids).logits
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    for w in routers:
+        w.requires_grad_(False)
+    return losses
+
+
+def cached_finetune(carved: LoadedModel, windows, steps: int, lr: float, k1: int, k2: int) -> list[float]:
+    """`finetune_routers`, with the trained routers cached by (carved weights, data, options)."""
+    data = hashlib.sha256(b"".join(w.numpy().tobytes() for w in windows)).hexdigest()
+    key = hashlib.sha256(json.dumps([carved.weights_sha256, data, steps, lr, k1, k2]).encode()).hexdigest()[:16]
+    path = cache_dir() / "prism" / f"{carved.name}-lgft-{key}.safetensors"
+    names = router_names(carved)
+    if path.exists():
+        saved = load_file(path)
+        with torch.no_grad():
+            for name, view in zip(names, carved.layers, strict=True):
+                view.router.weight.copy_(saved[name])
+        return [float(x) for x in saved["losses"].tolist()]
+    losses = finetune_routers(carved, windows, steps, lr, k1, k2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {n: v.router.weight.detach().contiguous() for n, v in zip(names, carved.layers, strict=True)}
+    save_file(tensors | {"losses": torch.tensor(losses)}, path)
+    return losses

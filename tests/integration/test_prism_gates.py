@@ -1,0 +1,85 @@
+"""MoE-Prism's gates on tiny models: CG is exact with every sub-expert of the top-k' experts,
+follows its pattern otherwise; LG fine-tuning trains only the routers and lowers the loss."""
+
+import pytest
+import torch
+
+from moebench.prism.carve import CARVABLE, carve, expert_activations, partition_experts, set_active
+from moebench.prism.finetune import finetune_routers, k_schedule
+from moebench.prism.gates import default_pattern, gate_neurons, install_complex_gate
+from moebench.prism.partition import balanced_kmeans
+from tests.tiny import tiny_model
+
+WINDOWS = [torch.randint(1, 96, (1, 24), generator=torch.Generator().manual_seed(s)) for s in range(3)]
+
+
+def carved_with_acts(family, method="anneal"):
+    loaded = tiny_model(family)
+    acts = expert_activations(loaded, WINDOWS)
+    parts, _ = partition_experts(loaded, acts, n=4, k=3, method=method, iters=20)
+    return loaded, carve(loaded, parts, 4), parts, acts
+
+
+@pytest.mark.parametrize("family", CARVABLE)
+def test_complex_gate_with_full_pattern_reproduces_the_original(family):
+    loaded, carved, parts, acts = carved_with_acts(family)
+    k = loaded.hf_config.num_experts_per_tok
+    install_complex_gate(carved, loaded.hf_config, parts, acts, 4, [4] * k)
+    x = torch.randint(1, 96, (2, 11), generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        torch.testing.assert_close(carved.model(input_ids=x).logits, loaded.model(input_ids=x).logits,
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_complex_gate_follows_its_pattern():
+    loaded, carved, parts, acts = carved_with_acts("olmoe")
+    k = loaded.hf_config.num_experts_per_tok
+    pattern = default_pattern(6, k, 4)
+    install_complex_gate(carved, loaded.hf_config, parts, acts, 4, pattern)
+    router = carved.layers[0].router
+    x = torch.randn(5, loaded.hf_config.hidden_size)
+    _, weights, ids = router(x)
+    assert ids.shape == (5, 6)
+    parents = ids // 4
+    # the first pattern[0] sub-experts share one parent (the top-ranked), and so on
+    for t in range(5):
+        assert len(set(parents[t, : pattern[0]].tolist())) == 1
+        assert len(set(parents[t].tolist())) == len([p for p in pattern if p])
+    assert torch.all(weights > 0)
+    with torch.no_grad():
+        out = carved.model(input_ids=WINDOWS[0]).logits
+    assert torch.isfinite(out).all()
+
+
+def test_default_patterns_match_the_papers_and_sum_to_k():
+    assert default_pattern(16, 8, 4) == [4, 4, 4, 3, 1, 0, 0, 0]  # OLMoE, from the authors' code
+    assert default_pattern(16, 6, 4) == [4, 4, 4, 3, 1, 0]  # DeepSeek
+    assert default_pattern(24, 8, 4) == [4, 4, 4, 4, 4, 3, 1, 0]  # Qwen3
+    assert default_pattern(32, 8, 4) == [4] * 8
+    for k in range(1, 33):
+        assert sum(default_pattern(k, 8, 4)) == k
+
+
+def test_gate_neurons_pick_the_most_co_activated():
+    acts = torch.zeros(50, 8)
+    acts[:, [1, 3, 5, 6]] = 1.0 + torch.rand(50, 4)  # always active together
+    acts[:, [0, 2, 4, 7]] = torch.rand(50, 4) * 0.1
+    assert sorted(gate_neurons(acts, 4, 0.5).tolist()) == [1, 3, 5, 6]
+
+
+def test_balanced_kmeans_is_a_partition_into_equal_groups():
+    acts = torch.rand(40, 32)
+    groups = balanced_kmeans(acts, 4, seed=1)
+    assert sorted(torch.bincount(groups, minlength=4).tolist()) == [8, 8, 8, 8]
+
+
+def test_router_finetuning_trains_only_routers_and_lowers_the_loss():
+    loaded, carved, _, _ = carved_with_acts("olmoe", method="random")
+    before = {n: p.clone() for n, p in carved.model.named_parameters()}
+    data = [torch.randint(1, 96, (1, 24), generator=torch.Generator().manual_seed(s)) for s in range(4)]
+    losses = finetune_routers(carved, data, steps=30, lr=5e-2, k1=4, k2=8, batch=4)
+    assert losses[-1] < losses[0]
+    changed = {n for n, p in carved.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(".gate." in n for n in changed)
+    assert [k_schedule(s, 5, 8, 32) for s in range(5)] == [8, 14, 20, 26, 32]
+    set_active(carved, 8)
