@@ -1,4 +1,5 @@
-"""A serving workload (Poisson arrivals with quality floors) and its latency metrics.
+"""The serving simulator: Poisson arrivals with quality floors, the event loop that serves them
+static batch by static batch under a scheduler (prism/scheduler.py), and latency metrics.
 
 Arrivals: exponential gaps at `rate_per_sec` for `duration_sec`; each request's floor is
 k_min = clip(int(Normal(k_min_mean, k_min_std)), 1, M) sub-experts, as in the MoE-Prism
@@ -8,10 +9,48 @@ authors' later workload generator (the v1 paper gives no distribution). The late
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from moebench.config import WorkloadConfig
-from moebench.prism.scheduler import Launch, Request
+from moebench.prism.scheduler import Request, Scheduler
+
+
+@dataclass
+class Launch:
+    time: float
+    level: int
+    requests: list[Request] = field(default_factory=list)
+    trigger: str = "utility"
+
+
+def simulate(requests: list[Request], scheduler: Scheduler) -> list[Launch]:
+    """Serve `requests` (sorted by arrival) to completion; fills in each request's times."""
+    model = scheduler.model
+    launches: list[Launch] = []
+    waiting: list[Request] = []
+    now, i = 0.0, 0
+    while i < len(requests) or waiting:
+        while i < len(requests) and requests[i].arrival <= now:
+            waiting.append(requests[i])
+            i += 1
+        choice = scheduler.choose(now, waiting, arrivals_done=i == len(requests))
+        if choice is None:
+            if i == len(requests):
+                raise RuntimeError("scheduler waits with no arrivals left")  # a policy bug
+            now = requests[i].arrival
+            continue
+        batch, trigger = choice
+        level = model.level(max(r.k_min for r in batch))
+        prefill, decode = model.batch_sec(len(batch), level)
+        chosen = {r.id for r in batch}
+        waiting = [r for r in waiting if r.id not in chosen]
+        for r in batch:
+            r.launch, r.first_token, r.finish, r.level = now, now + prefill, now + prefill + decode, level
+        launches.append(Launch(now, level, batch, trigger))
+        now += prefill + decode
+    return launches
 
 
 def poisson_requests(cfg: WorkloadConfig, max_level: int, seed: int) -> list[Request]:

@@ -10,11 +10,11 @@ baselines; the mixed pairs are its "Model Only" and "System Only" ablations.
 
 from __future__ import annotations
 
-from moebench.bench.serving import poisson_requests, serving_metrics
+from moebench.bench.serving import poisson_requests, serving_metrics, simulate
 from moebench.engine.costs import CostModel
 from moebench.errors import ConfigError
 from moebench.methods.offload import _option
-from moebench.prism.scheduler import POLICIES, Scheduler, simulate
+from moebench.prism.scheduler import POLICIES, Scheduler
 from moebench.prism.serving_costs import Granularity
 
 

@@ -103,18 +103,29 @@ class Prism(EngineMethod):
         key = hashlib.sha256(json.dumps([loaded.weights_sha256, text, n, k_cost, method, iters]).encode()).hexdigest()[:16]
         path = cache_dir() / "prism" / f"{loaded.name}-{key}.safetensors"
         if path.exists():
-            flat = load_file(path)
             parts: dict = {}
-            for name, groups in flat.items():
+            curves = {}
+            for name, tensor in load_file(path).items():
+                if name.startswith("curve/"):  # annealing cost curves (files from before lack them)
+                    curves[name.removeprefix("curve/")] = tensor.tolist()
+                    continue
                 layer, expert = map(int, name.split("."))
-                parts.setdefault(layer, {})[expert] = groups
-            return parts, {}
+                parts.setdefault(layer, {})[expert] = tensor
+            return parts, curves
         parts, curves = partition_experts(loaded, acts, n, k_cost, method, iters)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({f"{layer}.{e}": g.to(torch.int64).contiguous() for layer, ps in parts.items() for e, g in ps.items()},
-                  path)
+        tensors = {f"{layer}.{e}": g.to(torch.int64).contiguous() for layer, ps in parts.items() for e, g in ps.items()}
+        save_file(tensors | {f"curve/{k}": torch.tensor(c, dtype=torch.float64) for k, c in curves.items()}, path)
         return parts, curves
 
     def details(self):
-        first = next(iter(self.curves.values()), [])
-        return super().details() | {"prism": self.prism, "cost_curve_first_expert": first}
+        """The annealing record: the first expert's cost curve (sampled; the last entry is the
+        best seen) and, over all experts, the greedy start's cost against the best found."""
+        curves = self.curves
+        anneal = {}
+        if curves:
+            start, best = sum(c[0] for c in curves.values()), sum(c[-1] for c in curves.values())
+            anneal = {"anneal_cost_greedy_total": start, "anneal_cost_best_total": best,
+                      "anneal_improvement_frac": 1 - best / start if start else 0.0}
+        first = next(iter(curves.values()), [])
+        return super().details() | {"prism": self.prism | anneal, "cost_curve_first_expert": first}

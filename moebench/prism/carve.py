@@ -67,7 +67,7 @@ def partition_experts(loaded: LoadedModel, acts, n: int, k: int, method: str, it
             else:  # greedy + simulated annealing
                 best, curve = anneal(a, greedy(a, n), n, k, iters, seed=seed + e)
                 parts[view.index][e] = best
-                curves[f"{view.index}.{e}"] = curve[:: max(1, len(curve) // 50)]
+                curves[f"{view.index}.{e}"] = curve[:: max(1, len(curve) // 50)] + [min(curve)]  # last: best
     return parts, curves
 
 

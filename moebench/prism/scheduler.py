@@ -1,7 +1,7 @@
 """Cloud serving under quality floors: MoE-Prism's scheduler and the FIFO / FullBatch baselines.
 
-One GPU serves static batches one at a time (the paper's reading); time is virtual, so a run
-is a pure function of its arrivals and the cost table. Each request carries a quality floor
+One GPU serves static batches one at a time (the paper's reading); bench/serving.py runs the
+event loop under the virtual clock, asking `Scheduler.choose` whenever the GPU is free. Each request carries a quality floor
 k_min (sub-experts per token); a batch runs at the largest floor among its requests, at the
 model's granularity (`serving_costs.Granularity`), so every request gets at least its floor.
 
@@ -19,7 +19,7 @@ B_max requests wait (and launches what is left once arrivals end).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from moebench.prism.serving_costs import Granularity
 
@@ -36,14 +36,6 @@ class Request:
     first_token: float = float("nan")
     finish: float = float("nan")
     level: int = 0  # sub-expert level it ran at
-
-
-@dataclass
-class Launch:
-    time: float
-    level: int
-    requests: list[Request] = field(default_factory=list)
-    trigger: str = "utility"
 
 
 class Scheduler:
@@ -76,31 +68,3 @@ class Scheduler:
         full = [m for m, q in queues.items() if len(q) >= self.b_max]
         candidates, trigger = (full, "batch_full") if full else (list(queues), "utility")
         return queues[max(candidates, key=lambda m: self.utility(queues[m], m))], trigger
-
-
-def simulate(requests: list[Request], scheduler: Scheduler) -> list[Launch]:
-    """Serve `requests` (sorted by arrival) to completion; fills in each request's times."""
-    model = scheduler.model
-    launches: list[Launch] = []
-    waiting: list[Request] = []
-    now, i = 0.0, 0
-    while i < len(requests) or waiting:
-        while i < len(requests) and requests[i].arrival <= now:
-            waiting.append(requests[i])
-            i += 1
-        choice = scheduler.choose(now, waiting, arrivals_done=i == len(requests))
-        if choice is None:
-            if i == len(requests):
-                raise RuntimeError("scheduler waits with no arrivals left")  # a policy bug
-            now = requests[i].arrival
-            continue
-        batch, trigger = choice
-        level = model.level(max(r.k_min for r in batch))
-        prefill, decode = model.batch_sec(len(batch), level)
-        chosen = {r.id for r in batch}
-        waiting = [r for r in waiting if r.id not in chosen]
-        for r in batch:
-            r.launch, r.first_token, r.finish, r.level = now, now + prefill, now + prefill + decode, level
-        launches.append(Launch(now, level, batch, trigger))
-        now += prefill + decode
-    return launches

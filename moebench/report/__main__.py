@@ -14,7 +14,7 @@ from moebench.records import load_records
 from moebench.report import engine
 from moebench.report.common import conditions, flag_invalid
 from moebench.report.eval import eval_report
-from moebench.report.prism import prism_ppl
+from moebench.report.prism import prism_accuracy, prism_points, prism_ppl
 from moebench.report.prism_cloud import prism_cloud
 from moebench.report.prism_offload import prism_offload
 from moebench.report.speq import speq_ablation, speq_cache, speq_cpu, speq_report
@@ -32,6 +32,9 @@ RENDERERS = {
 }
 
 
+PRISM_QUALITY = {"prism_ppl": prism_ppl, "prism_points": prism_points, "prism_accuracy": prism_accuracy}
+
+
 def generic(records, _out, name: str) -> list[str]:
     return [f"# {name}", "", conditions(records), "",
             summary_rows(records).to_markdown(index=False, floatfmt=".4g"), "", *flag_invalid(records)]
@@ -43,8 +46,8 @@ def write_reports(results_dir: Path, out_dir: Path) -> list[Path]:
     for record in load_records(results_dir):
         by_experiment[record["experiment"]].append(record)
     for name, records in sorted(by_experiment.items()):
-        if name == "prism_ppl":
-            lines = prism_ppl(records, out_dir)
+        if name in PRISM_QUALITY:
+            lines = PRISM_QUALITY[name](records, out_dir)
         elif "eval" in records[0]:
             lines = eval_report(records, out_dir, name)
         elif name.startswith("speq_") and name in RENDERERS:

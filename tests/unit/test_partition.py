@@ -6,6 +6,7 @@ import torch
 
 from moebench.prism.partition import (
     anneal,
+    balanced_kmeans,
     contiguous_partition,
     cost,
     greedy,
@@ -28,7 +29,7 @@ def check_partition(groups, c, n):
 
 
 @pytest.mark.parametrize("maker", [lambda a: greedy(a, 4), lambda a: random_partition(32, 4),
-                                   lambda a: contiguous_partition(32, 4)])
+                                   lambda a: contiguous_partition(32, 4), lambda a: balanced_kmeans(a, 4)])
 def test_partitions_are_equal_sized_and_cover_every_neuron(maker):
     check_partition(maker(activations()), 32, 4)
 
