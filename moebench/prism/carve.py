@@ -19,6 +19,7 @@ import transformers
 from moebench.errors import UserError
 from moebench.models.build import LoadedModel, weights_sha256
 from moebench.models.families import FAMILIES, moe_layers
+from moebench.prism.gates import LinearGate
 from moebench.prism.partition import (
     anneal,
     balanced_kmeans,
@@ -126,11 +127,14 @@ def carve(loaded: LoadedModel, parts, n: int) -> LoadedModel:
         state[router_key] = state[router_key].repeat_interleave(n, dim=0)
     model.load_state_dict(state)
     model.eval()
+    for layer in moe_layers(model, family):  # LG w/o FT with index-order tie-breaking
+        router = LinearGate(layer.router.weight, family, config, config.num_experts_per_tok)
+        setattr(layer.block, FAMILIES[family].router_attr, router)
     return LoadedModel(f"{loaded.name}-prism{n}", family, model, config, moe_layers(model, family),
                        weights_sha256(model), loaded.tokenizer)
 
 
 def set_active(loaded: LoadedModel, k: int) -> None:
-    """Route every token to K sub-experts (LG w/o FT keeps the top K of the N E logits)."""
+    """Route every token to K sub-experts (LG keeps the top K of the N E logits)."""
     for view in loaded.layers:
         view.router.top_k = k

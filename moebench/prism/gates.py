@@ -1,4 +1,12 @@
-"""MoE-Prism's training-free Complex Gate (CG, paper section 4.3.1) for a carved model.
+"""MoE-Prism's gates for a carved model: the linear gate (LG) and the Complex Gate (CG).
+
+LG (paper section 4.3): each parent's router row repeated N times; softmax over the N E logits,
+top-K, the family's normalisation. Sub-experts of one parent tie, and torch.topk breaks ties
+arbitrarily (a different sub-expert per token); `LinearGate` breaks them by index order with a
+stable sort, as the paper's analysis assumes, so a partly used parent always runs its first
+sub-experts. At K = N k' this is exactly the original routing.
+
+CG (paper section 4.3.1), training-free:
 
 Routing is two-level. The original router picks its top-k' experts with their original
 weights; for the expert ranked i, each of its N sub-experts is scored by the mean |activation|
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from moebench.errors import ConfigError
 from moebench.models.families import FAMILIES, moe_layers
@@ -56,6 +65,31 @@ def gate_neurons(acts: torch.Tensor, r: int, active_frac: float) -> torch.Tensor
     co = active.T @ active
     centrality = co.sum(1) - co.diagonal()  # co-activation with the other neurons
     return centrality.argsort(descending=True, stable=True)[: min(r, width)]
+
+
+class LinearGate(nn.Module):
+    """Drop-in router of one carved MoE block with index-order tie-breaking."""
+
+    def __init__(self, weight: torch.Tensor, family: str, config, top_k: int):
+        super().__init__()
+        if family == "deepseek_v2" and getattr(config, "topk_method", "greedy") != "greedy":
+            raise ConfigError("model.arch.topk_method", config.topk_method, "greedy for a carved DeepSeek model")
+        self.weight = nn.Parameter(weight.detach().clone())
+        self.family, self.top_k = family, top_k
+        self.renormalize = family == "mixtral" or bool(getattr(config, "norm_topk_prob", False))
+        self.scale = float(config.routed_scaling_factor) if family == "deepseek_v2" else 1.0
+
+    def forward(self, hidden: torch.Tensor):
+        x = hidden.reshape(-1, hidden.shape[-1])
+        deepseek = self.family == "deepseek_v2"
+        logits = F.linear(x.float(), self.weight.float()) if deepseek else F.linear(x, self.weight)
+        probs = torch.softmax(logits, dim=-1, dtype=torch.float)
+        ids = probs.sort(dim=-1, descending=True, stable=True).indices[:, : self.top_k]
+        weights = probs.gather(-1, ids)
+        if self.renormalize:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        weights = weights * self.scale if deepseek else weights.to(logits.dtype)
+        return logits, weights, ids
 
 
 class ComplexGate(nn.Module):

@@ -83,3 +83,13 @@ def test_router_finetuning_trains_only_routers_and_lowers_the_loss():
     assert changed and all(".gate." in n for n in changed)
     assert [k_schedule(s, 5, 8, 32) for s in range(5)] == [8, 14, 20, 26, 32]
     set_active(carved, 8)
+
+
+@pytest.mark.parametrize("family", CARVABLE)
+def test_linear_gate_breaks_ties_by_index_order(family):
+    loaded, carved, _, _ = carved_with_acts(family, method="random")
+    set_active(carved, 6)
+    _, weights, ids = carved.layers[0].router(torch.randn(40, loaded.hf_config.hidden_size))
+    assert torch.equal(ids[:, :4] % 4, torch.arange(4).expand(40, 4))  # the top parent, whole
+    assert torch.equal(ids[:, 4:] % 4, torch.arange(2).expand(40, 2))  # then the next one's first two
+    assert torch.equal(ids[:, :4] // 4, ids[:, :1].expand(40, 4) // 4)
