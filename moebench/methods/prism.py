@@ -59,7 +59,7 @@ class Prism(EngineMethod):
         windows = calibration_windows(loaded, 16, 128, seed=5)
         acts = {}
         if method not in ("random", "contiguous") or gate == "cg":
-            acts = expert_activations(loaded, windows)
+            acts = self._activations(loaded, windows)
         parts, self.curves = self._partition(loaded, windows, acts, n, k_cost, method, iters)
         original_config = loaded.hf_config
         carved = carve(loaded, parts, n)
@@ -96,6 +96,24 @@ class Prism(EngineMethod):
         if self.resident():
             return EngineOptions(slots_per_layer=shape.num_experts), 0.0, None
         return EngineOptions(slots_per_layer=0, policy="lru"), 0.0, self.active
+
+    @staticmethod
+    def _activations(loaded, windows) -> dict[int, dict[int, torch.Tensor]]:
+        """Calibration statistics (|SiLU(x W_gate) * (x W_up)| per expert over the tokens routed
+        to it), cached by (model weights hash, calibration tokens hash)."""
+        text = hashlib.sha256(b"".join(w.numpy().tobytes() for w in windows)).hexdigest()
+        key = hashlib.sha256(json.dumps([loaded.weights_sha256, text]).encode()).hexdigest()[:16]
+        path = cache_dir() / "prism" / f"{loaded.name}-acts-{key}.safetensors"
+        if path.exists():
+            acts: dict = {}
+            for name, tensor in load_file(path).items():
+                layer, expert = map(int, name.split("."))
+                acts.setdefault(layer, {})[expert] = tensor
+            return acts
+        acts = expert_activations(loaded, windows)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({f"{layer}.{e}": a.contiguous() for layer, per in acts.items() for e, a in per.items()}, path)
+        return acts
 
     @staticmethod
     def _partition(loaded, windows, acts, n, k_cost, method, iters):

@@ -20,7 +20,8 @@ def conditions(records: list[dict[str, Any]]) -> str:
     budgets = sorted({str(x["config"]["method"]["budget_gb"]) for x in records})
     commits = sorted({(x["git"]["sha"] or "none")[:10] + ("+dirty" if x["git"]["dirty"] else "") for x in records})
     clocks = sorted({x["clock"] for x in records})
-    return (f"**Conditions.** Model `{model['name']}`{proxy}; hardware `{r['hardware']}`; clock "
+    hardware = ", ".join(f"`{h}`" for h in sorted({x["hardware"] for x in records}))
+    return (f"**Conditions.** Model `{model['name']}`{proxy}; hardware {hardware}; clock "
             f"{', '.join(f'`{k}`' for k in clocks)}; memory budgets (GB) {', '.join(budgets)}; workload "
             f"`{c['workload']['name']}` ({c['workload']['num_prompts']} prompts x {c['workload']['prompt_len']} "
             f"tokens, {c['workload']['new_tokens']} new tokens, greedy); commit(s) {', '.join(commits)}; "

@@ -59,9 +59,9 @@ def _model_section(name: str, frame: pd.DataFrame, out) -> list[str]:
              at_loads[cols].sort_values(["rate", "system"]).to_markdown(index=False, floatfmt=".4g"), "",
              "**Throughput at the SLO** (the best goodput over the swept loads):", "",
              best.to_frame("req/s").to_markdown(floatfmt=".4g"), ""]
-    if name in PAPER and loads:
-        high = max(loads)
-        ours = mean.set_index(["system", "rate"])["goodput_rps"]
+    ours = mean.set_index(["system", "rate"])["goodput_rps"]
+    high = max(loads) if loads else None
+    if name in PAPER and {("MoE-Prism", high), ("FIFO (original)", high)} <= set(ours.index):
         gain = 100 * (ours[("MoE-Prism", high)] / ours[("FIFO (original)", high)] - 1)
         paper_fifo, paper_prism = PAPER[name]
         lines += [f"**High load against the paper:** ours {ours[('FIFO (original)', high)]:.4g} -> "

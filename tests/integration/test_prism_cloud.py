@@ -61,3 +61,16 @@ def test_committed_records_keep_their_run_keys():
         record = json.loads(path.read_text())
         config = {k: v for k, v in record["config"].items() if k not in ("results_dir", "force")}
         assert run_key(load_run_config(config)) == record["run_key"]
+
+
+def test_report_puts_each_policy_beside_fifo(results_dir, tmp_path):
+    from moebench.records import load_records
+    from moebench.report.prism_cloud import prism_cloud
+
+    for policy, granularity in (("fifo", "original"), ("prism", "prism")):
+        out = run_cli(*SHORT, f"method.options.policy={policy}", f"method.options.granularity={granularity}",
+                      f"results_dir={results_dir}")
+        assert out.returncode == 0, out.stderr
+    text = "\n".join(prism_cloud(load_records(results_dir), tmp_path))
+    assert "| MoE-Prism" in text and "| FIFO (original)" in text and "medium" in text
+    assert (tmp_path / "figs" / "prism_cloud_dsv2lite.png").exists()

@@ -93,3 +93,20 @@ def test_linear_gate_breaks_ties_by_index_order(family):
     assert torch.equal(ids[:, :4] % 4, torch.arange(4).expand(40, 4))  # the top parent, whole
     assert torch.equal(ids[:, 4:] % 4, torch.arange(2).expand(40, 2))  # then the next one's first two
     assert torch.equal(ids[:, :4] // 4, ids[:, :1].expand(40, 4) // 4)
+
+
+def test_calibration_statistics_are_cached_and_reloaded(tmp_path, monkeypatch):
+    from moebench.methods.prism import Prism
+    from moebench.methods.speq import calibration_windows
+
+    monkeypatch.setenv("MOEBENCH_CACHE", str(tmp_path))
+    loaded = tiny_model("qwen3_moe")
+    windows = calibration_windows(loaded, 2, 16, seed=5)
+    first = Prism._activations(loaded, windows)
+    assert list(tmp_path.glob("prism/*-acts-*.safetensors"))
+    again = Prism._activations(loaded, windows)
+    assert first.keys() == again.keys()
+    for layer in first:
+        assert first[layer].keys() == again[layer].keys()
+        for e in first[layer]:
+            torch.testing.assert_close(first[layer][e], again[layer][e], rtol=0, atol=0)
