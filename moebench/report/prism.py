@@ -21,7 +21,7 @@ PAPER_TABLE2 = {
     "qwen3_30b": {12: (18.2259, 15.0531, 18.2300, 18.2831), 16: (13.7355, 12.8977, 13.7187, 13.7140),
                   20: (12.3119, 12.0546, 12.2981, 12.2962), 24: (11.7772, 11.7444, 11.7743, 11.7702)},
 }
-GATES = {"LG w/o FT": "lg", "CG": "cg", "LG w/ FT": "lg_ft"}
+GATES = {"CG": "cg", "LG w/o FT": "lg", "LG w/ FT": "lg_ft"}  # the order of PAPER_TABLE2's columns
 # Table 3 (%), OLMoE: original K' = 3 and MoE-Prism K = 12 fine-tuned
 PAPER_TABLE3 = {"winogrande": (63.06, 64.33), "arc_challenge": (46.08, 46.33), "boolq": (64.46, 67.65)}
 TOLERANCES = (0.001, 0.005, 0.01)  # relative perplexity gains that count as "distinct"
