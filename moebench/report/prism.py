@@ -63,7 +63,7 @@ def _table2(frame: pd.DataFrame) -> pd.DataFrame:
             orig = part[(part["variant"] == "original") & (part["K"] == k)]["word ppl"]
             if orig.empty:
                 continue
-            row = {"model": model, "K, K'": f"{k}, {k // 4}", "ours original": orig.iloc[0]}
+            row = {"model": model, "K, K'": f"{k}, {k // 4}", "ours original": int(round(orig.iloc[0]))}
             for (gate, _), p in zip(GATES.items(), p_gates, strict=True):
                 ours = part[(part["variant"] == gate) & (part["K"] == k)]["word ppl"]
                 row[f"ours {gate} %"] = 100 * (ours.iloc[0] / orig.iloc[0] - 1) if len(ours) else float("nan")
@@ -140,8 +140,8 @@ def prism_points(records: list[dict[str, Any]], out) -> list[str]:
     counts = pd.DataFrame(counts)
     orig = counts[counts["variant"] == "original"]
     ratio_lines = []
-    for _, row in counts[counts["variant"] != "original"].iterrows():
-        ratios = [row[c] / orig[c].iloc[0] for c in counts.columns[2:]] if len(orig) else []
+    for _, row in counts[counts["variant"] != "original"].iterrows() if len(orig) else []:
+        ratios = [row[c] / orig[c].iloc[0] for c in counts.columns[2:]]
         ratio_lines.append(f"- {row['variant']}: " + ", ".join(
             f"{r:.2g}x at {t:.1%}" for r, t in zip(ratios, TOLERANCES, strict=True)))
     fig, ax = plt.subplots(figsize=(6, 3.6))
