@@ -84,6 +84,11 @@ def partition_cost(loaded: LoadedModel, acts, parts, n: int, k: int) -> float:
     return left / total if total else float("nan")
 
 
+def config_width(config) -> int:
+    """The routed-expert width an HF MoE config stores."""
+    return getattr(config, "moe_intermediate_size", None) or config.intermediate_size
+
+
 def carved_config(config, family: str, n: int):
     """The config rewrite: experts x N, top-k x N, expert width / N (paper section 1.1)."""
     c = config.to_dict()
@@ -127,6 +132,9 @@ def carve(loaded: LoadedModel, parts, n: int) -> LoadedModel:
         state[router_key] = state[router_key].repeat_interleave(n, dim=0)
     model.load_state_dict(state)
     model.eval()
+    sub_width_bytes = config_width(config) * next(model.parameters()).element_size()
+    if sub_width_bytes % 16:  # torch's grouped_mm needs 16-byte strides; narrow sub-experts loop
+        model.set_experts_implementation("eager")
     for layer in moe_layers(model, family):  # LG w/o FT with index-order tie-breaking
         router = LinearGate(layer.router.weight, family, config, config.num_experts_per_tok)
         setattr(layer.block, FAMILIES[family].router_attr, router)

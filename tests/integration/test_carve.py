@@ -36,3 +36,14 @@ def test_fewer_active_sub_experts_change_the_output():
         set_active(carved, 5)
         fewer = carved.model(input_ids=x).logits
     assert not torch.allclose(full, fewer)
+
+
+def test_narrow_sub_experts_still_run():
+    """Width 24 / 4 = 6 float32 neurons: 24-byte rows, which torch's grouped_mm rejects."""
+    loaded = tiny_model("qwen3_moe", moe_intermediate_size=24)
+    parts, _ = partition_experts(loaded, {}, n=4, k=3, method="random", iters=0)
+    carved = carve(loaded, parts, 4)
+    x = torch.randint(1, 96, (1, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(carved.model(input_ids=x).logits, loaded.model(input_ids=x).logits,
+                                   rtol=1e-4, atol=1e-5)
