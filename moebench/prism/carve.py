@@ -84,20 +84,16 @@ def partition_cost(loaded: LoadedModel, acts, parts, n: int, k: int) -> float:
     return left / total if total else float("nan")
 
 
-def config_width(config) -> int:
-    """The routed-expert width an HF MoE config stores."""
-    return getattr(config, "moe_intermediate_size", None) or config.intermediate_size
-
-
-def carved_config(config, family: str, n: int):
-    """The config rewrite: experts x N, top-k x N, expert width / N (paper section 1.1)."""
+def carved_config(config, family: str, n: int, pad: int = 0):
+    """The config rewrite: experts x N, top-k x N, expert width / N (paper section 1.1), plus
+    `pad` zero neurons per sub-expert (see `carve`)."""
     c = config.to_dict()
     for key in ("num_local_experts", "num_experts", "n_routed_experts"):  # whichever the class stores
         if c.get(key):
             c[key] = c[key] * n
     c["num_experts_per_tok"] = c["num_experts_per_tok"] * n
     width_key = "moe_intermediate_size" if "moe_intermediate_size" in c else "intermediate_size"
-    c[width_key] = c[width_key] // n
+    c[width_key] = c[width_key] // n + pad
     if family == "deepseek_v2":
         c["routed_scaling_factor"] = c["routed_scaling_factor"] * n
         c["n_shared_experts"] = c["n_shared_experts"] * n  # shared width stays the same
@@ -111,30 +107,33 @@ def carve(loaded: LoadedModel, parts, n: int) -> LoadedModel:
     family = loaded.family
     if family not in CARVABLE:
         raise UserError(f"model.family={family} cannot be carved; one of {', '.join(CARVABLE)}")
-    config = carved_config(loaded.hf_config, family, n)
-    model = transformers.AutoModelForCausalLM.from_config(config, dtype=next(loaded.model.parameters()).dtype)
+    dtype = next(loaded.model.parameters()).dtype
+    width = loaded.layers[0].experts.down_proj.shape[-1]
+    # torch's grouped_mm needs 16-byte rows: pad narrow sub-experts with zero neurons (a zero
+    # gate and up row give a zero activation, a zero down column adds nothing: still exact)
+    pad = -(width // n) % (16 // dtype.itemsize)
+    config = carved_config(loaded.hf_config, family, n, pad)
+    model = transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
     state = dict(loaded.model.state_dict())
     fold = 1.0 if family == "deepseek_v2" else float(n)  # DeepSeek scales in its router
     for view in loaded.layers:
         prefix = f"model.layers.{view.index}.mlp."
         gate_up, down = view.experts.gate_up_proj, view.experts.down_proj
-        width = down.shape[-1]
+        zero_rows = gate_up.new_zeros(pad, gate_up.shape[-1])
+        zero_cols = down.new_zeros(down.shape[1], pad)
         new_gu, new_down = [], []
         for e in range(view.num_experts):
             groups = parts[view.index][e]
             for g in range(n):
                 idx = torch.nonzero(groups == g).flatten()
-                new_gu.append(torch.cat([gate_up[e, :width][idx], gate_up[e, width:][idx]]))
-                new_down.append(down[e][:, idx] * fold)
+                new_gu.append(torch.cat([gate_up[e, :width][idx], zero_rows, gate_up[e, width:][idx], zero_rows]))
+                new_down.append(torch.cat([down[e][:, idx] * fold, zero_cols], dim=1))
         state[prefix + "experts.gate_up_proj"] = torch.stack(new_gu)
         state[prefix + "experts.down_proj"] = torch.stack(new_down)
         router_key = prefix + FAMILIES[family].router_attr + ".weight"
         state[router_key] = state[router_key].repeat_interleave(n, dim=0)
     model.load_state_dict(state)
     model.eval()
-    sub_width_bytes = config_width(config) * next(model.parameters()).element_size()
-    if sub_width_bytes % 16:  # torch's grouped_mm needs 16-byte strides; narrow sub-experts loop
-        model.set_experts_implementation("eager")
     for layer in moe_layers(model, family):  # LG w/o FT with index-order tie-breaking
         router = LinearGate(layer.router.weight, family, config, config.num_experts_per_tok)
         setattr(layer.block, FAMILIES[family].router_attr, router)

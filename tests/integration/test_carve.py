@@ -39,10 +39,12 @@ def test_fewer_active_sub_experts_change_the_output():
 
 
 def test_narrow_sub_experts_still_run():
-    """Width 24 / 4 = 6 float32 neurons: 24-byte rows, which torch's grouped_mm rejects."""
+    """Width 24 / 4 = 6 float32 neurons: 24-byte rows, which torch's grouped_mm rejects, so
+    each sub-expert gets two zero neurons (still exact)."""
     loaded = tiny_model("qwen3_moe", moe_intermediate_size=24)
     parts, _ = partition_experts(loaded, {}, n=4, k=3, method="random", iters=0)
     carved = carve(loaded, parts, 4)
+    assert carved.hf_config.moe_intermediate_size == 8
     x = torch.randint(1, 96, (1, 9), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         torch.testing.assert_close(carved.model(input_ids=x).logits, loaded.model(input_ids=x).logits,

@@ -110,3 +110,15 @@ def test_calibration_statistics_are_cached_and_reloaded(tmp_path, monkeypatch):
         assert first[layer].keys() == again[layer].keys()
         for e in first[layer]:
             torch.testing.assert_close(first[layer][e], again[layer][e], rtol=0, atol=0)
+
+
+def test_complex_gate_on_padded_sub_experts_is_exact():
+    loaded = tiny_model("qwen3_moe", moe_intermediate_size=24)  # 6 neurons per sub-expert, padded to 8
+    acts = expert_activations(loaded, WINDOWS)
+    parts, _ = partition_experts(loaded, acts, n=4, k=3, method="anneal", iters=10)
+    carved = carve(loaded, parts, 4)
+    install_complex_gate(carved, loaded.hf_config, parts, acts, 4, [4] * loaded.hf_config.num_experts_per_tok)
+    x = torch.randint(1, 96, (1, 9), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(carved.model(input_ids=x).logits, loaded.model(input_ids=x).logits,
+                                   rtol=1e-4, atol=1e-5)
