@@ -71,6 +71,15 @@ def judge(cfg: RunConfig, outputs: list[list[int]] | None, metrics: dict[str, An
     return {"valid": not reasons, "reasons": reasons}
 
 
+def eval_validity(tasks: list[str], results: dict, metrics: dict[str, float]) -> dict[str, Any]:
+    """An accuracy run is valid when every task reported and every metric is finite."""
+    reasons = [f"task {t} missing" for t in tasks if t not in results]
+    bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+    if bad:
+        reasons.append(f"non-finite metrics: {bad}")
+    return {"valid": not reasons, "reasons": reasons}
+
+
 def execute(cfg: RunConfig) -> Path | None:
     """Run `cfg` unless its record exists; return the record path (None when skipped)."""
     out_dir = run_dir(cfg)
@@ -116,8 +125,7 @@ def _run_eval(cfg: RunConfig) -> dict[str, Any]:
         "metrics": metrics,
         "method_details": method.details(),
         "eval": out,
-        "validity": {"valid": all(t in out["results"] for t in cfg.eval.tasks),
-                     "reasons": [f"task {t} missing" for t in cfg.eval.tasks if t not in out["results"]]},
+        "validity": eval_validity(cfg.eval.tasks, out["results"], metrics),
         "wall_sec": time.perf_counter() - wall_start,
     }
     return record

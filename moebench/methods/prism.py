@@ -78,10 +78,11 @@ class Prism(EngineMethod):
             lr = float(_option(run, "ft_lr", 1e-3))
             k1, k2 = min(8, n * k_orig), n * k_orig
             train = calibration_windows(loaded, 256, 128, seed=11)
-            losses = cached_finetune(carved, train, steps, lr, k1, k2)
+            losses, skipped = cached_finetune(carved, train, steps, lr, k1, k2)
             set_active(carved, active)
             self.prism |= {"gate": "LG w/ FT", "ft_steps": steps, "ft_lr": lr, "ft_k": [k1, k2],
-                           "ft_loss_first_last": [losses[0], losses[-1]]}
+                           "ft_loss_first_last": [losses[0], losses[-1]], "ft_skipped_steps": skipped,
+                           "ft_max_grad_norm": 1.0}
         else:
             set_active(carved, active)
             self.prism |= {"gate": "LG w/o FT"}

@@ -7,7 +7,10 @@ next-token cross-entropy on the proxy's own training text (standing in for SlimP
 the routed sub-experts are mixed with their softmax weights exactly as at inference.
 
 Sized for a CPU: a few hundred Adam steps at a learning rate far above the paper's 1e-5 (which
-was for 200K sequences of 2,048 tokens); both are recorded in the run's options.
+was for 200K sequences of 2,048 tokens); both are recorded in the run's options. Gradients are
+clipped to norm 1.0 (the authors' max_grad_norm). A step whose router gradients are not finite
+is skipped and counted: on the DeepSeek proxy, MLA attention's backward occasionally returns
+NaN (seen at step 53 of 200), and one such step would otherwise poison every router.
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ def router_names(carved: LoadedModel) -> list[str]:
     return [f"model.layers.{v.index}.mlp.{attr}.weight" for v in carved.layers]
 
 
+MAX_GRAD_NORM = 1.0
+
+
 def finetune_routers(carved: LoadedModel, windows: list[torch.Tensor], steps: int, lr: float,
-                     k1: int, k2: int, batch: int = 4, seed: int = 0) -> list[float]:
-    """Train the routers in place; returns the loss per step."""
+                     k1: int, k2: int, batch: int = 4, seed: int = 0) -> tuple[list[float], int]:
+    """Train the routers in place; returns the loss per step and how many steps were skipped."""
     model = carved.model
     routers = [v.router.weight for v in carved.layers]
     for p in model.parameters():
@@ -45,7 +51,7 @@ def finetune_routers(carved: LoadedModel, windows: list[torch.Tensor], steps: in
     opt = torch.optim.Adam(routers, lr=lr)
     gen = torch.Generator().manual_seed(seed)
     data = torch.cat(windows)
-    losses = []
+    losses, skipped = [], 0
     model.train(False)  # no dropout; routers still get gradients
     for step in range(steps):
         k = k_schedule(step, steps, k1, k2)
@@ -56,17 +62,21 @@ def finetune_routers(carved: LoadedModel, windows: list[torch.Tensor], steps: in
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
         opt.zero_grad()
         loss.backward()
-        opt.step()
+        norm = torch.nn.utils.clip_grad_norm_(routers, MAX_GRAD_NORM)
+        if torch.isfinite(norm):
+            opt.step()
+        else:
+            skipped += 1
         losses.append(float(loss.detach()))
     for w in routers:
         w.requires_grad_(False)
-    return losses
+    return losses, skipped
 
 
-def cached_finetune(carved: LoadedModel, windows, steps: int, lr: float, k1: int, k2: int) -> list[float]:
+def cached_finetune(carved: LoadedModel, windows, steps: int, lr: float, k1: int, k2: int) -> tuple[list[float], int]:
     """`finetune_routers`, with the trained routers cached by (carved weights, data, options)."""
     data = hashlib.sha256(b"".join(w.numpy().tobytes() for w in windows)).hexdigest()
-    key = hashlib.sha256(json.dumps([carved.weights_sha256, data, steps, lr, k1, k2]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([carved.weights_sha256, data, steps, lr, k1, k2, MAX_GRAD_NORM, "skip-nonfinite"]).encode()).hexdigest()[:16]
     path = cache_dir() / "prism" / f"{carved.name}-lgft-{key}.safetensors"
     names = router_names(carved)
     if path.exists():
@@ -74,9 +84,9 @@ def cached_finetune(carved: LoadedModel, windows, steps: int, lr: float, k1: int
         with torch.no_grad():
             for name, view in zip(names, carved.layers, strict=True):
                 view.router.weight.copy_(saved[name])
-        return [float(x) for x in saved["losses"].tolist()]
-    losses = finetune_routers(carved, windows, steps, lr, k1, k2)
+        return [float(x) for x in saved["losses"].tolist()], int(saved["skipped"])
+    losses, skipped = finetune_routers(carved, windows, steps, lr, k1, k2)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {n: v.router.weight.detach().contiguous() for n, v in zip(names, carved.layers, strict=True)}
-    save_file(tensors | {"losses": torch.tensor(losses)}, path)
-    return losses
+    save_file(tensors | {"losses": torch.tensor(losses), "skipped": torch.tensor(skipped)}, path)
+    return losses, skipped

@@ -77,8 +77,8 @@ def test_router_finetuning_trains_only_routers_and_lowers_the_loss():
     loaded, carved, _, _ = carved_with_acts("olmoe", method="random")
     before = {n: p.clone() for n, p in carved.model.named_parameters()}
     data = [torch.randint(1, 96, (1, 24), generator=torch.Generator().manual_seed(s)) for s in range(4)]
-    losses = finetune_routers(carved, data, steps=30, lr=5e-2, k1=4, k2=8, batch=4)
-    assert losses[-1] < losses[0]
+    losses, skipped = finetune_routers(carved, data, steps=30, lr=5e-2, k1=4, k2=8, batch=4)
+    assert losses[-1] < losses[0] and skipped == 0
     changed = {n for n, p in carved.model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all(".gate." in n for n in changed)
     assert [k_schedule(s, 5, 8, 32) for s in range(5)] == [8, 14, 20, 26, 32]
@@ -122,3 +122,18 @@ def test_complex_gate_on_padded_sub_experts_is_exact():
     with torch.no_grad():
         torch.testing.assert_close(carved.model(input_ids=x).logits, loaded.model(input_ids=x).logits,
                                    rtol=1e-4, atol=1e-5)
+
+
+def test_a_non_finite_router_gradient_skips_the_step():
+    _, carved, _, _ = carved_with_acts("olmoe", method="random")
+    calls = []
+
+    def poison_first(grad):
+        calls.append(1)
+        return grad * float("nan") if len(calls) == 1 else grad
+
+    carved.layers[0].router.weight.register_hook(poison_first)
+    data = [torch.randint(1, 96, (1, 24), generator=torch.Generator().manual_seed(s)) for s in range(4)]
+    _, skipped = finetune_routers(carved, data, steps=3, lr=1e-2, k1=4, k2=8, batch=2)
+    assert skipped == 1
+    assert all(torch.isfinite(v.router.weight).all() for v in carved.layers)

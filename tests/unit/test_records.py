@@ -32,3 +32,11 @@ def test_load_records_finds_every_result(tmp_path):
     for i in range(3):
         write_json_atomic(tmp_path / "exp" / f"k{i}" / "result.json", {"i": i})
     assert [r["i"] for r in load_records(tmp_path)] == [0, 1, 2]
+
+
+def test_an_eval_with_a_nan_metric_is_invalid():
+    from moebench.runner import eval_validity
+
+    assert eval_validity(["a"], {"a": {}}, {"a.ppl": 3.0})["valid"]
+    bad = eval_validity(["a", "b"], {"a": {}}, {"a.ppl": float("nan")})
+    assert not bad["valid"] and "task b missing" in bad["reasons"] and "a.ppl" in bad["reasons"][1]
