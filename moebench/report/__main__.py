@@ -14,7 +14,7 @@ from moebench.records import load_records
 from moebench.report import engine
 from moebench.report.common import conditions, flag_invalid
 from moebench.report.eval import eval_report
-from moebench.report.prism import prism_accuracy, prism_points, prism_ppl
+from moebench.report.prism import prism_accuracy, prism_partition, prism_points, prism_ppl
 from moebench.report.prism_cloud import prism_cloud
 from moebench.report.prism_offload import prism_offload
 from moebench.report.speq import speq_ablation, speq_cache, speq_cpu, speq_report
@@ -32,7 +32,8 @@ RENDERERS = {
 }
 
 
-PRISM_QUALITY = {"prism_ppl": prism_ppl, "prism_points": prism_points, "prism_accuracy": prism_accuracy}
+PRISM_QUALITY = {"prism_ppl": prism_ppl, "prism_points": prism_points, "prism_accuracy": prism_accuracy,
+                 "prism_partition": prism_partition}
 
 
 def generic(records, _out, name: str) -> list[str]:
