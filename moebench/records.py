@@ -63,7 +63,8 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def git_state() -> dict[str, Any]:
-    """Commit and dirty flag of the checkout moebench runs from (None outside git)."""
+    """Commit and dirty flag of the checkout moebench runs from (None outside git); results/
+    and reports/ are data, so uncommitted records do not make a run dirty."""
     root = Path(__file__).resolve().parent.parent
 
     def git(*args: str) -> str | None:
@@ -74,7 +75,8 @@ def git_state() -> dict[str, Any]:
             return None
 
     sha = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    # dirty = the code differs from the commit; records and reports being written do not count
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results", ":!reports")
     return {"sha": sha, "dirty": None if status is None else bool(status)}
 
 
