@@ -57,9 +57,7 @@ class Prism(EngineMethod):
         if not 1 <= active <= n * k_orig:
             raise ConfigError("method.options.active_k", active, f"an integer in 1..{n * k_orig}")
         windows = calibration_windows(loaded, 16, 128, seed=5)
-        acts = {}
-        if method not in ("random", "contiguous") or gate == "cg":
-            acts = self._activations(loaded, windows)
+        acts = self._activations(loaded, windows)  # cached; every partition reports its objective
         parts, self.curves = self._partition(loaded, windows, acts, n, k_cost, method, iters)
         original_config = loaded.hf_config
         carved = carve(loaded, parts, n)

@@ -197,13 +197,14 @@ def prism_accuracy(records: list[dict[str, Any]], out) -> list[str]:
 
 def prism_partition(records: list[dict[str, Any]], out) -> list[str]:
     """reports/prism_partition.md: how much the partition method matters at fixed K."""
-    rows = [{"partition": r["config"]["method"]["options"]["partition"], "K": r["config"]["method"]["options"]["active_k"],
+    rows = [{"partition": r["config"]["method"]["options"]["partition"], "gate": r["method_details"]["prism"]["gate"],
+             "K": r["config"]["method"]["options"]["active_k"],
              "objective (mass left in the 3 smallest groups)": r["method_details"]["prism"].get("partition_cost"),
              "word ppl": r["eval"]["results"]["heldout_ppl"]["word_perplexity,none"],
              "bits/byte": r["eval"]["results"]["heldout_ppl"]["bits_per_byte,none"]} for r in records]
-    frame = pd.DataFrame(rows).sort_values(["K", "word ppl"]).reset_index(drop=True)
+    frame = pd.DataFrame(rows).sort_values(["gate", "K", "word ppl"]).reset_index(drop=True)
     return ["# MoE-Prism: partition ablation", "",
-            f"**Conditions.** Proxy of `{records[0]['model']['proxy_of']}`, LG w/o FT, N = 4; objective measured on the "
+            f"**Conditions.** Proxy of `{records[0]['model']['proxy_of']}`, N = 4; objective measured on the "
             "calibration activations as a fraction of each token's total L1 mass (lower concentrates more); "
             "perplexity by lm-eval `heldout_ppl`; commit(s) "
             f"{', '.join(sorted({(r['git']['sha'] or 'none')[:10] for r in records}))}.", "",
