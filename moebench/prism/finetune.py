@@ -9,8 +9,9 @@ the routed sub-experts are mixed with their softmax weights exactly as at infere
 Sized for a CPU: a few hundred Adam steps at a learning rate far above the paper's 1e-5 (which
 was for 200K sequences of 2,048 tokens); both are recorded in the run's options. Gradients are
 clipped to norm 1.0 (the authors' max_grad_norm). A step whose router gradients are not finite
-is skipped and counted: on the DeepSeek proxy, MLA attention's backward occasionally returns
-NaN (seen at step 53 of 200), and one such step would otherwise poison every router.
+is skipped and counted: on the DeepSeek and Qwen3 proxies 3 of 200 steps gave NaN router
+gradients (on DeepSeek traced to MLA attention's backward, first at step 53), and one such
+step would otherwise poison every router.
 """
 
 from __future__ import annotations
