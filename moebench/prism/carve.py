@@ -59,10 +59,10 @@ def partition_experts(loaded: LoadedModel, acts, n: int, k: int, method: str, it
         parts[view.index] = {}
         for e in range(view.num_experts):
             a = acts.get(view.index, {}).get(e)
-            if method == "random" or a is None or len(a) == 0:
-                parts[view.index][e] = random_partition(width, n, seed + e)
-            elif method == "contiguous":
+            if method == "contiguous":
                 parts[view.index][e] = contiguous_partition(width, n)
+            elif method == "random" or a is None or len(a) == 0:  # an expert no token reached
+                parts[view.index][e] = random_partition(width, n, seed + e)
             elif method == "kmeans":
                 parts[view.index][e] = balanced_kmeans(a, n, seed=seed + e)
             else:  # greedy + simulated annealing

@@ -49,3 +49,12 @@ def test_narrow_sub_experts_still_run():
     with torch.no_grad():
         torch.testing.assert_close(carved.model(input_ids=x).logits, loaded.model(input_ids=x).logits,
                                    rtol=1e-4, atol=1e-5)
+
+
+def test_contiguous_needs_no_calibration_and_stays_contiguous():
+    from moebench.prism.partition import contiguous_partition
+
+    loaded = tiny_model("olmoe")
+    parts, _ = partition_experts(loaded, {}, n=4, k=3, method="contiguous", iters=0)
+    width = loaded.layers[0].experts.down_proj.shape[-1]
+    assert all(torch.equal(g, contiguous_partition(width, 4)) for per in parts.values() for g in per.values())

@@ -49,3 +49,4 @@ def test_optimised_partitions_beat_random_ones():
     acts = activations(7)
     best, _ = anneal(acts, greedy(acts, 4), 4, 3, iters=600)
     assert cost(group_mass(acts, best, 4), 3) < cost(group_mass(acts, random_partition(32, 4), 4), 3)
+
