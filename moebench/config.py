@@ -171,6 +171,12 @@ class RunConfig:
     def __post_init__(self) -> None:
         _one_of("clock", self.clock, CLOCKS)
         _positive("seed", self.seed, allow_zero=True)
+        serving = self.workload.prompts == "poisson"
+        if serving != (self.method.name == "cloud"):  # a serving simulation needs both, and no model
+            raise ConfigError("workload.prompts" if self.method.name == "cloud" else "method",
+                              self.workload.prompts if self.method.name == "cloud" else self.method.name,
+                              "poisson with method=cloud" if self.method.name == "cloud"
+                              else "cloud for workload.prompts=poisson")
 
 
 # Keys that say where or how a run is kept, not what it computes: left out of its run_key.
