@@ -22,8 +22,6 @@ class CloudServing:
     clock_label = "virtual"
 
     def __init__(self, run, loaded, costs: CostModel):
-        if run.workload.prompts != "poisson":
-            raise ConfigError("workload.prompts", run.workload.prompts, "poisson (method=cloud serves arrivals)")
         self.run = run
         self.policy = _option(run, "policy", "prism", POLICIES)
         granularity = _option(run, "granularity", "prism", ("prism", "original"))

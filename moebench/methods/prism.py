@@ -16,18 +16,15 @@ sub-experts, and a miss moves only the sub-expert the token needs.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from moebench.engine.costs import CostModel
 from moebench.engine.offload import EngineOptions
 from moebench.errors import ConfigError
 from moebench.methods.offload import EngineMethod, _option
-from moebench.models.corpora import cache_dir
+from moebench.prism.cache import cache_path, load_per_expert, save_per_expert, tokens_sha256
 from moebench.prism.carve import (
     PARTITIONS,
     carve,
@@ -100,39 +97,23 @@ class Prism(EngineMethod):
     def _activations(loaded, windows) -> dict[int, dict[int, torch.Tensor]]:
         """Calibration statistics (|SiLU(x W_gate) * (x W_up)| per expert over the tokens routed
         to it), cached by (model weights hash, calibration tokens hash)."""
-        text = hashlib.sha256(b"".join(w.numpy().tobytes() for w in windows)).hexdigest()
-        key = hashlib.sha256(json.dumps([loaded.weights_sha256, text]).encode()).hexdigest()[:16]
-        path = cache_dir() / "prism" / f"{loaded.name}-acts-{key}.safetensors"
+        path = cache_path(f"{loaded.name}-acts", [loaded.weights_sha256, tokens_sha256(windows)])
         if path.exists():
-            acts: dict = {}
-            for name, tensor in load_file(path).items():
-                layer, expert = map(int, name.split("."))
-                acts.setdefault(layer, {})[expert] = tensor
-            return acts
+            return load_per_expert(path)[0]
         acts = expert_activations(loaded, windows)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({f"{layer}.{e}": a.contiguous() for layer, per in acts.items() for e, a in per.items()}, path)
+        save_per_expert(path, acts)
         return acts
 
     @staticmethod
     def _partition(loaded, windows, acts, n, k_cost, method, iters):
-        text = hashlib.sha256(b"".join(w.numpy().tobytes() for w in windows)).hexdigest()
-        key = hashlib.sha256(json.dumps([loaded.weights_sha256, text, n, k_cost, method, iters]).encode()).hexdigest()[:16]
-        path = cache_dir() / "prism" / f"{loaded.name}-{key}.safetensors"
+        """Partitions (and annealing cost curves), cached by model, calibration tokens and options."""
+        path = cache_path(loaded.name, [loaded.weights_sha256, tokens_sha256(windows), n, k_cost, method, iters])
         if path.exists():
-            parts: dict = {}
-            curves = {}
-            for name, tensor in load_file(path).items():
-                if name.startswith("curve/"):  # annealing cost curves (files from before lack them)
-                    curves[name.removeprefix("curve/")] = tensor.tolist()
-                    continue
-                layer, expert = map(int, name.split("."))
-                parts.setdefault(layer, {})[expert] = tensor
-            return parts, curves
+            parts, extra = load_per_expert(path)  # files from before the curves were kept lack them
+            return parts, {k.removeprefix("curve/"): t.tolist() for k, t in extra.items()}
         parts, curves = partition_experts(loaded, acts, n, k_cost, method, iters)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {f"{layer}.{e}": g.to(torch.int64).contiguous() for layer, ps in parts.items() for e, g in ps.items()}
-        save_file(tensors | {f"curve/{k}": torch.tensor(c, dtype=torch.float64) for k, c in curves.items()}, path)
+        save_per_expert(path, {layer: {e: g.to(torch.int64) for e, g in ps.items()} for layer, ps in parts.items()},
+                        {f"curve/{k}": torch.tensor(c, dtype=torch.float64) for k, c in curves.items()})
         return parts, curves
 
     def details(self):

@@ -21,10 +21,20 @@ def router_logits(layer: MoeLayer, hidden: torch.Tensor, family: str) -> torch.T
     return F.linear(hidden, weight)
 
 
-def softmax_topk(logits: torch.Tensor, k: int, renormalize: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def top_k(values: torch.Tensor, k: int, stable: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.topk, or with `stable` equal values kept in index order (torch.topk breaks ties
+    arbitrarily; MoE-Prism's repeated logits tie by construction)."""
+    if not stable:
+        return torch.topk(values, k, dim=-1)
+    ids = values.sort(dim=-1, descending=True, stable=True).indices[..., :k]
+    return values.gather(-1, ids), ids
+
+
+def softmax_topk(logits: torch.Tensor, k: int, renormalize: bool,
+                 stable: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE: top-k of the softmax, optionally renormalised."""
     probs = torch.softmax(logits, dim=-1, dtype=torch.float)
-    weights, ids = torch.topk(probs, k, dim=-1)
+    weights, ids = top_k(probs, k, stable)
     if renormalize:
         weights = weights / weights.sum(dim=-1, keepdim=True)
     return weights, ids
@@ -49,7 +59,7 @@ def sparsemixer(logits: torch.Tensor, k: int, jitter_eps: float) -> tuple[torch.
 
 
 def deepseek_topk(logits: torch.Tensor, k: int, method: str, n_group: int | None,
-                  topk_group: int | None, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+                  topk_group: int | None, scale: float, stable: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """DeepSeek-V2: softmax scores, greedy or group-limited top-k, times the scaling factor."""
     scores = logits.softmax(dim=-1, dtype=torch.float32)
     if method == "group_limited_greedy":
@@ -59,7 +69,7 @@ def deepseek_topk(logits: torch.Tensor, k: int, method: str, n_group: int | None
         group_mask = torch.zeros_like(best_per_group).scatter_(1, keep, 1).bool()
         expert_mask = group_mask.unsqueeze(-1).expand(-1, -1, experts // n_group).reshape(tokens, experts)
         scores = scores.masked_fill(~expert_mask, 0.0)
-    weights, ids = torch.topk(scores, k=k, dim=-1, sorted=False)
+    weights, ids = top_k(scores, k, stable) if stable else torch.topk(scores, k=k, dim=-1, sorted=False)
     return weights * scale, ids
 
 

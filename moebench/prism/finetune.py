@@ -16,16 +16,13 @@ step would otherwise poison every router.
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import torch
 from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
 from moebench.models.build import LoadedModel
-from moebench.models.corpora import cache_dir
 from moebench.models.families import FAMILIES
+from moebench.prism.cache import cache_path, tokens_sha256
 
 
 def k_schedule(step: int, steps: int, k1: int, k2: int) -> int:
@@ -76,9 +73,8 @@ def finetune_routers(carved: LoadedModel, windows: list[torch.Tensor], steps: in
 
 def cached_finetune(carved: LoadedModel, windows, steps: int, lr: float, k1: int, k2: int) -> tuple[list[float], int]:
     """`finetune_routers`, with the trained routers cached by (carved weights, data, options)."""
-    data = hashlib.sha256(b"".join(w.numpy().tobytes() for w in windows)).hexdigest()
-    key = hashlib.sha256(json.dumps([carved.weights_sha256, data, steps, lr, k1, k2, MAX_GRAD_NORM, "skip-nonfinite"]).encode()).hexdigest()[:16]
-    path = cache_dir() / "prism" / f"{carved.name}-lgft-{key}.safetensors"
+    path = cache_path(f"{carved.name}-lgft", [carved.weights_sha256, tokens_sha256(windows), steps, lr, k1, k2,
+                                              MAX_GRAD_NORM, "skip-nonfinite"])
     names = router_names(carved)
     if path.exists():
         saved = load_file(path)

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from moebench.errors import ConfigError
 from moebench.models.families import FAMILIES, moe_layers
-from moebench.models.routing import route
+from moebench.models.routing import deepseek_topk, route, softmax_topk
 
 
 def default_pattern(k: int, top_k: int, n: int) -> list[int]:
@@ -81,15 +81,13 @@ class LinearGate(nn.Module):
 
     def forward(self, hidden: torch.Tensor):
         x = hidden.reshape(-1, hidden.shape[-1])
-        deepseek = self.family == "deepseek_v2"
-        logits = F.linear(x.float(), self.weight.float()) if deepseek else F.linear(x, self.weight)
-        probs = torch.softmax(logits, dim=-1, dtype=torch.float)
-        ids = probs.sort(dim=-1, descending=True, stable=True).indices[:, : self.top_k]
-        weights = probs.gather(-1, ids)
-        if self.renormalize:
-            weights = weights / weights.sum(dim=-1, keepdim=True)
-        weights = weights * self.scale if deepseek else weights.to(logits.dtype)
-        return logits, weights, ids
+        if self.family == "deepseek_v2":
+            logits = F.linear(x.float(), self.weight.float())
+            weights, ids = deepseek_topk(logits, self.top_k, "greedy", None, None, self.scale, stable=True)
+            return logits, weights, ids
+        logits = F.linear(x, self.weight)
+        weights, ids = softmax_topk(logits, self.top_k, self.renormalize, stable=True)
+        return logits, weights.to(logits.dtype), ids
 
 
 class ComplexGate(nn.Module):
