@@ -51,6 +51,14 @@ class ModelConfig:
         _one_of("model.dtype", self.dtype, DTYPES)
         if self.source == "hf" and not (self.hf_id or self.local_path):
             raise ConfigError("model.hf_id", self.hf_id, "a hub id or model.local_path")
+        experts = [self.arch[k] for k in EXPERT_COUNT_KEYS if isinstance(self.arch.get(k), int)]
+        top_k = self.arch.get("num_experts_per_tok")
+        if experts and top_k is not None:
+            _int_in("model.arch.num_experts_per_tok", top_k, 1, experts[0])
+
+
+# The arch keys that hold the routed-expert count, by family.
+EXPERT_COUNT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts")
 
 
 @dataclass
@@ -84,6 +92,27 @@ class MethodConfig:
     def __post_init__(self) -> None:
         if self.budget_gb is not None:
             _positive("method.budget_gb", self.budget_gb)
+        if self.name == "speq":
+            _check_speq_options(self.options)
+
+
+def _int_in(key: str, value: Any, low: int, high: int | None = None) -> int:
+    """`value` as an int in [low, high] (high None = unbounded), else a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        raise ConfigError(key, value, f"an integer in {low}..{high}" if high is not None else f"an integer >= {low}")
+    return value
+
+
+def _check_speq_options(options: dict[str, Any]) -> None:
+    """MoE-SpeQ's draft-length and draft-width knobs, checked before any model is built."""
+    k_min = _int_in("method.options.k_min", options.get("k_min", 1), 1)
+    k_max = options.get("k_max", 8)
+    if isinstance(k_max, int) and not isinstance(k_max, bool) and 1 <= k_max < k_min:
+        raise ConfigError("method.options.k_max", k_max, f"an integer >= method.options.k_min ({k_min})")
+    _int_in("method.options.k_max", k_max, 1)
+    if options.get("fixed_k") is not None:
+        _int_in("method.options.fixed_k", options["fixed_k"], 1, k_max)
+    _int_in("method.options.draft_bits", options.get("draft_bits", 4), 2, 8)
 
 
 ARRIVAL_KEYS = ("rate_per_sec", "duration_sec", "k_min_mean", "k_min_std", "slo_x_isolated")
@@ -167,10 +196,14 @@ class RunConfig:
     force: bool = False
     timeline: bool = False
     record_trace: bool = False
+    # torch intra-op threads for the run: fixed, so a record's bits do not depend on the core
+    # count (kept in env.torch_threads of every record, not in the run key)
+    threads: int = 1
 
     def __post_init__(self) -> None:
         _one_of("clock", self.clock, CLOCKS)
         _positive("seed", self.seed, allow_zero=True)
+        _int_in("threads", self.threads, 1)
         serving = self.workload.prompts == "poisson"
         if serving != (self.method.name == "cloud"):  # a serving simulation needs both, and no model
             raise ConfigError("workload.prompts" if self.method.name == "cloud" else "method",
@@ -180,7 +213,7 @@ class RunConfig:
 
 
 # Keys that say where or how a run is kept, not what it computes: left out of its run_key.
-NON_IDENTITY_KEYS = ("results_dir", "force", "logger", "timeline", "record_trace")
+NON_IDENTITY_KEYS = ("results_dir", "force", "logger", "timeline", "record_trace", "threads")
 
 
 def _type_ok(value: Any, hint: Any) -> tuple[bool, Any]:

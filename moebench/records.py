@@ -91,8 +91,10 @@ def environment() -> dict[str, Any]:
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})"
+    from moebench.determinism import cpu_identity
+
     return {"python": platform.python_version(), "versions": versions, "device": device,
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": torch.get_num_threads(), "cpu": cpu_identity()}
 
 
 def header(cfg: RunConfig, clock: str) -> dict[str, Any]:

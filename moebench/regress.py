@@ -5,6 +5,11 @@ Ratios, not absolute times, are compared: each method's TPOT over `full_resident
 expert hit fractions, on the small CI proxy (trained in seconds), plus cache-policy hit
 rates on the real Mixtral trace when ../shared/data is present. On failure it prints a
 table of what moved and by how much, and exits 1. `--update` rewrites the golden file.
+
+The ratios depend on proxy_ci's trained weights, so the weights' sha256 (and the torch
+build and CPU that made them) is stored beside the golden values and checked first: a
+different hash means another torch build or CPU family trained other (equally good) bits,
+and regress says so in one line before comparing.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from moebench.config import load_run_config
 from moebench.paths import MIXTRAL_TRACE, REPO_ROOT
 
 GOLDEN = REPO_ROOT / "tests" / "golden" / "regress.json"
+GOLDEN_WEIGHTS = REPO_ROOT / "tests" / "golden" / "proxy_ci_weights.json"
 PROXY_METHODS = ["full_resident", "hf_offload", "ondemand", "mixtral_offloading", "next_layer_prefetch"]
 SLOTS = 3  # of proxy_ci's 8 experts per layer: forces misses, keeps reuse
 
@@ -53,13 +59,14 @@ def _run(results: Path, overrides: list[str]) -> dict:
 
 
 def measure() -> dict[str, float]:
-    """The key ratios, freshly computed."""
+    """The key ratios, freshly computed (and `WEIGHTS_KEY`: proxy_ci's weights identity)."""
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp)
         budget = ci_budget_gb(max_tokens=64)  # workload=heldout: 32-token prompts + 32 new
         records = {m: _run(results, ["model=proxy_ci", f"method={m}", f"method.budget_gb={budget}",
                                      "workload=heldout"]) for m in PROXY_METHODS}
+        out[WEIGHTS_KEY] = weights_identity(records["full_resident"])
         out["proxy_ci/mixtral_offloading/slots_per_layer"] = float(
             records["mixtral_offloading"]["method_details"]["memory_plan"]["slots_per_layer"])
         speq_budget = ci_budget_gb(max_tokens=64, with_draft=True)
@@ -119,6 +126,29 @@ def prism_ratios(results: Path) -> dict[str, float]:
     return out
 
 
+WEIGHTS_KEY = "proxy_ci/weights"
+
+
+def weights_identity(record: dict) -> dict:
+    """What made the weights a record ran: their hash, the torch build and the CPU."""
+    return {"weights_sha256": record["model"]["weights_sha256"],
+            "torch": record["env"]["versions"]["torch"], "cpu": record["env"]["cpu"]}
+
+
+def weights_note(measured: dict, golden: dict) -> str | None:
+    """One line when this machine's proxy_ci is not the one the golden values were made with."""
+    if measured["weights_sha256"] == golden["weights_sha256"]:
+        return None
+    causes = [f"torch {golden['torch']} -> {measured['torch']}"] if measured["torch"] != golden["torch"] else []
+    if measured["cpu"] != golden["cpu"]:
+        causes.append(f"CPU {golden['cpu']['model']} ({golden['cpu']['isa']}) -> "
+                      f"{measured['cpu']['model']} ({measured['cpu']['isa']})")
+    why = "; ".join(causes) or "same torch and CPU, so a change in training or its inputs"
+    return (f"moebench.regress: proxy_ci weights {measured['weights_sha256'][:12]} differ from the golden "
+            f"values' {golden['weights_sha256'][:12]} (likely cause: {why}); comparing with the tolerances, "
+            "and `make golden` on this machine makes new golden values")
+
+
 def tolerance(key: str) -> dict:
     """Relative 5% for time ratios; 0.03 absolute for hit fractions."""
     if "slots" in key:
@@ -163,12 +193,19 @@ def main(argv=None) -> int:
     parser.add_argument("--update", action="store_true", help="rewrite the golden file")
     args = parser.parse_args(argv)
     measured = measure()
+    weights = measured.pop(WEIGHTS_KEY, None)
     golden_path = Path(args.golden)
+    weights_path = golden_path.with_name(GOLDEN_WEIGHTS.name)
     if args.update:
         golden_path.write_text(json.dumps({k: {"value": v} | tolerance(k) for k, v in measured.items()},
                                           indent=2, sort_keys=True) + "\n")
-        print(f"moebench.regress: wrote {golden_path}")
+        weights_path.write_text(json.dumps(weights, indent=2, sort_keys=True) + "\n")
+        print(f"moebench.regress: wrote {golden_path} and {weights_path}")
         return 0
+    if weights is not None and weights_path.exists():
+        note = weights_note(weights, json.loads(weights_path.read_text()))
+        if note:
+            print(note)
     unavailable = () if MIXTRAL_TRACE.exists() else ("mixtral_trace/",)
     if unavailable:
         print(f"moebench.regress: {MIXTRAL_TRACE} not found; trace keys skipped")

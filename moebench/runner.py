@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from moebench.bench.metrics import bound_metrics, latency_metrics, output_sha256
 from moebench.bench.workloads import make_prompts
 from moebench.config import RunConfig
+from moebench.determinism import fixed_threads
 from moebench.engine.costs import CostModel, ModelShape, shape_from_hf_config
 from moebench.engine.trace import RoutingTrace
 from moebench.errors import ConfigError, UserError
@@ -59,6 +60,17 @@ def resolve_data_path(path: str) -> Path:
     return candidate.resolve()
 
 
+def model_identity(loaded: LoadedModel | None) -> dict[str, Any]:
+    """What identifies the weights a record ran: the tensors' hash (random models, proxies)
+    and, for a real checkpoint, its files' identity and hub revision."""
+    if loaded is None:
+        return {"weights_sha256": None}
+    out: dict[str, Any] = {"weights_sha256": loaded.weights_sha256}
+    if loaded.checkpoint is not None:
+        out["checkpoint"] = loaded.checkpoint
+    return out
+
+
 def judge(cfg: RunConfig, outputs: list[list[int]] | None, metrics: dict[str, Any]) -> dict[str, Any]:
     """A run is valid when every prompt got all its tokens and every metric is finite."""
     reasons = []
@@ -89,14 +101,20 @@ def execute(cfg: RunConfig) -> Path | None:
         return None
     if cfg.method.name not in METHODS:
         raise ConfigError("method", cfg.method.name, "one of " + ", ".join(sorted(METHODS)))
+    try:  # before any work: a results folder that cannot be made must not cost a run
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError("results_dir", cfg.results_dir,
+                          f"a folder that can be created ({err.strerror}: {out_dir})") from None
     (out_dir / FAILURE_FILE).unlink(missing_ok=True)
     try:
-        if cfg.eval.tasks:
-            record = _run_eval(cfg)
-        elif cfg.workload.prompts == "poisson":
-            record = _run_serving(cfg)
-        else:
-            record = _run(cfg, out_dir)
+        with fixed_threads(cfg.threads):
+            if cfg.eval.tasks:
+                record = _run_eval(cfg)
+            elif cfg.workload.prompts == "poisson":
+                record = _run_serving(cfg)
+            else:
+                record = _run(cfg, out_dir)
     except UserError:
         raise
     except BaseException as err:
@@ -121,7 +139,7 @@ def _run_eval(cfg: RunConfig) -> dict[str, Any]:
                for key, value in res.items() if isinstance(value, float) and "stderr" not in key}
     record = header(cfg, "none")
     record |= {
-        "model": record["model"] | {"weights_sha256": loaded.weights_sha256},
+        "model": record["model"] | model_identity(loaded),
         "metrics": metrics,
         "method_details": method.details(),
         "eval": out,
@@ -178,7 +196,7 @@ def _run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
         raw["routing_trace"] = "routing.npz"
     record = header(cfg, method.clock_label)
     record |= {
-        "model": record["model"] | {"weights_sha256": loaded.weights_sha256 if loaded else None},
+        "model": record["model"] | model_identity(loaded),
         "metrics": metrics,
         "method_details": method.details(),
         "raw": raw,

@@ -18,12 +18,16 @@ def synthetic_prompts(cfg: WorkloadConfig, vocab_size: int, seed: int) -> list[t
     ]
 
 
-def heldout_prompts(cfg: WorkloadConfig, tokenizer, vocab_size: int, seed: int) -> list[torch.Tensor]:
+def heldout_prompts(cfg: WorkloadConfig, tokenizer, seed: int) -> list[torch.Tensor]:
     """Windows of the offline corpus's held-out split (text no proxy was trained on), at
     seeded offsets: real English that every install has."""
     from moebench.models.corpora import encoded_splits, load_corpus
 
-    _, valid = encoded_splits(load_corpus(), tokenizer, vocab_size)
+    _, valid = encoded_splits(load_corpus(), tokenizer)
+    if len(valid) <= cfg.prompt_len:
+        raise ConfigError("workload.prompt_len", cfg.prompt_len,
+                          f"fewer than the {len(valid)} tokens the held-out split encodes to with this "
+                          "model's tokenizer (workload.prompts=heldout)")
     ids = torch.from_numpy(valid.astype("int64"))
     gen = torch.Generator().manual_seed(seed)
     starts = torch.randint(0, len(ids) - cfg.prompt_len, (cfg.num_prompts,), generator=gen)
@@ -35,15 +39,16 @@ def shared_prompts(cfg: WorkloadConfig, tokenizer, name: str) -> list[torch.Tens
     when shorter) to `prompt_len` tokens."""
     from moebench.bench.prompt_sets import prompt_texts
 
-    out = []
-    for text in prompt_texts(name):
+    out, texts = [], prompt_texts(name)
+    for text in texts:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) >= cfg.prompt_len:
             out.append(torch.tensor([ids[:cfg.prompt_len]]))
         if len(out) == cfg.num_prompts:
             return out
-    raise ConfigError("workload.prompt_len", cfg.prompt_len,
-                      f"a length that {cfg.num_prompts} texts of shared:{name} reach")
+    raise ConfigError("workload.num_prompts", cfg.num_prompts,
+                      f"at most {len(out)}: only {len(out)} of the {len(texts)} texts of shared:{name} reach "
+                      f"workload.prompt_len={cfg.prompt_len} tokens")
 
 
 PROMPT_SETS = ("synthetic", "heldout", "trace", "shared:wikitext", "shared:humaneval", "shared:gsm8k",
@@ -58,7 +63,7 @@ def make_prompts(cfg: WorkloadConfig, loaded: LoadedModel, seed: int) -> list[to
         if loaded.tokenizer is None:
             raise ConfigError("workload.prompts", cfg.prompts,
                               f"synthetic for model {loaded.name}, which has no tokenizer")
-        return heldout_prompts(cfg, loaded.tokenizer, loaded.vocab_size, seed)
+        return heldout_prompts(cfg, loaded.tokenizer, seed)
     if cfg.prompts.startswith("shared:"):
         if loaded.tokenizer is None:
             raise ConfigError("workload.prompts", cfg.prompts, f"synthetic for model {loaded.name}")

@@ -14,6 +14,7 @@ import torch
 from moebench.engine.budget import int4_expert_bytes
 from moebench.engine.experts_impl import engine_installed
 from moebench.engine.offload import EngineOptions
+from moebench.errors import UserError
 from moebench.methods.offload import EngineMethod, _option
 from moebench.speq.decode import speculative_decode
 from moebench.speq.draft import Draft, routing_fidelity
@@ -29,8 +30,11 @@ def calibration_windows(loaded, count: int, length: int, seed: int, split: str =
         return [torch.randint(0, loaded.vocab_size, (1, length), generator=gen) for _ in range(count)]
     from moebench.models.corpora import encoded_splits, load_corpus
 
-    train, valid = encoded_splits(load_corpus(), loaded.tokenizer, loaded.vocab_size)
+    train, valid = encoded_splits(load_corpus(), loaded.tokenizer)
     ids = torch.from_numpy((train if split == "train" else valid).astype(np.int64))
+    if len(ids) <= length:
+        raise UserError(f"model {loaded.name}: its tokenizer encodes the corpus's {split} split to "
+                        f"{len(ids)} tokens, fewer than the {length} MoE-SpeQ calibrates on")
     starts = torch.randint(0, len(ids) - length, (count,), generator=gen).tolist()
     return [ids[s:s + length].unsqueeze(0) for s in starts]
 

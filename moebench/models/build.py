@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import transformers
@@ -15,6 +16,7 @@ from torch import nn
 
 from moebench.config import ModelConfig
 from moebench.errors import UserError
+from moebench.models.checkpoint import checkpoint_identity, hub_snapshot
 from moebench.models.families import FAMILIES, MoeLayer, moe_layers
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -31,6 +33,7 @@ class LoadedModel:
     layers: list[MoeLayer]
     weights_sha256: str | None
     tokenizer: object | None = None
+    checkpoint: dict | None = None  # a real checkpoint's identity (models/checkpoint.py)
 
     @property
     def vocab_size(self) -> int:
@@ -68,6 +71,7 @@ def build_random(cfg: ModelConfig, init_seed: int = 0) -> LoadedModel:
 def build_hf(cfg: ModelConfig) -> LoadedModel:
     """A real checkpoint, from `model.local_path` or the hub (a user option, never in tests)."""
     where = cfg.local_path or cfg.hf_id
+    transformers.utils.logging.disable_progress_bar()  # stderr stays for one-line errors
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(where, dtype=DTYPES[cfg.dtype])
         tokenizer = transformers.AutoTokenizer.from_pretrained(where)
@@ -78,8 +82,11 @@ def build_hf(cfg: ModelConfig) -> LoadedModel:
             "and set model.local_path=/path/to/checkpoint"
         ) from None
     model.eval()
+    folder = Path(cfg.local_path) if cfg.local_path else hub_snapshot(cfg.hf_id)
+    revision = getattr(model.config, "_commit_hash", None) if not cfg.local_path else None
+    identity = checkpoint_identity(folder, revision) if folder is not None else {"sha256": None, "revision": revision}
     return LoadedModel(cfg.name, cfg.family, model, model.config, moe_layers(model, cfg.family),
-                       None, tokenizer)
+                       None, tokenizer, identity)
 
 
 def build_model(cfg: ModelConfig) -> LoadedModel:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from moebench.config import ModelConfig
+from moebench.determinism import fixed_threads
 from moebench.engine.costs import shape_from_hf_config
 from moebench.models.catalog import real_model, real_model_shape
 from moebench.models.corpora import encoded_splits, load_corpus
@@ -66,7 +67,7 @@ def build_card(name: str) -> dict:
     folder = ensure_proxy(name)
     loaded = load_proxy(ModelConfig(name=name, family=spec.family, source="proxy", proxy_of=spec.proxy_of))
     training = json.loads((folder / "training.json").read_text())
-    _, valid_ids = encoded_splits(load_corpus(), loaded.tokenizer, spec.recipe.vocab_size)
+    _, valid_ids = encoded_splits(load_corpus(), loaded.tokenizer)
     stats = layer_stats(heldout_routing(loaded, valid_ids), loaded.layers[0].num_experts)
     generated = layer_stats(generated_routing(loaded, valid_ids), loaded.layers[0].num_experts)
     real = real_model(spec.base)
@@ -78,7 +79,7 @@ def build_card(name: str) -> dict:
         "recipe": asdict(spec.recipe),
         "training": {k: training.get(k) for k in ("train_tokens", "train_seconds", "tokens_per_sec",
                                                  "aux_loss_coef", "train_split_tokens", "valid_split_tokens",
-                                                 "torch", "torch_threads")},
+                                                 "torch", "torch_threads", "cpu")},
         "quality": {"valid_perplexity": training["valid_perplexity"],
                     "unigram_perplexity": training["unigram_perplexity"],
                     "ratio_to_unigram": training["valid_perplexity"] / training["unigram_perplexity"]},
@@ -120,9 +121,12 @@ def card_markdown(card: dict) -> str:
         "",
         f"- Recipe: {card['recipe']}",
         f"- {t['train_tokens']:,} training tokens in {t['train_seconds']:.0f} s "
-        f"({t['tokens_per_sec']:.0f} tokens/s, torch {t['torch']}, {t.get('torch_threads', 'unrecorded')} "
-        "torch thread(s); wall time depends on what else ran on the machine); "
+        f"({t['tokens_per_sec']:.0f} tokens/s; wall time depends on what else ran on the machine); "
         f"train split {t['train_split_tokens']:,} tokens, held-out split {t['valid_split_tokens']:,}.",
+        f"- Bits: torch {t['torch']} at a fixed {t.get('torch_threads') or 'unrecorded'} intra-op thread(s) "
+        f"(the recipe's, whatever the machine has), on {_cpu_text(t.get('cpu'))}; weights sha256 "
+        f"`{card['weights_sha256'][:16]}`. The same torch build and CPU family give these bits on any "
+        "machine; another CPU family may train a proxy of equal quality with other bits.",
         f"- Held-out perplexity **{q['valid_perplexity']:.1f}** against the unigram perplexity "
         f"{q['unigram_perplexity']:.1f} of the same split: ratio **{q['ratio_to_unigram']:.2f}** "
         "(target <= 0.5).",
@@ -157,12 +161,19 @@ def card_markdown(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cpu_text(cpu: dict | None) -> str:
+    if not cpu:
+        return "an unrecorded CPU"
+    return f"{cpu['model']} ({cpu['capability']}; {cpu['isa']})"
+
+
 def write_cards(names: list[str], out: str | Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name in names:
-        card = build_card(name)
+        with fixed_threads(1):  # routing statistics at fixed threads, like the training
+            card = build_card(name)
         (out / f"{name}.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
         (out / f"{name}.md").write_text(card_markdown(card))
         written += [out / f"{name}.json", out / f"{name}.md"]

@@ -9,6 +9,7 @@ is held out as the validation split, so validation text is never seen in trainin
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,9 +90,22 @@ def encode(tokenizer, text: str) -> np.ndarray:
     return np.fromiter((i for line in ids for i in line), dtype=np.int32)
 
 
-def encoded_splits(corpus: Corpus, tokenizer, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation ids, cached as .npy (loaded without pickle)."""
-    path = cache_dir() / "tokens" / f"bpe{vocab_size}-{corpus.sha256[:16]}.npz"
+def tokenizer_sha256(tokenizer) -> str:
+    """Hash of the tokenizer itself: its full serialization (vocabulary, merges, normalizer,
+    pre-tokenizer, special tokens) for a fast tokenizer, else its class and vocabulary. Two
+    tokenizers of the same vocabulary size (Mixtral's and Llama's are both 32000) differ."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        text = backend.to_str()
+    else:
+        text = json.dumps([type(tokenizer).__name__, sorted(tokenizer.get_vocab().items())])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def encoded_splits(corpus: Corpus, tokenizer) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation ids, cached as .npz (loaded without pickle) under a key of the
+    tokenizer's own hash and the corpus hash, so another tokenizer never reads them."""
+    path = cache_dir() / "tokens" / f"tok{tokenizer_sha256(tokenizer)[:16]}-{corpus.sha256[:16]}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as data:
             return data["train"], data["valid"]

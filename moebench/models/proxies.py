@@ -41,6 +41,10 @@ class Recipe:
     aux_loss_coef: float = 0.01
     seed: int = 0
     vocab_size: int = VOCAB
+    # Intra-op threads during training: fixed, so the weights are the same bits on every
+    # machine (a float sum split over threads rounds differently). One thread is what the
+    # committed weights were trained with; it costs wall time on a many-core machine.
+    torch_threads: int = 1
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from moebench.config import ModelConfig
+from moebench.determinism import cpu_identity, fixed_threads
 from moebench.errors import UserError
 from moebench.models.build import LoadedModel, hf_config_for, weights_sha256
 from moebench.models.corpora import (
@@ -133,11 +134,17 @@ def evaluate(model, ids: np.ndarray, seq_len: int, max_windows: int = 64) -> flo
 
 
 def train_proxy(spec: ProxySpec, folder: Path) -> None:
-    """Train `spec` from scratch and write its cache entry atomically into `folder`."""
+    """Train `spec` from scratch and write its cache entry atomically into `folder`, at the
+    recipe's fixed thread count (the weights' bits then do not depend on the machine)."""
+    with fixed_threads(spec.recipe.torch_threads):
+        _train_proxy(spec, folder)
+
+
+def _train_proxy(spec: ProxySpec, folder: Path) -> None:
     recipe = spec.recipe
     corpus = load_corpus()
     tokenizer = train_tokenizer(corpus, recipe.vocab_size)
-    train_ids, valid_ids = encoded_splits(corpus, tokenizer, recipe.vocab_size)
+    train_ids, valid_ids = encoded_splits(corpus, tokenizer)
     hf_config = hf_config_for(spec.family, proxy_arch(spec))
     torch.manual_seed(recipe.seed)
     model = transformers.AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32)
@@ -182,6 +189,7 @@ def train_proxy(spec: ProxySpec, folder: Path) -> None:
         "valid_perplexity": math.exp(valid_loss),
         "unigram_perplexity": unigram_perplexity(train_ids, valid_ids, recipe.vocab_size),
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "train_version": TRAIN_VERSION,
+        "cpu": cpu_identity(),
     }
     _write_entry(folder, model, hf_config, stats)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402,F401 - re-exported for the renderers
+
+from moebench.paths import REPO_ROOT  # noqa: E402
+
+PROXY_CARDS = REPO_ROOT / "reports" / "proxies"
 
 
 def conditions(records: list[dict[str, Any]]) -> str:
@@ -25,7 +31,35 @@ def conditions(records: list[dict[str, Any]]) -> str:
             f"{', '.join(f'`{k}`' for k in clocks)}; memory budgets (GB) {', '.join(budgets)}; workload "
             f"`{c['workload']['name']}` ({c['workload']['num_prompts']} prompts x {c['workload']['prompt_len']} "
             f"tokens, {c['workload']['new_tokens']} new tokens, greedy); commit(s) {', '.join(commits)}; "
-            f"{len(records)} records.")
+            f"{len(records)} records. {weights_line(records)}").rstrip()
+
+
+@cache
+def card_weights(proxy: str) -> str | None:
+    """The weights sha256 in the committed proxy card (None for a model without a card)."""
+    path = PROXY_CARDS / f"{proxy}.json"
+    return json.loads(path.read_text()).get("weights_sha256") if path.exists() else None
+
+
+def weights_line(records: list[dict[str, Any]]) -> str:
+    """Which trained weights made the records, said plainly when rows come from more than one
+    set of weights or from weights other than the committed proxy card's."""
+    by_model: dict[str, set[str]] = {}
+    for r in records:
+        sha = r.get("model", {}).get("weights_sha256") or (r.get("model", {}).get("checkpoint") or {}).get("sha256")
+        if sha:
+            by_model.setdefault(r["model"]["name"], set()).add(sha)
+    parts = []
+    for name, shas in sorted(by_model.items()):
+        short, card = ", ".join(s[:8] for s in sorted(shas)), card_weights(name)
+        if len(shas) > 1:
+            parts.append(f"`{name}` from {len(shas)} different weights ({short}): rows do not share one model")
+        elif card and card not in shas:
+            parts.append(f"`{name}` {short}, not the committed proxy card's {card[:8]} (trained on another "
+                         "CPU family or torch build)")
+        else:
+            parts.append(f"`{name}` {short}" + (" (the proxy card's)" if card else ""))
+    return f"Weights: {'; '.join(parts)}." if parts else ""
 
 
 def flag_invalid(records: list[dict[str, Any]]) -> list[str]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from moebench.report.common import flag_invalid, plt, save_figure
+from moebench.report.common import flag_invalid, plt, save_figure, weights_line
 
 HEADLINE = {"wikitext": "word_perplexity", "heldout_ppl": "word_perplexity", "lambada_openai": "acc",
             "piqa": "acc", "hellaswag": "acc_norm", "arc_easy": "acc", "arc_challenge": "acc_norm",
@@ -43,7 +43,8 @@ def eval_report(records: list[dict[str, Any]], out, name: str) -> list[str]:
         f"**Conditions.** lm-eval {records[0]['env']['versions'].get('lm_eval')}, offline task copies from "
         f"../shared/data mirroring the standard tasks (eval/tasks.py), {c['eval']['num_fewshot']}-shot, at most "
         f"{c['eval']['limit']} documents per task; models {', '.join(sorted({r['model']['name'] for r in records}))}; "
-        f"commit(s) {', '.join(sorted({(r['git']['sha'] or 'none')[:10] for r in records}))}.", "",
+        f"commit(s) {', '.join(sorted({(r['git']['sha'] or 'none')[:10] for r in records}))}. "
+        f"{weights_line(records)}", "",
         frame.to_markdown(index=False, floatfmt=".4g"), "", *flag_invalid(records), "",
         "Caveats: boolq's local copy has no passages (question-only prompts); wikitext is rebuilt from "
         "the non-empty lines of the raw test split; hellaswag contexts come from a text export. "

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from moebench.report.common import flag_invalid, plt, save_figure
+from moebench.report.common import flag_invalid, plt, save_figure, weights_line
 
 # Table 2, WikiText PPL: model -> K -> (Original at K' = K/4, CG, LG w/o FT, LG w/ FT)
 PAPER_TABLE2 = {
@@ -100,7 +100,7 @@ def prism_ppl(records: list[dict[str, Any]], out) -> list[str]:
         f"{opts.get('ft_steps')} Adam steps at lr {opts.get('ft_lr')} on the routers only, batch 4 x 128 "
         "tokens of the training split, K annealed linearly from min(8, 4k') to 4k', evaluated with plain "
         "top-K; commit(s) "
-        f"{', '.join(sorted({(r['git']['sha'] or 'none')[:10] for r in records}))}.", "",
+        f"{', '.join(sorted({(r['git']['sha'] or 'none')[:10] for r in records}))}. {weights_line(records)}", "",
         frame.drop(columns=["hardware"]).to_markdown(index=False, floatfmt=".5g"), "", *flag_invalid(records), "",
         "**Change against the original at equal compute** (ours on held-out text; the paper's on WikiText):", "",
         compare.to_markdown(index=False, floatfmt=".3g") if len(compare) else "_missing points_", "",
@@ -158,7 +158,7 @@ def prism_points(records: list[dict[str, Any]], out) -> list[str]:
         f"**Conditions.** Proxy of `{frame['model'].iloc[0]}`; quality as in reports/prism_ppl.md; cost per "
         f"point from the cost model at the real model's sizes on `{records[0]['hardware']}` (batch-1 decode "
         "with 512 cached tokens, one fused MoE kernel per layer); commit(s) "
-        f"{', '.join(sorted({(r['git']['sha'] or 'none')[:10] for r in records}))}.", "",
+        f"{', '.join(sorted({(r['git']['sha'] or 'none')[:10] for r in records}))}. {weights_line(records)}", "",
         "**Definition (ours; the paper gives none).** Order a model's configurations by modeled latency. A "
         "configuration is a *stable* operating point when its perplexity is lower than that of every cheaper "
         "configuration (quality never gets worse as you pay more), and *distinct* when it beats the best "
@@ -190,7 +190,7 @@ def prism_accuracy(records: list[dict[str, Any]], out) -> list[str]:
         f"{c['num_fewshot']}-shot (the paper: Winogrande 3-shot, ARC-C 5-shot, BoolQ 0-shot), at most "
         f"{c['limit']} documents per task, metric `acc`; SciQ has no offline copy. The proxies are tiny "
         "Shakespeare models, so accuracies sit near chance and differences of a few points are noise "
-        "(200 documents: one standard error is about 3.5 points).", "",
+        f"(200 documents: one standard error is about 3.5 points). {weights_line(records)}", "",
         frame.to_markdown(index=False, floatfmt=".4g"), "", *flag_invalid(records), "",
         "Paper, OLMoE-1B-7B (%):", "", paper.to_markdown(index=False, floatfmt=".4g"), ""]
 
@@ -207,5 +207,5 @@ def prism_partition(records: list[dict[str, Any]], out) -> list[str]:
             f"**Conditions.** Proxy of `{records[0]['model']['proxy_of']}`, N = 4; objective measured on the "
             "calibration activations as a fraction of each token's total L1 mass (lower concentrates more); "
             "perplexity by lm-eval `heldout_ppl`; commit(s) "
-            f"{', '.join(sorted({(r['git']['sha'] or 'none')[:10] for r in records}))}.", "",
+            f"{', '.join(sorted({(r['git']['sha'] or 'none')[:10] for r in records}))}. {weights_line(records)}", "",
             frame.to_markdown(index=False, floatfmt=".5g"), "", *flag_invalid(records), ""]

@@ -47,3 +47,36 @@ def test_keys_whose_data_is_absent_are_skipped_not_failed():
     rows = regress.compare(MEASURED, golden, unavailable=("mixtral_trace/",))
     assert all(r["ok"] for r in rows)
     assert [r["allowed"] for r in rows if r["key"].startswith("mixtral_trace/")] == ["skipped"]
+
+
+WEIGHTS = {"weights_sha256": "a" * 64, "torch": "2.13.0+cpu",
+           "cpu": {"model": "Xeon A", "capability": "AVX512", "isa": "avx2 avx512f amx_tile", "machine": "x86_64"}}
+
+
+def test_same_weights_say_nothing():
+    assert regress.weights_note(WEIGHTS, dict(WEIGHTS)) is None
+
+
+def test_other_weights_are_one_line_naming_both_hashes_and_the_cpu():
+    other = WEIGHTS | {"weights_sha256": "b" * 64,
+                       "cpu": WEIGHTS["cpu"] | {"model": "EPYC B", "capability": "AVX2", "isa": "avx2 fma"}}
+    note = regress.weights_note(other, WEIGHTS)
+    assert note.count("\n") == 0
+    assert "b" * 12 in note and "a" * 12 in note
+    assert "Xeon A" in note and "EPYC B" in note and "make golden" in note
+
+
+def test_regress_prints_the_weights_note_then_compares(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "regress.json"
+    path.write_text(json.dumps(golden_from(MEASURED)))
+    (tmp_path / regress.GOLDEN_WEIGHTS.name).write_text(json.dumps(WEIGHTS))
+    other = WEIGHTS | {"weights_sha256": "c" * 64}
+    monkeypatch.setattr(regress, "measure", lambda: dict(MEASURED) | {regress.WEIGHTS_KEY: other})
+    assert regress.main(["--golden", str(path)]) == 0  # other bits, ratios still within tolerance
+    out = capsys.readouterr().out
+    assert "c" * 12 in out and "a" * 12 in out and "within tolerance" in out
+
+
+def test_committed_regress_weights_name_their_hash_torch_and_cpu():
+    weights = json.loads(regress.GOLDEN_WEIGHTS.read_text())
+    assert len(weights["weights_sha256"]) == 64 and weights["torch"] and weights["cpu"]["capability"]

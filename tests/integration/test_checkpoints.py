@@ -1,0 +1,110 @@
+"""Real-checkpoint layouts written locally: encodings keyed by the tokenizer itself, too
+little text as one line, and a checkpoint identity in every record."""
+
+import json
+
+import pytest
+import torch
+import transformers
+from safetensors.torch import load_file, save_file
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from moebench.models import corpora
+from moebench.models.checkpoint import checkpoint_identity
+from moebench.paths import SHARED_DATA
+from tests.conftest import run_cli
+
+SPECIAL = "<|endoftext|>"
+
+
+def bpe(texts: list[str], vocab_size: int) -> transformers.PreTrainedTokenizerFast:
+    """A byte-level BPE trained on `texts` (a different text gives other merges)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=[SPECIAL], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=SPECIAL, pad_token=SPECIAL)
+
+
+def broken_tokenizer() -> transformers.PreTrainedTokenizerFast:
+    """A tokenizer that encodes every text to nothing (no vocabulary, no unknown token)."""
+    tok = Tokenizer(models.BPE(vocab={SPECIAL: 0}, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=SPECIAL, pad_token=SPECIAL)
+
+
+def test_two_tokenizers_of_one_vocabulary_size_get_different_cache_entries(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOEBENCH_CACHE", str(tmp_path))
+    corpus = corpora.Corpus(train="the cat sat on the mat. " * 50, valid="a dog ran in the fog. " * 20, sha256="c" * 64)
+    text = corpora.load_corpus().train
+    first, second = bpe([text[:100_000]], 300), bpe([text[-100_000:]], 300)
+    assert len(first) == len(second)
+    assert corpora.tokenizer_sha256(first) != corpora.tokenizer_sha256(second)
+    train_a, _ = corpora.encoded_splits(corpus, first)
+    train_b, _ = corpora.encoded_splits(corpus, second)
+    assert len(list((tmp_path / "tokens").glob("*.npz"))) == 2
+    assert train_a.tolist() == first(corpus.train.splitlines(keepends=True), add_special_tokens=False)["input_ids"][0]
+    assert train_a.tolist() != train_b.tolist()
+
+
+@pytest.fixture
+def local_mixtral(tmp_path):
+    """A tiny random Mixtral saved as a real checkpoint folder (save_pretrained)."""
+    config = transformers.MixtralConfig(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
+                                        num_experts_per_tok=2, max_position_embeddings=256)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    folder = tmp_path / "mixtral"
+    model.save_pretrained(folder)
+    return folder
+
+
+def heldout_run(folder, results, cache):
+    return run_cli("+experiment=debug", "model=mixtral8x7b", f"model.local_path={folder}", "model.dtype=float32",
+                   "method=mixtral_offloading", "workload=heldout", "workload.num_prompts=1",
+                   "workload.new_tokens=4", f"results_dir={results}", env={"MOEBENCH_CACHE": str(cache)})
+
+
+def test_broken_then_fixed_tokenizer_in_one_cache_gives_a_valid_record(local_mixtral, tmp_path):
+    results, cache = tmp_path / "results", tmp_path / "cache"
+    broken_tokenizer().save_pretrained(local_mixtral)
+    proc = heldout_run(local_mixtral, results, cache)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "workload.prompt_len" in lines[0] and "tokens the held-out split encodes to" in lines[0]
+    assert not list(results.rglob("result.json"))
+
+    bpe([corpora.load_corpus().train[:200_000]], 400).save_pretrained(local_mixtral)
+    proc = heldout_run(local_mixtral, results, cache)
+    assert proc.returncode == 0, proc.stderr
+    [path] = results.rglob("result.json")
+    record = json.loads(path.read_text())
+    assert record["validity"]["valid"]
+    identity = record["model"]["checkpoint"]
+    assert len(identity["sha256"]) == 64 and "model.safetensors" in identity["files"]
+    assert "tokenizer.json" in identity["files"] and "config.json" in identity["files"]
+
+
+def test_checkpoint_identity_changes_when_one_weight_changes(local_mixtral, tmp_path, monkeypatch):
+    monkeypatch.setenv("MOEBENCH_CACHE", str(tmp_path / "cache"))
+    before = checkpoint_identity(local_mixtral)
+    assert checkpoint_identity(local_mixtral) == before  # read back from the hash cache
+    weights = load_file(local_mixtral / "model.safetensors")
+    name = next(k for k in sorted(weights) if "experts" in k)
+    weights[name].view(-1)[0] += 1.0
+    save_file(weights, local_mixtral / "model.safetensors", metadata={"format": "pt"})
+    after = checkpoint_identity(local_mixtral)
+    assert after["sha256"] != before["sha256"]
+    assert after["files"]["config.json"] == before["files"]["config.json"]
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data")
+def test_too_few_texts_in_a_prompt_set_is_one_line(results_dir, ci_cache):
+    proc = run_cli("+experiment=debug", "model=proxy_ci", "workload=speq_humaneval", "workload.num_prompts=50",
+                   f"results_dir={results_dir}")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "workload.num_prompts" in lines[0] and "texts of shared:humaneval" in lines[0]

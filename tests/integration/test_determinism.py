@@ -1,0 +1,36 @@
+"""proxy_ci trained from nothing gives the bits the golden regress values were made with, at
+the recipe's fixed thread count, whatever this process's thread count is."""
+
+import json
+
+import torch
+
+from moebench import regress
+from moebench.config import ModelConfig
+from moebench.determinism import fixed_threads
+from moebench.models import train as training
+
+
+def test_proxy_ci_from_an_empty_cache_has_the_regress_weights(ci_cache):
+    loaded = training.load_proxy(ModelConfig(name="proxy_ci", family="mixtral", source="proxy"))
+    golden = json.loads(regress.GOLDEN_WEIGHTS.read_text())
+    stats = json.loads((ci_cache[1] / "training.json").read_text())
+    assert stats["torch_threads"] == training.PROXIES["proxy_ci"].recipe.torch_threads
+    assert loaded.weights_sha256 == golden["weights_sha256"], (
+        regress.weights_note({"weights_sha256": loaded.weights_sha256, "torch": torch.__version__,
+                              "cpu": stats["cpu"]}, golden))
+
+
+def test_thread_count_is_part_of_the_cache_key():
+    import dataclasses
+
+    spec = training.PROXIES["proxy_ci"]
+    two = dataclasses.replace(spec, recipe=dataclasses.replace(spec.recipe, torch_threads=2))
+    assert training.cache_key(spec, "corpus") != training.cache_key(two, "corpus")
+
+
+def test_fixed_threads_restores_the_callers_count():
+    before = torch.get_num_threads()
+    with fixed_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
