@@ -132,12 +132,23 @@ class WorkloadConfig:
     # Serving simulation (prompts=poisson): rate_per_sec, duration_sec, k_min_mean, k_min_std,
     # slo_x_isolated. Left out of the run key while empty, so older records keep their keys.
     arrivals: dict[str, Any] = field(default_factory=dict, metadata={"key_only_if_set": True})
+    # How tokens are chosen (bench/sampling.py): greedy, or an exact sample at `temperature`
+    # (optionally among the top_k logits) from a noise tape keyed by (seed, prompt, position).
+    # Left out of the run key at their defaults, so greedy records keep their keys.
+    decoding: str = field(default="greedy", metadata={"key_unless_default": True})
+    temperature: float = field(default=1.0, metadata={"key_unless_default": True})
+    top_k: int | None = field(default=None, metadata={"key_unless_default": True})
 
     def __post_init__(self) -> None:
         for key in ("num_prompts", "prompt_len", "new_tokens"):
             value = getattr(self, key)
             if value <= 0:
                 raise ConfigError(f"workload.{key}", value, "an integer > 0")
+        _one_of("workload.decoding", self.decoding, ("greedy", "sample"))
+        if not self.temperature > 0:
+            raise ConfigError("workload.temperature", self.temperature, "a number > 0")
+        if self.top_k is not None:
+            _int_in("workload.top_k", self.top_k, 1)
         if self.prompts == "trace" and not self.trace_path:
             raise ConfigError("workload.trace_path", self.trace_path, "a routing trace file (prompts=trace)")
         if self.prompts == "poisson":
@@ -290,12 +301,15 @@ def to_dict(cfg: RunConfig) -> dict[str, Any]:
 
 
 def unset_late_fields(cfg: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """`data` (= asdict(cfg)) without fields marked key_only_if_set that are still empty,
-    recursively: a field added after records exist must not change their run keys."""
+    """`data` (= asdict(cfg)) without fields marked key_only_if_set that are still empty, or
+    key_unless_default that hold their default, recursively: a field added after records
+    exist must not change their run keys."""
     out = dict(data)
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if f.metadata.get("key_only_if_set") and not value:
+            out.pop(f.name, None)
+        elif f.metadata.get("key_unless_default") and value == f.default:
             out.pop(f.name, None)
         elif dataclasses.is_dataclass(value):
             out[f.name] = unset_late_fields(value, data[f.name])

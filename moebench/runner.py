@@ -15,6 +15,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from moebench.bench.metrics import bound_metrics, latency_metrics, output_sha256
+from moebench.bench.sampling import chooser_for
 from moebench.bench.workloads import make_prompts
 from moebench.config import RunConfig
 from moebench.determinism import fixed_threads
@@ -177,9 +178,10 @@ def _run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
         digest = hashlib.sha256(trace.ids.tobytes()).hexdigest()
     else:
         outputs, step_sec = [], []
-        for prompt in tqdm(make_prompts(cfg.workload, loaded, cfg.seed), unit="prompt",
-                           desc=f"{cfg.method.name} {cfg.model.name}", disable=cfg.workload.num_prompts < 2):
-            tokens, steps = method.generate(prompt, cfg.workload.new_tokens)
+        prompts = make_prompts(cfg.workload, loaded, cfg.seed)
+        for i, prompt in enumerate(tqdm(prompts, unit="prompt", desc=f"{cfg.method.name} {cfg.model.name}",
+                                        disable=cfg.workload.num_prompts < 2)):
+            tokens, steps = method.generate(prompt, cfg.workload.new_tokens, chooser_for(cfg.workload, cfg.seed, i))
             outputs.append(tokens)
             step_sec.append(steps)
         digest = output_sha256(outputs)

@@ -1,4 +1,5 @@
-"""Greedy decoding with a KV cache, one forward call per step, routing captured per step.
+"""Decoding with a KV cache, one forward call per step, routing captured per step; tokens are
+chosen greedily or sampled from the shared noise tape (bench/sampling.py).
 
 Methods charge their clock from the `Step`s this loop reports; the loop itself is the same
 for every method, which is what makes lossless methods comparable token for token.
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
+from moebench.bench.sampling import GREEDY, TokenChooser
 from moebench.models.build import LoadedModel
 from moebench.models.families import RoutingRecorder
 
@@ -27,15 +29,16 @@ class Step:
 
 
 @torch.no_grad()
-def greedy_decode(
+def decode(
     loaded: LoadedModel,
     prompt_ids: torch.Tensor,  # [1, P]
     new_tokens: int,
     on_step: Callable[[Step], None] | None = None,
     before_step: Callable[[int, int], None] | None = None,
     record_routing: bool = True,
+    chooser: TokenChooser = GREEDY,
 ) -> list[int]:
-    """Generate `new_tokens` greedily; step 0 is the prefill. Returns the new token ids.
+    """Generate `new_tokens` with `chooser`; step 0 is the prefill. Returns the new token ids.
     `before_step(tokens_in, context)` runs before each forward, `on_step(step)` after it."""
     model = loaded.model
     cache = DynamicCache(config=model.config)
@@ -49,7 +52,7 @@ def greedy_decode(
             if on_step is not None:
                 on_step(Step(step, inputs.shape[1], context, recorder.take()))
             context += inputs.shape[1]
-            next_id = int(logits[0, -1].argmax())
+            next_id = chooser.one(logits[0, -1], context)  # the token at absolute position `context`
             generated.append(next_id)
             inputs = torch.tensor([[next_id]], dtype=prompt_ids.dtype)
     return generated

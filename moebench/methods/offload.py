@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 
-from moebench.bench.decode import greedy_decode
+from moebench.bench.decode import decode
+from moebench.bench.sampling import GREEDY, TokenChooser
 from moebench.engine.budget import int4_expert_bytes, plan_slots
 from moebench.engine.clock import chrome_trace
 from moebench.engine.costs import CostModel
@@ -76,7 +77,7 @@ class EngineMethod:
         _, ids = route(family, self.loaded.hf_config, router_logits(nxt, hidden.detach(), family))
         return set(ids.flatten().tolist())
 
-    def generate(self, prompt_ids, new_tokens: int) -> tuple[list[int], list[float]]:
+    def generate(self, prompt_ids, new_tokens: int, chooser: TokenChooser = GREEDY) -> tuple[list[int], list[float]]:
         step_sec: list[float] = []
 
         def after(step):
@@ -84,9 +85,8 @@ class EngineMethod:
             self.steps.append(step)
 
         with engine_installed(self.loaded, self.engine):
-            tokens = greedy_decode(self.loaded, prompt_ids, new_tokens,
-                                   before_step=self.engine.begin_forward, on_step=after,
-                                   record_routing=self.record_routing)
+            tokens = decode(self.loaded, prompt_ids, new_tokens, before_step=self.engine.begin_forward,
+                            on_step=after, record_routing=self.record_routing, chooser=chooser)
         return tokens, step_sec
 
     def replay(self, trace) -> list[float]:

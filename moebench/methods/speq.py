@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from moebench.bench.sampling import GREEDY, TokenChooser
 from moebench.engine.budget import int4_expert_bytes
 from moebench.engine.experts_impl import engine_installed
 from moebench.engine.offload import EngineOptions
@@ -129,10 +130,10 @@ class SpeQ(EngineMethod):
             self.miss_rate = 0.7 * self.miss_rate + 0.3 * (1 - step.hits / step.needed)
         return seconds
 
-    def generate(self, prompt_ids, new_tokens):
+    def generate(self, prompt_ids, new_tokens, chooser: TokenChooser = GREEDY):
         with engine_installed(self.loaded, self.engine):
             result = speculative_decode(self.loaded, self.draft, prompt_ids, new_tokens,
-                                        self.governor.choose, hooks=self)
+                                        self.governor.choose, hooks=self, chooser=chooser)
         self.cycles += result.cycles
         step_sec = [result.prefill_sec]
         for cycle in result.cycles:

@@ -42,13 +42,13 @@ def heldout_routing(loaded, valid_ids: np.ndarray) -> list[np.ndarray]:
 @torch.no_grad()
 def generated_routing(loaded, valid_ids: np.ndarray, prompts: int = 2, new_tokens: int = 256) -> list[np.ndarray]:
     """Routing of the proxy's own greedy continuations (what decode benchmarks see)."""
-    from moebench.bench.decode import greedy_decode
+    from moebench.bench.decode import decode
 
     sequences = []
     for s in np.linspace(0, len(valid_ids) - 65, prompts).astype(int):
         steps = []
         prompt = torch.from_numpy(valid_ids[s:s + 64].astype(np.int64)).unsqueeze(0)
-        greedy_decode(loaded, prompt, new_tokens, on_step=steps.append)
+        decode(loaded, prompt, new_tokens, on_step=steps.append)
         sequences.append(np.stack([np.concatenate([st.routing[v.index].numpy() for st in steps[1:]])
                                    for v in loaded.layers], axis=1))
     return sequences

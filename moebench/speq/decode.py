@@ -1,10 +1,12 @@
-"""Speculative greedy decoding with the INT4 draft, greedy verification by the target and
-KV-cache rollback. Output is token-identical to plain greedy decoding (tests assert it).
+"""Speculative decoding with the INT4 draft, exact verification by the target and KV-cache
+rollback. Output is token-identical to plain decoding, greedy or sampled (tests assert it).
 
-One cycle: the draft (the target with INT4 routed experts, same KV cache) proposes k tokens;
-its KV entries are cut back; the target runs the last accepted token plus the k drafts in one
-forward; drafts are accepted while they equal the target's greedy choice; the target's own
-next token is appended; the KV cache is cut to the accepted prefix.
+One cycle: the draft (the target with INT4 routed experts, same KV cache) proposes k tokens,
+each chosen by the shared chooser at its absolute position (for sampling: the same noise
+tape the target reads); its KV entries are cut back; the target runs the last accepted token
+plus the k drafts in one forward; drafts are accepted while they equal the target's own
+choice at their position; the target's next token is appended; the KV cache is cut to the
+accepted prefix. Every emitted token is the target's choice, so the output is the target's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import DynamicCache
 
+from moebench.bench.sampling import GREEDY, TokenChooser
 from moebench.models.build import LoadedModel
 from moebench.speq.draft import Draft
 
@@ -43,8 +46,8 @@ def _crop_to(cache: DynamicCache, length: int) -> None:
 
 @torch.no_grad()
 def speculative_decode(loaded: LoadedModel, draft: Draft, prompt_ids: torch.Tensor, new_tokens: int,
-                       choose_k: Callable[[], int], hooks=None) -> SpecResult:
-    """Greedy speculative decoding. `hooks` (optional) gets begin_prefill/end_prefill,
+                       choose_k: Callable[[], int], hooks=None, chooser: TokenChooser = GREEDY) -> SpecResult:
+    """Speculative decoding with `chooser` (greedy by default). `hooks` (optional) gets begin_prefill/end_prefill,
     begin_draft(k)/draft_forward(i, context)/end_draft_forward(i),
     begin_verify(n, context)/end_verify(k, accepted) calls for the clock."""
     model = loaded.model
@@ -56,7 +59,7 @@ def speculative_decode(loaded: LoadedModel, draft: Draft, prompt_ids: torch.Tens
     if hooks:
         result.prefill_sec = hooks.end_forward()
     result.target_calls += 1
-    last = int(logits[0, -1].argmax())
+    last = chooser.one(logits[0, -1], prompt_ids.shape[1])
     result.tokens.append(last)
     while len(result.tokens) < new_tokens:
         k = max(1, min(choose_k(), new_tokens - len(result.tokens)))
@@ -72,18 +75,18 @@ def speculative_decode(loaded: LoadedModel, draft: Draft, prompt_ids: torch.Tens
                 if hooks:
                     hooks.end_draft_forward(i)
                 result.draft_calls += 1
-                inp = int(out[0, -1].argmax())
+                inp = chooser.one(out[0, -1], base + 1 + i)  # `last` sits at position base
                 drafted.append(inp)
         _crop_to(cache, base)
         if hooks:
             hooks.begin_forward(k + 1, base)
         verify = model(input_ids=torch.tensor([[last, *drafted]]), cache=cache, use_cache=True).logits
         result.target_calls += 1
-        greedy = verify[0].argmax(dim=-1).tolist()  # target's choice after each input token
+        target = chooser.choose(verify[0], [base + 1 + j for j in range(k + 1)])  # after each input
         accepted = 0
-        while accepted < k and greedy[accepted] == drafted[accepted]:
+        while accepted < k and target[accepted] == drafted[accepted]:
             accepted += 1
-        emitted = drafted[:accepted] + [greedy[accepted]]
+        emitted = drafted[:accepted] + [target[accepted]]
         _crop_to(cache, base + 1 + accepted)
         seconds = hooks.end_cycle(k, accepted) if hooks else 0.0
         result.cycles.append(CycleLog(k, accepted, seconds))

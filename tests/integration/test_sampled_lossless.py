@@ -1,0 +1,84 @@
+"""Sampled decoding on the shared noise tape stays lossless: every offloading method, MoE-SpeQ
+(draft and verify read the same tape) and Prism's sub-expert cache emit exactly the tokens
+of plain sampled decoding, on every family; another seed gives other tokens."""
+
+import pytest
+import torch
+
+from moebench.bench.decode import decode
+from moebench.bench.sampling import TokenChooser
+from moebench.engine.costs import CostModel, shape_from_hf_config
+from moebench.methods import METHODS
+from moebench.speq.decode import speculative_decode
+from moebench.speq.draft import Draft
+from tests.integration.test_offload_lossless import LOSSLESS, hardware, run_config, small_budget_gb
+from tests.integration.test_speq import speq_method
+from tests.tiny import TINY_ARCH, tiny_model
+
+NEW = 10
+# Tiny random models have logits of std ~0.12: at T = 0.1 the logits and the noise weigh
+# alike, so the tokens depend on the model (at T ~ 1 the noise alone would pick them).
+SAMPLE = TokenChooser("sample", temperature=0.1, seed=3, prompt=1)
+
+
+def prompt():
+    return torch.randint(1, 96, (1, 7), generator=torch.Generator().manual_seed(5))
+
+
+@pytest.mark.parametrize("family", sorted(TINY_ARCH))
+def test_every_lossless_method_emits_the_plain_sampled_tokens(family):
+    loaded = tiny_model(family)
+    plain = decode(loaded, prompt(), NEW, chooser=SAMPLE)
+    assert plain != decode(loaded, prompt(), NEW)  # sampling is not greedy here
+    budget, shape = small_budget_gb(loaded)
+    for method in LOSSLESS:
+        b = None if method == "full_resident" else budget
+        if method == "hf_offload":
+            b = budget + shape.num_experts * shape.expert_bytes / 1e9
+        m = METHODS[method](run_config(method, b), loaded, CostModel(hardware(), shape))
+        tokens, _ = m.generate(prompt(), NEW, SAMPLE)
+        assert tokens == plain, method
+    tokens, _ = speq_method(loaded).generate(prompt(), NEW, SAMPLE)
+    assert tokens == plain, "speq"
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_speculation_on_the_tape_accepts_some_drafts_and_is_exact(k):
+    loaded = tiny_model("qwen2_moe")
+    chooser = TokenChooser("sample", temperature=0.1, seed=0, prompt=0)
+    plain = decode(loaded, prompt(), 15, chooser=chooser)
+    result = speculative_decode(loaded, Draft(loaded, "rtn"), prompt(), 15, choose_k=lambda: k, chooser=chooser)
+    assert result.tokens == plain
+    assert sum(c.accepted for c in result.cycles) > 0  # the INT4 draft agrees with the target's samples
+
+
+def test_another_seed_or_prompt_index_gives_other_tokens():
+    loaded = tiny_model("mixtral")
+    base = decode(loaded, prompt(), NEW, chooser=SAMPLE)
+    assert decode(loaded, prompt(), NEW, chooser=SAMPLE) == base
+    assert decode(loaded, prompt(), NEW, chooser=TokenChooser("sample", 0.1, seed=4, prompt=1)) != base
+    assert decode(loaded, prompt(), NEW, chooser=TokenChooser("sample", 0.1, seed=3, prompt=2)) != base
+
+
+def test_prism_sub_expert_cache_is_lossless_under_sampling(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOEBENCH_CACHE", str(tmp_path))
+    loaded = tiny_model("olmoe")
+    shape = shape_from_hf_config(loaded.hf_config)
+    plain = decode(loaded, prompt(), NEW, chooser=SAMPLE)
+    k = shape.top_k
+    fixed = shape.non_expert_params() * 2 + shape.kv_elems_per_token * 2 * shape.num_layers * 17
+    budget = (fixed + (k + 0.9) * len(shape.moe_layers) * shape.expert_bytes + 1) / 1e9
+    m = METHODS["prism"](run_config("prism", budget, active_k=4 * k, iters=10), tiny_model("olmoe"),
+                         CostModel(hardware(), shape))
+    tokens, _ = m.generate(prompt(), NEW, SAMPLE)
+    assert tokens == plain
+
+
+def test_a_corrupted_expert_changes_the_sampled_tokens():
+    """The identity check can fail: perturb one routed expert and the tape's tokens move."""
+    loaded = tiny_model("mixtral")
+    plain = decode(loaded, prompt(), NEW, chooser=SAMPLE)
+    experts = loaded.layers[0].experts
+    with torch.no_grad():
+        experts.down_proj.data[:] *= 100.0  # tiny random experts barely move the logits
+    assert decode(loaded, prompt(), NEW, chooser=SAMPLE) != plain
