@@ -145,10 +145,11 @@ def load_records(results_dir: str | Path, names: tuple[str, ...] = (RESULT_FILE,
 
 
 def write_benchmark_record(results_dir: str | Path, experiment: str, model: str, proxy_of: str | None,
-                           metrics: dict[str, Any], valid: bool = True) -> Path:
+                           metrics: dict[str, Any], valid: bool = True, weights_sha256: str | None = None) -> Path:
     """A CPU wall-clock benchmark's record (no Hydra config): results/<experiment>/<model>/."""
     record = {"experiment": experiment, "run_key": f"{experiment}-{model}", "method": experiment,
-              "model": {"name": model, "proxy_of": proxy_of}, "hardware": "cpu", "clock": "wall",
+              "model": {"name": model, "proxy_of": proxy_of, "weights_sha256": weights_sha256},
+              "hardware": "cpu", "clock": "wall",
               "validity": {"valid": valid, "reasons": [] if valid else ["output differs from greedy"]},
               "metrics": metrics, "git": git_state(), "env": environment()}
     path = Path(results_dir) / experiment / model / RESULT_FILE

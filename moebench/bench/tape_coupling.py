@@ -36,7 +36,7 @@ def measure(name: str, temperatures: list[float], windows: int, length: int, tap
     target = torch.cat([loaded.model(input_ids=x).logits[0] for x in texts]).double()
     with draft.active():
         drafted = torch.cat([loaded.model(input_ids=x).logits[0] for x in texts]).double()
-    out = {"positions": int(target.shape[0]), "tapes_per_position": tapes,
+    out = {"weights_sha256": loaded.weights_sha256, "positions": int(target.shape[0]), "tapes_per_position": tapes,
            "greedy_agree_frac": float((target.argmax(-1) == drafted.argmax(-1)).double().mean())}
     for t in temperatures:
         p, q = torch.softmax(target / t, -1), torch.softmax(drafted / t, -1)
@@ -62,7 +62,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     with fixed_threads(1):
         metrics = measure(args.model, args.temperatures, args.windows, args.length, args.tapes)
-    write_benchmark_record(args.results, "tape_coupling", args.model, PROXIES[args.model].proxy_of, metrics)
+    weights = metrics.pop("weights_sha256")
+    write_benchmark_record(args.results, "tape_coupling", args.model, PROXIES[args.model].proxy_of, metrics,
+                           weights_sha256=weights)
 
 
 if __name__ == "__main__":

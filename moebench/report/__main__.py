@@ -17,7 +17,7 @@ from moebench.report.eval import eval_report
 from moebench.report.prism import prism_accuracy, prism_partition, prism_points, prism_ppl
 from moebench.report.prism_cloud import prism_cloud
 from moebench.report.prism_offload import prism_offload
-from moebench.report.speq import speq_ablation, speq_cache, speq_cpu, speq_report
+from moebench.report.speq import speq_ablation, speq_cache, speq_cpu, speq_report, tape_coupling
 from moebench.report.summary import summary_rows, write_summary
 
 RENDERERS = {
@@ -29,6 +29,7 @@ RENDERERS = {
     "speq_ablation": speq_ablation,
     "prism_cloud": prism_cloud,
     "prism_offload": prism_offload,
+    "tape_coupling": tape_coupling,
 }
 
 
