@@ -136,8 +136,13 @@ class WorkloadConfig:
     # (optionally among the top_k logits) from a noise tape keyed by (seed, prompt, position).
     # Left out of the run key at their defaults, so greedy records keep their keys.
     decoding: str = field(default="greedy", metadata={"key_unless_default": True})
-    temperature: float = field(default=1.0, metadata={"key_unless_default": True})
-    top_k: int | None = field(default=None, metadata={"key_unless_default": True})
+    temperature: float = field(default=1.0, metadata={"key_unless_default": True, "key_if": "sampling"})
+    top_k: int | None = field(default=None, metadata={"key_unless_default": True, "key_if": "sampling"})
+
+    @property
+    def sampling(self) -> bool:
+        """Whether tokens are sampled (temperature and top_k only matter then)."""
+        return self.decoding == "sample"
 
     def __post_init__(self) -> None:
         for key in ("num_prompts", "prompt_len", "new_tokens"):
@@ -311,6 +316,8 @@ def unset_late_fields(cfg: Any, data: dict[str, Any]) -> dict[str, Any]:
             out.pop(f.name, None)
         elif f.metadata.get("key_unless_default") and value == f.default:
             out.pop(f.name, None)
+        elif "key_if" in f.metadata and not getattr(cfg, f.metadata["key_if"]):
+            out.pop(f.name, None)  # e.g. a temperature under greedy decoding changes nothing
         elif dataclasses.is_dataclass(value):
             out[f.name] = unset_late_fields(value, data[f.name])
     return out

@@ -76,6 +76,14 @@ def measure() -> dict[str, float]:
             out[f"proxy_ci/speq/speedup_over_{base}"] = (speq[base]["metrics"]["tpot_sec_mean"]
                                                           / speq["speq"]["metrics"]["tpot_sec_mean"])
         out["proxy_ci/speq/expert_hit_frac"] = speq["speq"]["metrics"]["expert_hit_frac"]
+        sampled = {m: _run(results, ["model=proxy_ci", f"method={m}", f"method.budget_gb={speq_budget}",
+                                     "workload=heldout", "workload.decoding=sample"])
+                   for m in ("speq", "mixtral_offloading_sm")}
+        out["proxy_ci/speq_sampled/speedup_over_mixtral_offloading_sm"] = (
+            sampled["mixtral_offloading_sm"]["metrics"]["tpot_sec_mean"] / sampled["speq"]["metrics"]["tpot_sec_mean"])
+        out["proxy_ci/speq_sampled/draft_accept_frac"] = sampled["speq"]["metrics"]["draft_accept_frac"]
+        out["proxy_ci/mixtral_offloading_sm_sampled/expert_hit_frac"] = (
+            sampled["mixtral_offloading_sm"]["metrics"]["expert_hit_frac"])
         out["proxy_ci/speq/draft_accept_frac"] = speq["speq"]["metrics"]["draft_accept_frac"]
         out |= prism_ratios(results)
         base = records["full_resident"]["metrics"]["tpot_sec_mean"]

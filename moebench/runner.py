@@ -186,7 +186,7 @@ def _run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
             step_sec.append(steps)
         digest = output_sha256(outputs)
     metrics = latency_metrics(step_sec) | method.metrics()
-    metrics |= bound_metrics(metrics)
+    metrics |= bound_metrics(metrics, cfg.hardware.h2d_bytes_per_sec)
     raw: dict[str, Any] = {"step_sec": step_sec}
     if cfg.timeline:
         write_json_atomic(out_dir / "timeline.json", method.timeline())

@@ -19,6 +19,9 @@ import numpy as np
 import torch
 
 DECODINGS = ("greedy", "sample")
+# The speed experiments' temperature for every proxy, chosen by `python -m moebench.models
+# temperature` against the real Mixtral trace (reports/proxies/temperature.md).
+DEFAULT_TEMPERATURE = 1.0
 
 
 def gumbel_noise(seed: int, prompt: int, position: int, vocab: int) -> np.ndarray:

@@ -18,7 +18,16 @@ from moebench.engine.budget import int4_expert_bytes
 from moebench.engine.clock import VirtualClock
 from moebench.engine.costs import CostModel
 from moebench.engine.link import Link
-from moebench.engine.policy import LFU, LRU, Belady, CachePolicy, LayerCache, Lookahead, Static
+from moebench.engine.policy import (
+    LFU,
+    LRU,
+    Belady,
+    CachePolicy,
+    LayerCache,
+    Lookahead,
+    Static,
+    belady_misses,
+)
 
 Key = tuple[int, int]  # (decoder layer, expert)
 
@@ -102,6 +111,9 @@ class OffloadEngine:
         self.prefetched_unused: set[Key] = set()
         self.pending_guess: dict[int, set[int]] = {}  # layer -> experts guessed for it
         self.stats = EngineStats()
+        # per MoE layer, every target forward's needed experts and whether it was a decode
+        # step (not a prefill): what a clairvoyant cache of the same slots would have to move
+        self.accesses: dict[int, list[tuple[set[int], bool]]] = {}
         self.access_index = 0
         self._step: StepCounters | None = None
         self._launched_in_layer = False
@@ -171,6 +183,7 @@ class OffloadEngine:
             if self.draft_listener is not None:
                 self.draft_listener(layer, np.asarray(ids))
             return
+        self.accesses.setdefault(layer, []).append((set(needed), not self._step.prefill))
         self._score_guess(layer, set(needed))
         guess = self.predictor(layer, hidden) if (self.predictor and self.opt.prefetch) else None
         if self.opt.whole_layer or len(needed) <= self.caches[layer].slots:
@@ -304,15 +317,26 @@ class OffloadEngine:
         self.prefetch_experts(target, sorted(guess))
 
     # --- results -------------------------------------------------------------------------
+    def belady_decode_bytes(self) -> float:
+        """Bytes a clairvoyant cache with this run's slots (and starting residency) would
+        still move for the experts this run's decode forwards needed; a whole-layer method
+        has no per-layer slots to keep, so its own misses stand in."""
+        if self.opt.whole_layer or not self.opt.reuse:
+            steps = [s for s in self.stats.steps if not s.prefill]
+            return float(sum(s.missed_bytes for s in steps))
+        total = 0
+        for layer, stream in self.accesses.items():
+            misses = belady_misses([needed for needed, _ in stream], self.opt.slots_per_layer, self._warm(layer, None))
+            total += sum(m for m, (_, decode) in zip(misses, stream, strict=True) if decode)
+        return float(total * self.expert_bytes)
+
     def metrics(self) -> dict[str, float]:
         """Run metrics; per-step ones average the decode steps (prefills excluded)."""
         st = self.stats
         steps = [s for s in st.steps if not s.prefill and not s.draft] or st.steps
         hit = [s.hits / s.needed for s in steps if s.needed]
         covered = [s.covered / s.needed for s in steps if s.needed]
-        bw = self.costs.hw.h2d_bytes_per_sec
-        compute_bound = float(np.mean([s.compute_sec for s in steps]))
-        transfer_bound = float(np.mean([s.missed_bytes for s in steps])) / bw
+        decode_steps = [s for s in st.steps if not s.prefill]  # verify and draft forwards alike
         wasted = st.prefetch_wasted_bytes + len(self.prefetched_unused) * self.expert_bytes
         end = max(self.clock.now, self.link.idle_at)
         out = {
@@ -325,8 +349,11 @@ class OffloadEngine:
             "link_busy_frac": self.link.busy_sec / end if end > 0 else 0.0,
             "compute_busy_sec": self.clock.compute_busy_sec,
             "missed_bytes": st.missed_bytes,
-            "bound_compute_sec_per_step": compute_bound,
-            "bound_transfer_sec_per_step": transfer_bound,
+            # totals over decode forwards; bench/metrics.bound_metrics divides by emitted tokens
+            "decode_compute_sec_total": float(sum(s.compute_sec for s in decode_steps)),
+            "decode_draft_compute_sec_total": float(sum(s.compute_sec for s in decode_steps if s.draft)),
+            "decode_missed_bytes_total": float(sum(s.missed_bytes for s in decode_steps)),
+            "decode_belady_bytes_total": self.belady_decode_bytes(),
         }
         if self.opt.prefetch or st.prefetch_issued:
             out |= {

@@ -159,3 +159,18 @@ def simulate_hits(accesses: list[set[int]], slots: int, policy: CachePolicy,
                 cache.make_room(t, protect=set(order[i + 1:]))
                 cache.admit(e)
     return hits / total if total else float("nan")
+
+
+def belady_misses(accesses: list[set[int]], slots: int, initial: Iterable[int] = ()) -> list[int]:
+    """Misses per access of a clairvoyant cache (Belady's MIN over this very stream) of
+    `slots` experts, where an access needs all its experts at once (as a layer does): the
+    fewest copies any cache of that size could have made for this routing."""
+    cache = LayerCache(slots, Belady(accesses), initial)
+    misses = []
+    for t, needed in enumerate(accesses):
+        missing = sorted(e for e in needed if e not in cache)
+        for e in missing:
+            cache.make_room(t, protect=set(needed))
+            cache.admit(e)
+        misses.append(len(missing))
+    return misses

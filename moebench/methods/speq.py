@@ -19,7 +19,7 @@ from moebench.errors import UserError
 from moebench.methods.offload import EngineMethod, _option
 from moebench.speq.decode import speculative_decode
 from moebench.speq.draft import Draft, routing_fidelity
-from moebench.speq.governor import Governor
+from moebench.speq.governor import Governor, expected_loads
 from moebench.speq.orchestrator import Orchestrator
 
 
@@ -88,9 +88,11 @@ class SpeQ(EngineMethod):
 
     def _pcie_new_sec(self, k: int) -> float:
         """Eq. 3's T_pcie,new: the experts a verify of k+1 tokens needs (their union grows
-        sublinearly in k) that are not resident, at the observed miss rate, over the link."""
+        sublinearly in k) that are not resident, at the observed miss rate, plus what thrashes
+        when the union outgrows the slots (governor.expected_loads), over the link."""
         c = self.costs
-        new = self.miss_rate * self._distinct(k + 1) * len(c.shape.moe_layers)
+        per_layer = expected_loads(self._distinct(k + 1), self.plan["slots_per_layer"], self.miss_rate)
+        new = per_layer * len(c.shape.moe_layers)
         return c.hw.h2d_latency_sec + new * c.shape.expert_bytes / c.hw.h2d_bytes_per_sec
 
     def _verify_sec(self, n: int) -> float:
@@ -136,9 +138,10 @@ class SpeQ(EngineMethod):
                                         self.governor.choose, hooks=self, chooser=chooser)
         self.cycles += result.cycles
         step_sec = [result.prefill_sec]
-        for cycle in result.cycles:
-            step_sec += [cycle.seconds / (cycle.accepted + 1)] * (cycle.accepted + 1)
-        return result.tokens, step_sec[:new_tokens]
+        for cycle in result.cycles:  # a cycle's time is spread over the tokens it adds to the output
+            kept = min(cycle.accepted + 1, new_tokens - len(step_sec))
+            step_sec += [cycle.seconds / kept] * kept
+        return result.tokens, step_sec
 
     def metrics(self):
         out = self.engine.metrics()

@@ -4,6 +4,7 @@
     train NAME|--all  train (or verify the cache of) proxies
     inspect NAME      the cached entry: folder, training stats, topology
     cards             regenerate reports/proxies/*.json and *.md (trains what is missing)
+    temperature       choose the default sampling temperature against the real Mixtral trace
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     cards = sub.add_parser("cards")
     cards.add_argument("names", nargs="*")
     cards.add_argument("--out", default="reports/proxies")
+    temperature = sub.add_parser("temperature")
+    temperature.add_argument("--out", default="reports/proxies")
     args = parser.parse_args(argv)
 
     from moebench.models import train as training
@@ -54,6 +57,11 @@ def main(argv: list[str] | None = None) -> None:
                      if training.entry_is_intact(folder) else None)
             print(json.dumps({"folder": str(folder), "arch": proxy_arch(spec), "training": stats},
                              indent=2))
+        elif args.command == "temperature":
+            from moebench.models.temperature import write
+
+            for path in write(args.out):
+                print(f"wrote {path}")
         elif args.command == "cards":
             from moebench.models.cards import write_cards
 

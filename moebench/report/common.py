@@ -30,8 +30,18 @@ def conditions(records: list[dict[str, Any]]) -> str:
     return (f"**Conditions.** Model `{model['name']}`{proxy}; hardware {hardware}; clock "
             f"{', '.join(f'`{k}`' for k in clocks)}; memory budgets (GB) {', '.join(budgets)}; workload "
             f"`{c['workload']['name']}` ({c['workload']['num_prompts']} prompts x {c['workload']['prompt_len']} "
-            f"tokens, {c['workload']['new_tokens']} new tokens, greedy); commit(s) {', '.join(commits)}; "
+            f"tokens, {c['workload']['new_tokens']} new tokens, decoding {decodings(records)}); commit(s) "
+            f"{', '.join(commits)}; "
             f"{len(records)} records. {weights_line(records)}").rstrip()
+
+
+def decodings(records: list[dict[str, Any]]) -> str:
+    """How the records chose tokens: greedy, and/or sampled at which temperature."""
+    kinds = set()
+    for r in records:
+        w = r.get("config", {}).get("workload", {})
+        kinds.add(f"sample at T = {w['temperature']:g}" if w.get("decoding") == "sample" else "greedy")
+    return " and ".join(sorted(kinds, reverse=True)) or "greedy"
 
 
 @cache

@@ -19,6 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
+def expected_loads(distinct: float, slots: float, miss_rate: float) -> float:
+    """Experts one verify must copy into one layer. Eq. 3 assumes the union of the k+1
+    tokens' experts fits the cache; when it does not (DeepSeek-V2-Lite at 16 GB: ~6.8 distinct
+    of 13 slots is fine, k = 8 on Phi with 2-3 slots is not), the union beyond the slots is
+    loaded whatever was resident, and each such load evicts an expert that must come back
+    for the next cycle. The part that fits misses at the observed rate."""
+    over = max(0.0, distinct - slots)
+    return miss_rate * min(distinct, slots) + 2.0 * over
+
+
 @dataclass
 class Governor:
     t_draft: Callable[[int], float]  # seconds to draft k tokens

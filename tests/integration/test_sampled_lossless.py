@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from moebench.bench.decode import decode
+from moebench.bench.metrics import bound_metrics, latency_metrics
 from moebench.bench.sampling import TokenChooser
 from moebench.engine.costs import CostModel, shape_from_hf_config
 from moebench.methods import METHODS
@@ -36,10 +37,22 @@ def test_every_lossless_method_emits_the_plain_sampled_tokens(family):
         if method == "hf_offload":
             b = budget + shape.num_experts * shape.expert_bytes / 1e9
         m = METHODS[method](run_config(method, b), loaded, CostModel(hardware(), shape))
-        tokens, _ = m.generate(prompt(), NEW, SAMPLE)
+        tokens, steps = m.generate(prompt(), NEW, SAMPLE)
         assert tokens == plain, method
-    tokens, _ = speq_method(loaded).generate(prompt(), NEW, SAMPLE)
+        assert_within_physics(m, steps)
+    speq = speq_method(loaded)
+    tokens, steps = speq.generate(prompt(), NEW, SAMPLE)
     assert tokens == plain, "speq"
+    assert_within_physics(speq, steps)
+
+
+def assert_within_physics(method, steps):
+    """Per emitted token, no run beats its compute bound or a clairvoyant cache's I/O bound."""
+    metrics = latency_metrics([steps]) | method.metrics()
+    bounds = bound_metrics(metrics, hardware().h2d_bytes_per_sec)
+    assert bounds["tpot_over_bound_ratio"] >= 1 - 1e-9, bounds
+    moved_sec_per_token = bounds["h2d_gb_per_token"] * 1e9 / hardware().h2d_bytes_per_sec
+    assert bounds["bound_io_belady_sec_per_token"] <= moved_sec_per_token + 1e-12  # MIN moves least
 
 
 @pytest.mark.parametrize("k", [1, 4])

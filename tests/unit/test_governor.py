@@ -56,3 +56,30 @@ def test_ttft_budget_caps_k():
 def test_fixed_k_for_the_ablation():
     g = table_governor([0.5] * 8, fixed_k=4)
     assert g.choose() == 4
+
+
+def test_loads_grow_twice_as_fast_once_the_union_outgrows_the_slots():
+    from moebench.speq.governor import expected_loads
+
+    assert expected_loads(4, 6, 0.5) == 2.0  # fits: only misses at the observed rate
+    assert expected_loads(8, 6, 0.5) == 0.5 * 6 + 2 * 2  # 2 beyond the slots: load + come back
+
+
+def thrash_governor(slots: float):
+    """Hand-made costs: 16 experts, top-2, 1 ms per copy x 32 layers, cheap draft and verify,
+    perfect acceptance."""
+    from moebench.speq.governor import Governor, expected_loads
+
+    def distinct(n):
+        return 16 * (1 - (1 - 2 / 16) ** n)
+
+    g = Governor(t_draft=lambda k: 0.002 * k, t_verify=lambda n: 0.02 + 0.001 * n,
+                 t_pcie_new=lambda k: 32 * 1e-3 * expected_loads(distinct(k + 1), slots, 0.3), k_max=8)
+    g.p = [1.0] * 8
+    return g
+
+
+def test_a_smaller_k_wins_when_the_verify_union_would_thrash_the_cache():
+    roomy, tight = thrash_governor(slots=16).choose(), thrash_governor(slots=3).choose()
+    assert roomy == 8  # nothing thrashes: the longest draft amortises best
+    assert tight < roomy  # with 3 slots, k + 1 tokens' union (> 3 experts) evicts itself

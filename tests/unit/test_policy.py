@@ -56,3 +56,16 @@ def test_belady_never_loses_to_another_policy(seed):
 def test_cache_big_enough_for_everything_always_hits_after_warmup():
     accesses = [{0, 1}, {2, 3}, {0, 3}, {1, 2}]
     assert simulate_hits(accesses, 4, LRU(), initial=range(4)) == 1.0
+
+
+def test_belady_misses_need_all_of_an_access_at_once_and_never_exceed_lru():
+    from moebench.engine.policy import LRU, belady_misses, simulate_hits
+
+    accesses = [{0, 1}, {2, 3}, {0, 1}, {2, 3}, {0, 2}]
+    assert belady_misses(accesses, 2) == [2, 2, 2, 2, 1]  # {0, 2} finds 2 resident
+    assert belady_misses(accesses, 4) == [2, 2, 0, 0, 0]  # only the cold misses
+    assert belady_misses(accesses, 3, initial=[0, 1]) == [0, 2, 1, 1, 0]  # keeps 0 for the last access
+    rng = __import__("random").Random(0)
+    stream = [set(rng.sample(range(8), 2)) for _ in range(200)]
+    lru_misses = (1 - simulate_hits(stream, 4, LRU())) * 400
+    assert sum(belady_misses(stream, 4)) <= lru_misses

@@ -40,3 +40,20 @@ def test_an_eval_with_a_nan_metric_is_invalid():
     assert eval_validity(["a"], {"a": {}}, {"a.ppl": 3.0})["valid"]
     bad = eval_validity(["a", "b"], {"a": {}}, {"a.ppl": float("nan")})
     assert not bad["valid"] and "task b missing" in bad["reasons"] and "a.ppl" in bad["reasons"][1]
+
+
+def test_decoding_keys_keep_greedy_run_keys_and_split_sampled_ones():
+    from moebench.config import load_run_config
+    from moebench.records import run_key
+    from tests.unit.test_config import valid
+
+    def key(**workload):
+        data = valid()
+        data["workload"] = {"name": "w", **workload}
+        return run_key(load_run_config(data))
+
+    greedy = key()
+    assert key(decoding="greedy") == greedy
+    assert key(decoding="greedy", temperature=0.7) == greedy  # temperature is moot under greedy
+    assert key(decoding="sample") != greedy
+    assert key(decoding="sample", temperature=0.7) != key(decoding="sample")

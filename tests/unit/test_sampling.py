@@ -44,3 +44,22 @@ def test_top_k_never_picks_outside_the_top_k():
 def test_greedy_is_argmax():
     logits = torch.tensor([[0.1, 0.7, 0.2], [0.9, 0.0, 0.1]])
     assert TokenChooser().choose(logits, [4, 5]) == [1, 0]
+
+
+def test_default_temperature_is_the_one_the_committed_sweep_chose():
+    import json
+
+    from moebench.bench.sampling import DEFAULT_TEMPERATURE
+    from moebench.paths import REPO_ROOT
+
+    sweep = json.loads((REPO_ROOT / "reports" / "proxies" / "temperature.json").read_text())
+    assert sweep["chosen"] == DEFAULT_TEMPERATURE
+
+
+def test_choice_prefers_t_near_one_within_noise():
+    from moebench.models.temperature import NOISE, choose
+
+    rows = [{"temperature": t, "errors": {"reuse": e}} for t, e in [(0.7, 0.09), (1.0, 0.05), (1.2, 0.04)]]
+    assert choose(rows) == 1.0
+    rows[2]["errors"]["reuse"] = 0.05 - NOISE - 0.01
+    assert choose(rows) == 1.2
