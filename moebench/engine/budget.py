@@ -15,10 +15,16 @@ INT4_GROUP = 128
 SCALE_BYTES = 2  # one fp16 scale per group of 128 weights
 
 
+def draft_expert_bytes(shape: ModelShape, bits: int = 4) -> float:
+    """A `bits`-bit (group 128, fp16 scales) copy of one routed expert: fewer bits take less
+    device memory, which a draft gives back to FP16 slots."""
+    params = shape.expert_params
+    return params * bits / 8 + params / INT4_GROUP * SCALE_BYTES
+
+
 def int4_expert_bytes(shape: ModelShape) -> float:
     """An INT4 (group 128, fp16 scales) copy of one routed expert."""
-    params = shape.expert_params
-    return params / 2 + params / INT4_GROUP * SCALE_BYTES
+    return draft_expert_bytes(shape, 4)
 
 
 def kv_cache_bytes(shape: ModelShape, max_tokens: int) -> int:

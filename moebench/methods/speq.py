@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from moebench.bench.sampling import GREEDY, TokenChooser
-from moebench.engine.budget import int4_expert_bytes
+from moebench.engine.budget import draft_expert_bytes
 from moebench.engine.experts_impl import engine_installed
 from moebench.engine.offload import EngineOptions
 from moebench.errors import UserError
@@ -45,7 +45,8 @@ class SpeQ(EngineMethod):
         super().__init__(run, loaded, costs)
         opt = run.method.options
         quant = _option(run, "quant", "gptq", ("gptq", "rtn"))
-        bits = int(opt.get("draft_bits", 4))  # < 4 degrades the draft (fidelity sweep); still charged as INT4
+        bits = int(opt.get("draft_bits", 4))  # charged at its true size (budget.draft_expert_bytes)
+        self.engine.int4_bytes_per_param = draft_expert_bytes(costs.shape, bits) / costs.shape.expert_params
         self.draft = Draft(loaded, quant, calibration=calibration_windows(loaded, 16, 128, seed=1), bits=bits)
         self.fidelity = routing_fidelity(loaded, self.draft, calibration_windows(loaded, 4, 128, 2, "valid"))
         self.orchestrator = Orchestrator(self.engine, phases=bool(opt.get("prefetch", True)))
@@ -62,7 +63,8 @@ class SpeQ(EngineMethod):
         self.cycles = []
 
     def engine_options(self, shape):
-        draft_bytes = int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers)
+        bits = int(self.run.method.options.get("draft_bits", 4))
+        draft_bytes = draft_expert_bytes(shape, bits) * shape.num_experts * len(shape.moe_layers)
         grouped = bool(self.run.method.options.get("grouped_verify", True))
         return EngineOptions(slots_per_layer=0, policy="lookahead", grouped=grouped), draft_bytes, None
 

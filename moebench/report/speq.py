@@ -157,22 +157,26 @@ def speq_report(records: list[dict[str, Any]], out, name: str) -> list[str]:
         save_figure(fig, out / "figs" / f"{name}_tps.png")
         lines += [f"![tokens/s](figs/{name}_tps.png)", ""]
     if len(speq) > 1 and len({r["method_details"]["draft"].get("bits", 4) for r in speq}) > 1:
-        pts = pd.DataFrame([{"draft bits": r["method_details"]["draft"].get("bits", 4),
+        pts = pd.DataFrame([{"decoding": decoding_label(r), "draft bits": r["method_details"]["draft"].get("bits", 4),
+                             "draft GB": r["method_details"]["memory_plan"]["draft_gb"],
+                             "FP16 slots/layer": r["method_details"]["memory_plan"]["slots_per_layer"],
                              "routing fidelity": r["metrics"]["draft_fidelity_frac"],
                              "draft acceptance": r["metrics"]["draft_accept_frac"],
                              "tokens/s": r["metrics"]["tokens_per_sec"],
                              "tokens per target call": r["metrics"]["tokens_per_cycle_mean"],
-                             "mean k": r["metrics"]["k_mean"]} for r in speq]).sort_values("draft bits")
+                             "mean k": r["metrics"]["k_mean"]} for r in speq]).sort_values(["decoding", "draft bits"])
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
         for ax, x in zip(axes, ["routing fidelity", "draft acceptance"], strict=True):
-            ax.plot(pts[x], pts["tokens/s"], marker="o")
+            for decoding, part in pts.groupby("decoding"):
+                ax.plot(part[x], part["tokens/s"], marker="o", label=decoding)
             for _, p in pts.iterrows():
                 ax.annotate(f"INT{p['draft bits']}", (p[x], p["tokens/s"]))
+            ax.legend(fontsize=7)
             ax.set_xlabel(x)
             ax.set_ylabel("SpeQ tokens/s (virtual)")
         fig.tight_layout()
         save_figure(fig, out / "figs" / f"{name}_fidelity.png")
-        lines += ["**SpeQ against draft quality** (degraded drafts are still charged as INT4):", "",
+        lines += ["**SpeQ against draft quality** (a draft of fewer bits is charged at its true size, so it buys FP16 slots):", "",
                   pts.to_markdown(index=False, floatfmt=".3g"), "", f"![fidelity](figs/{name}_fidelity.png)", ""]
     if speq:
         sm = frame[frame["method"] == "mixtral_offloading (sm)"]

@@ -36,3 +36,16 @@ def test_too_small_budget_names_the_minimum():
 def test_int4_copy_is_a_quarter_plus_scales():
     shape = real_model_shape("phi35moe")
     assert int4_expert_bytes(shape) == pytest.approx(shape.expert_bytes / 4 * (1 + 4 / 128))
+
+
+def test_fewer_draft_bits_take_fewer_bytes_and_buy_fp16_slots():
+    from moebench.engine.budget import draft_expert_bytes, int4_expert_bytes, plan_slots
+    from moebench.models.catalog import real_model_shape
+
+    shape = real_model_shape("phi35moe")
+    assert draft_expert_bytes(shape, 4) == int4_expert_bytes(shape)
+    assert draft_expert_bytes(shape, 2) < draft_expert_bytes(shape, 3) < draft_expert_bytes(shape, 4)
+    all_experts = shape.num_experts * len(shape.moe_layers)
+    slots = {b: plan_slots(shape, 36, 512, draft_bytes=draft_expert_bytes(shape, b) * all_experts)["slots_per_layer"]
+             for b in (2, 4)}
+    assert slots[2] > slots[4]
