@@ -17,7 +17,7 @@ from moebench.errors import ConfigError
 
 FAMILIES = ("mixtral", "phimoe", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2")
 MODEL_SOURCES = ("random", "proxy", "hf")
-CLOCKS = ("virtual", "cuda")
+CLOCKS = ("virtual", "wall", "cuda")
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -215,11 +215,19 @@ class RunConfig:
     # torch intra-op threads for the run: fixed, so a record's bits do not depend on the core
     # count (kept in env.torch_threads of every record, not in the run key)
     threads: int = 1
+    # Which transport moves experts (engine/transport.py): the virtual clock's model, or real
+    # copies into a device slot pool timed by the wall clock (CPU) or CUDA events (GPU).
+    backend: str = field(default="virtual", metadata={"key_unless_default": True})
+    device: str = field(default="auto", metadata={"key_unless_default": True})
 
     def __post_init__(self) -> None:
         _one_of("clock", self.clock, CLOCKS)
         _positive("seed", self.seed, allow_zero=True)
         _int_in("threads", self.threads, 1)
+        _one_of("backend", self.backend, ("virtual", "real"))
+        _one_of("device", self.device, ("auto", "cpu", "cuda"))
+        if self.backend == "real" and self.method.name == "cloud":
+            raise ConfigError("backend", self.backend, "virtual for method=cloud (a serving simulation)")
         serving = self.workload.prompts == "poisson"
         if serving != (self.method.name == "cloud"):  # a serving simulation needs both, and no model
             raise ConfigError("workload.prompts" if self.method.name == "cloud" else "method",

@@ -1,5 +1,6 @@
 """The hook into transformers: a registered experts implementation that tells the engine
-which experts each layer needs, then runs the model's own expert computation unchanged.
+which experts each layer needs, then has the engine's transport run the family's own expert
+computation (on the model's weights for the virtual transport, on the slot pool for the real one).
 
 transformers 5.x dispatches every fused-experts module through `ALL_EXPERTS_FUNCTIONS`
 (selected by `set_experts_implementation`), so attention, norms and routers keep running as
@@ -18,9 +19,10 @@ NAME = "moebench"
 
 
 def _moebench_experts_forward(self, hidden_states, top_k_index, top_k_weights):
-    self._moebench_engine.on_moe_layer(self._moebench_layer, top_k_index.detach().cpu().numpy(),
-                                       hidden_states)
-    return self._moebench_inner(self, hidden_states, top_k_index, top_k_weights)
+    engine = self._moebench_engine
+    engine.on_moe_layer(self._moebench_layer, top_k_index.detach().cpu().numpy(), hidden_states)
+    return engine.transport.compute(self, self._moebench_inner, self._moebench_layer, hidden_states,
+                                    top_k_index, top_k_weights, draft=engine.mode == "draft")
 
 
 ALL_EXPERTS_FUNCTIONS.register(NAME, _moebench_experts_forward)
@@ -39,7 +41,8 @@ def engine_installed(loaded: LoadedModel, engine):
         experts._moebench_layer = layer.index
     model.set_experts_implementation(NAME)
     try:
-        yield engine
+        with engine.transport.installed(loaded):
+            yield engine
     finally:
         model.set_experts_implementation(previous)
         for layer in loaded.layers:

@@ -28,6 +28,7 @@ from moebench.engine.policy import (
     Static,
     belady_misses,
 )
+from moebench.engine.transport import VirtualTransport
 
 Key = tuple[int, int]  # (decoder layer, expert)
 
@@ -89,14 +90,21 @@ def make_policy(name: str, future: list[set[int]] | None = None,
 
 
 class OffloadEngine:
-    """One model's experts under a device budget, on the virtual clock."""
+    """One model's experts under a device budget: decisions here, moves by the transport."""
 
-    clock_label = "virtual"
+    @property
+    def clock_label(self) -> str:
+        return self.transport.clock_label
+
+    def now(self) -> float:
+        """The run's clock: virtual seconds, or the wall clock for a real transport."""
+        return self.transport.now(self.clock.now)
 
     def __init__(self, costs: CostModel, options: EngineOptions, keep_spans: bool = False,
                  futures: dict[int, list[set[int]]] | None = None,
-                 popularity: dict[int, dict[int, float]] | None = None):
+                 popularity: dict[int, dict[int, float]] | None = None, transport=None):
         self.costs, self.opt = costs, options
+        self.transport = transport or VirtualTransport()  # carries out every load and eviction
         self.shape = costs.shape
         self.clock = VirtualClock(keep_spans=keep_spans)
         self.link = Link(keep_history=keep_spans)
@@ -106,6 +114,8 @@ class OffloadEngine:
         for layer in self.shape.moe_layers:
             policy = make_policy(options.policy, (futures or {}).get(layer), (popularity or {}).get(layer))
             self.caches[layer] = LayerCache(options.slots_per_layer, policy, self._warm(layer, popularity))
+            for e in sorted(self.caches[layer].resident):  # the warm start, before any timed step
+                self.transport.load(layer, e)
         self.landing: dict[Key, float] = {}  # when a resident expert's copy lands
         self.last_use_end: dict[Key, float] = {}  # when its last kernel finished (slot reuse)
         self.prefetched_unused: set[Key] = set()
@@ -143,6 +153,7 @@ class OffloadEngine:
         self._start = self.clock.now
         self._busy_at_start = self.clock.compute_busy_sec
         self._step = StepCounters(prefill=context == 0, draft=self.mode == "draft")
+        self.transport.begin_step()
 
     def end_forward(self) -> float:
         """Charge the layers after the last MoE layer and the LM head; return the step time."""
@@ -151,7 +162,7 @@ class OffloadEngine:
         self._step.compute_sec = self.clock.compute_busy_sec - self._busy_at_start
         self.stats.steps.append(self._step)
         self.link.compact(self.clock.now)
-        return self.clock.now - self._start
+        return self.transport.end_step(self.clock.now - self._start)
 
     def _charge_layers_until(self, stop: int) -> None:
         """Attention (and dense MLP) of every layer before `stop` not yet charged."""
@@ -201,6 +212,8 @@ class OffloadEngine:
         if self.opt.prefetch == "later" and guess:
             self._prefetch(layer, guess)
         if not self.opt.reuse or self.opt.whole_layer:
+            for e in sorted(self.caches[layer].resident):
+                self.transport.evict(layer, e)
             self.caches[layer].resident.clear()
         self.access_index += 1
 
@@ -285,6 +298,7 @@ class OffloadEngine:
         if victim is None:
             return 0.0
         key = (layer, victim)
+        self.transport.evict(layer, victim)
         if key in self.prefetched_unused:
             self.prefetched_unused.discard(key)
             self.stats.prefetch_wasted_bytes += self.expert_bytes
@@ -294,6 +308,8 @@ class OffloadEngine:
     def _load(self, layer: int, e: int, issued: float, kind: str, not_before: float = 0.0) -> float:
         queue = self.link.demand if kind == "demand" else self.link.prefetch
         copy = queue((layer, e), issued, self.copy_sec, not_before)
+        if not self.opt.whole_layer:  # a whole-layer method streams, it keeps no slots
+            self.transport.load(layer, e)
         if kind == "demand":
             self.stats.demand_bytes += self.expert_bytes
             # a demand pushes queued prefetches back: refresh their landing times

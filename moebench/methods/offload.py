@@ -23,6 +23,7 @@ from moebench.engine.costs import CostModel
 from moebench.engine.experts_impl import engine_installed
 from moebench.engine.offload import EngineOptions, OffloadEngine
 from moebench.engine.trace import belady_futures, popularity, replay
+from moebench.engine.transport import make_transport
 from moebench.errors import ConfigError
 from moebench.models.routing import route, router_logits
 
@@ -38,7 +39,10 @@ class EngineMethod:
     """A method = one engine configuration + the shared greedy decode loop."""
 
     name = "engine"
-    clock_label = "virtual"
+
+    @property
+    def clock_label(self) -> str:
+        return self.engine.clock_label
 
     def __init__(self, run, loaded, costs: CostModel):
         self.run, self.loaded, self.costs = run, loaded, costs
@@ -54,7 +58,8 @@ class EngineMethod:
                                layers_held=1 if options.whole_layer else None)
         options.slots_per_layer = self.plan["slots_per_layer"]
         options.fused_experts = bool(_option(run, "fused_experts", False, (True, False)))
-        self.engine = OffloadEngine(costs, options, keep_spans=run.timeline)
+        transport = make_transport(run, loaded, options.slots_per_layer, options.whole_layer)
+        self.engine = OffloadEngine(costs, options, keep_spans=run.timeline, transport=transport)
         if options.prefetch:
             self.engine.predictor = self.next_layer_guess
 

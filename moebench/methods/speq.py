@@ -113,7 +113,7 @@ class SpeQ(EngineMethod):
         return self.engine.end_forward()
 
     def begin_cycle(self, k):
-        self._cycle_start = self.engine.clock.now
+        self._cycle_start = self.engine.now()
         self.orchestrator.begin_cycle(k, self.t_draft_token)
 
     def begin_draft_forward(self, context):
@@ -128,7 +128,7 @@ class SpeQ(EngineMethod):
     def end_cycle(self, k, accepted):
         step = self.engine._step
         self.engine.end_forward()  # the verify forward
-        seconds = self.engine.clock.now - self._cycle_start
+        seconds = self.engine.now() - self._cycle_start
         self.governor.observe(k, accepted)
         if step.needed:
             self.miss_rate = 0.7 * self.miss_rate + 0.3 * (1 - step.hits / step.needed)

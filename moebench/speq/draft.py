@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+from torch import nn
 
 from moebench.models.build import LoadedModel
 from moebench.models.quant import quantize_gptq, quantize_rtn
@@ -65,15 +66,17 @@ class Draft:
     def active(self):
         """Run the model as the draft: routed experts read the INT4 copies."""
         saved = {}
-        for view in self.loaded.layers:
+        for view in self.loaded.layers:  # swap the Parameter objects: the target's may be on meta
             ex = view.experts
-            saved[view.index] = (ex.gate_up_proj.data, ex.down_proj.data)
-            ex.gate_up_proj.data, ex.down_proj.data = self.weights[view.index]
+            saved[view.index] = (ex.gate_up_proj, ex.down_proj)
+            gate_up, down = self.weights[view.index]
+            ex.gate_up_proj = nn.Parameter(gate_up, requires_grad=False)
+            ex.down_proj = nn.Parameter(down, requires_grad=False)
         try:
             yield
         finally:
             for view in self.loaded.layers:
-                view.experts.gate_up_proj.data, view.experts.down_proj.data = saved[view.index]
+                view.experts.gate_up_proj, view.experts.down_proj = saved[view.index]
 
 
 def _ordered(ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

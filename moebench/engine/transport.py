@@ -1,0 +1,220 @@
+"""Transports: what moving an expert means under the engine's decisions.
+
+The engine (engine/offload.py) decides what to hold and when to move it; a transport carries
+those decisions out and times them. Both transports take the same calls (`load`, `evict`,
+`compute`, `begin_step`/`end_step`, `now`), so no method or engine code asks which one runs:
+
+- `VirtualTransport`: nothing moves; experts compute from the model's own weights and a step
+  takes the virtual clock's modeled seconds.
+- `RealTransport`: every expert lives in a host store (one contiguous buffer per expert,
+  pinned on CUDA), the memory plan's slots are allocated once on the device, a load is a real
+  copy into a slot, and each MoE layer computes from the slots (expert ids remapped to slots).
+  The model's own expert parameters move to the meta device while it is installed, so no code
+  path can read them. Steps are timed by the wall clock on a CPU and by CUDA events on a GPU.
+  The stream/event code is written against `torch.get_device_module(device)`; on a CPU its
+  streams and events are no-ops and every copy is synchronous (copies never overlap compute).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from moebench.errors import ConfigError
+
+
+class VirtualTransport:
+    """The virtual clock's transport: modeled copies, the model's own weights."""
+
+    clock_label = "virtual"
+
+    def load(self, layer: int, expert: int) -> None:
+        pass
+
+    def evict(self, layer: int, expert: int) -> None:
+        pass
+
+    @contextmanager
+    def installed(self, loaded):
+        yield
+
+    def compute(self, module, inner, layer, hidden, top_k_index, top_k_weights, draft: bool):
+        return inner(module, hidden, top_k_index, top_k_weights)
+
+    def begin_step(self) -> None:
+        pass
+
+    def end_step(self, virtual_sec: float) -> float:
+        return virtual_sec
+
+    def now(self, virtual_now: float) -> float:
+        return virtual_now
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` is CUDA when present, else the CPU; `cuda` without CUDA is a one-line error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", name, "cpu or auto: this machine has no CUDA device")
+    return torch.device(name)
+
+
+class RealTransport:
+    """Host store + device slot pool + real copies, timed by the wall clock or CUDA events."""
+
+    def __init__(self, loaded, slots_per_layer: int, device: torch.device):
+        self.device = device
+        self.dev = torch.get_device_module(device)
+        self.cuda = device.type == "cuda"
+        self.clock_label = "cuda" if self.cuda else "wall"
+        self.slots = slots_per_layer
+        self.loaded = loaded
+        self.store: dict[tuple[int, int], torch.Tensor] = {}  # (layer, expert) -> host buffer
+        self.pool: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # layer -> (gate_up, down) slots
+        self.slot_of: dict[tuple[int, int], int] = {}
+        self.free: dict[int, list[int]] = {}
+        self.ready: dict[tuple[int, int], object] = {}  # (layer, slot) -> event after its copy
+        self.released: dict[tuple[int, int], object] = {}  # (layer, slot) -> event after its last kernel
+        self.copy_stream = self.dev.Stream()
+        self.shapes: dict[int, tuple[torch.Size, torch.Size, torch.dtype]] = {}
+        for view in loaded.layers:
+            gate_up, down = view.experts.gate_up_proj.data, view.experts.down_proj.data
+            self.shapes[view.index] = (gate_up.shape[1:], down.shape[1:], gate_up.dtype)
+            for e in range(gate_up.shape[0]):
+                buffer = torch.cat([gate_up[e].reshape(-1), down[e].reshape(-1)]).contiguous()
+                self.store[(view.index, e)] = buffer.pin_memory() if self.cuda else buffer.clone()
+            self.pool[view.index] = (torch.empty((slots_per_layer, *gate_up.shape[1:]), dtype=gate_up.dtype, device=device),
+                                     torch.empty((slots_per_layer, *down.shape[1:]), dtype=down.dtype, device=device))
+            self.free[view.index] = list(range(slots_per_layer - 1, -1, -1))
+        self.copies = 0
+        self.staged_experts = 0  # experts computed from a staging buffer (layer needed > slots)
+
+    @property
+    def pool_bytes(self) -> int:
+        return sum(g.numel() * g.element_size() + d.numel() * d.element_size() for g, d in self.pool.values())
+
+    # --- what the engine decided -------------------------------------------------------
+    def load(self, layer: int, expert: int) -> None:
+        """Copy `expert` into a free slot of `layer` (on the copy stream, after the slot's
+        last kernel), and mark the slot ready when the copy lands."""
+        slot = self.free[layer].pop()
+        self.slot_of[(layer, expert)] = slot
+        gate_up, down = self.pool[layer]
+        buffer = self.store[(layer, expert)]
+        split = gate_up[slot].numel()
+        with self.dev.stream(self.copy_stream):
+            if (layer, slot) in self.released:
+                self.copy_stream.wait_event(self.released[(layer, slot)])
+            gate_up[slot].copy_(buffer[:split].view_as(gate_up[slot]), non_blocking=self.cuda)
+            down[slot].copy_(buffer[split:].view_as(down[slot]), non_blocking=self.cuda)
+            event = self.dev.Event()
+            event.record(self.copy_stream)
+        self.ready[(layer, slot)] = event
+        self.copies += 1
+
+    def evict(self, layer: int, expert: int) -> None:
+        self.free[layer].append(self.slot_of.pop((layer, expert)))
+
+    # --- the experts hook --------------------------------------------------------------
+    @contextmanager
+    def installed(self, loaded):
+        """While installed, the model's expert parameters live on the meta device."""
+        saved = {}
+        for view in loaded.layers:
+            ex = view.experts
+            saved[view.index] = (ex.gate_up_proj, ex.down_proj)
+            ex.gate_up_proj = nn.Parameter(ex.gate_up_proj.data.to("meta"), requires_grad=False)
+            ex.down_proj = nn.Parameter(ex.down_proj.data.to("meta"), requires_grad=False)
+        try:
+            yield
+        finally:
+            for view in loaded.layers:
+                view.experts.gate_up_proj, view.experts.down_proj = saved[view.index]
+
+    def compute(self, module, inner, layer, hidden, top_k_index, top_k_weights, draft: bool):
+        """The family's own experts function on the slot pool (ids remapped to slots). A
+        draft forward reads the module's own (draft) weights; a layer that needs more experts
+        than it has slots (a long prefill) computes from a staging buffer of them all."""
+        if draft:
+            return inner(module, hidden, top_k_index, top_k_weights)
+        needed = torch.unique(top_k_index).tolist()
+        if all((layer, e) in self.slot_of for e in needed):
+            slot_ids = {e: self.slot_of[(layer, e)] for e in needed}
+            gate_up, down = self.pool[layer]
+            stream = self.dev.current_stream()
+            for slot in slot_ids.values():
+                stream.wait_event(self.ready[(layer, slot)])
+        else:
+            slot_ids = {e: i for i, e in enumerate(needed)}
+            gate_up, down = self._stage(layer, needed)
+            self.staged_experts += len(needed)
+        lookup = torch.full((module.num_experts,), -1, dtype=top_k_index.dtype)
+        for e, slot in slot_ids.items():
+            lookup[e] = slot
+        view = copy.copy(module)
+        view._parameters = {**module._parameters, "gate_up_proj": gate_up, "down_proj": down}
+        view.num_experts = gate_up.shape[0]
+        out = inner(view, hidden, lookup.to(top_k_index.device)[top_k_index], top_k_weights)
+        if gate_up is self.pool[layer][0]:
+            for slot in slot_ids.values():
+                event = self.dev.Event()
+                event.record(self.dev.current_stream())
+                self.released[(layer, slot)] = event
+        return out
+
+    def _stage(self, layer: int, experts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        gu_shape, dn_shape, dtype = self.shapes[layer]
+        gate_up = torch.empty((len(experts), *gu_shape), dtype=dtype, device=self.device)
+        down = torch.empty((len(experts), *dn_shape), dtype=dtype, device=self.device)
+        split = gate_up[0].numel()
+        for i, e in enumerate(experts):
+            buffer = self.store[(layer, e)]
+            gate_up[i].copy_(buffer[:split].view_as(gate_up[i]))
+            down[i].copy_(buffer[split:].view_as(down[i]))
+        return gate_up, down
+
+    # --- the clock ---------------------------------------------------------------------
+    def begin_step(self) -> None:
+        if self.cuda:
+            self._start_event = self.dev.Event(enable_timing=True)
+            self._start_event.record()
+        self._start = time.perf_counter()
+
+    def end_step(self, virtual_sec: float) -> float:
+        if self.cuda:
+            end = self.dev.Event(enable_timing=True)
+            end.record()
+            end.synchronize()
+            return self._start_event.elapsed_time(end) / 1e3
+        return time.perf_counter() - self._start
+
+    def now(self, virtual_now: float) -> float:
+        if self.cuda:
+            self.dev.synchronize()
+        return time.perf_counter()
+
+
+def make_transport(run, loaded, slots_per_layer: int, whole_layer: bool):
+    """The one place that reads `backend`: the transport a run's engine moves experts with."""
+    if run.backend == "virtual":
+        return VirtualTransport()
+    if loaded is None:
+        raise ConfigError("backend", run.backend, "virtual for a trace replay (no model runs)")
+    if whole_layer:
+        raise ConfigError("method", run.method.name, "a method with expert slots on backend=real: hf_offload's "
+                          "real counterpart is accelerate's device_map offload on a GPU, not built yet, and on a "
+                          "CPU host and device are the same memory")
+    device = resolve_device(run.device)
+    transport = RealTransport(loaded, slots_per_layer, device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if transport.pool_bytes > free:
+            raise ConfigError("method.budget_gb", run.method.budget_gb,
+                              f"a budget whose slot pool fits the device ({transport.pool_bytes / 1e9:.3g} GB asked, "
+                              f"{free / 1e9:.3g} GB free)")
+    return transport
