@@ -73,6 +73,9 @@ class HardwareConfig:
     launch_sec: float  # per-kernel launch overhead
     memory_gb: float
     sources: dict[str, str] = field(default_factory=dict)
+    # False for a CPU "device": host and device are one memory and a copy is the compute
+    # thread's own memcpy, so a copy and a kernel never overlap (engine/offload.py serializes)
+    copies_overlap_compute: bool = field(default=True, metadata={"key_unless_default": True})
 
     def __post_init__(self) -> None:
         for key in ("peak_flops", "hbm_bytes_per_sec", "h2d_bytes_per_sec", "memory_gb"):

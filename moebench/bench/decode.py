@@ -43,7 +43,8 @@ def decode(
     model = loaded.model
     cache = DynamicCache(config=model.config)
     generated: list[int] = []
-    inputs, context = prompt_ids, 0
+    device = model.get_input_embeddings().weight.device  # a real transport may have moved it
+    inputs, context = prompt_ids.to(device), 0
     with RoutingRecorder(loaded.layers if record_routing else []) as recorder:
         for step in range(new_tokens):
             if before_step is not None:
@@ -54,5 +55,5 @@ def decode(
             context += inputs.shape[1]
             next_id = chooser.one(logits[0, -1], context)  # the token at absolute position `context`
             generated.append(next_id)
-            inputs = torch.tensor([[next_id]], dtype=prompt_ids.dtype)
+            inputs = torch.tensor([[next_id]], dtype=prompt_ids.dtype, device=device)
     return generated

@@ -41,6 +41,12 @@ class VirtualClock:
             self.spans.append(Span("compute", name, start, end))
         return end
 
+    def block_until(self, t: float) -> None:
+        """The compute stream can do nothing until `t` (a copy that does not overlap compute)."""
+        if t > self.compute_free_at:
+            self.stall_sec += t - self.compute_free_at
+            self.compute_free_at = t
+
     @property
     def now(self) -> float:
         """Time at which everything issued so far on the compute stream is done."""

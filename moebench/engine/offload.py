@@ -307,7 +307,12 @@ class OffloadEngine:
 
     def _load(self, layer: int, e: int, issued: float, kind: str, not_before: float = 0.0) -> float:
         queue = self.link.demand if kind == "demand" else self.link.prefetch
+        serial = not self.costs.hw.copies_overlap_compute
+        if serial:  # the copy waits for the kernels issued so far, and the kernels for it
+            not_before = max(not_before, self.clock.compute_free_at)
         copy = queue((layer, e), issued, self.copy_sec, not_before)
+        if serial:
+            self.clock.block_until(copy.end)
         if not self.opt.whole_layer:  # a whole-layer method streams, it keeps no slots
             self.transport.load(layer, e)
         if kind == "demand":

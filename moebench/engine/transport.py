@@ -55,6 +55,14 @@ class VirtualTransport:
         return virtual_now
 
 
+def _move_non_meta(model: nn.Module, device: torch.device) -> None:
+    """Move every parameter and buffer that is not on the meta device (Module.to cannot skip)."""
+    for module in model.modules():
+        for tensor in [*module._parameters.values(), *module._buffers.values()]:
+            if tensor is not None and not tensor.is_meta and tensor.device != device:
+                tensor.data = tensor.data.to(device)
+
+
 def resolve_device(name: str) -> torch.device:
     """`auto` is CUDA when present, else the CPU; `cuda` without CUDA is a one-line error."""
     if name == "auto":
@@ -130,9 +138,12 @@ class RealTransport:
             saved[view.index] = (ex.gate_up_proj, ex.down_proj)
             ex.gate_up_proj = nn.Parameter(ex.gate_up_proj.data.to("meta"), requires_grad=False)
             ex.down_proj = nn.Parameter(ex.down_proj.data.to("meta"), requires_grad=False)
+        home = next(p.device for p in loaded.model.parameters() if not p.is_meta)
+        _move_non_meta(loaded.model, self.device)  # non-expert weights to the device (no-op on a CPU)
         try:
             yield
         finally:
+            _move_non_meta(loaded.model, home)
             for view in loaded.layers:
                 view.experts.gate_up_proj, view.experts.down_proj = saved[view.index]
 

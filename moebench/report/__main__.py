@@ -24,6 +24,7 @@ RENDERERS = {
     "engine_baselines": engine.engine_baselines,
     "engine_trace_policies": engine.engine_trace_policies,
     "engine_bench": engine.engine_bench,
+    "engine_clock_check": engine.engine_clock_check,
     "speq_cpu": speq_cpu,
     "speq_cache": speq_cache,
     "speq_ablation": speq_ablation,

@@ -53,6 +53,8 @@ def speculative_decode(loaded: LoadedModel, draft: Draft, prompt_ids: torch.Tens
     model = loaded.model
     cache = DynamicCache(config=model.config)
     result = SpecResult(tokens=[])
+    device = model.get_input_embeddings().weight.device  # a real transport may have moved it
+    prompt_ids = prompt_ids.to(device)
     if hooks:
         hooks.begin_forward(prompt_ids.shape[1], 0)
     logits = model(input_ids=prompt_ids, cache=cache, use_cache=True).logits
@@ -71,7 +73,7 @@ def speculative_decode(loaded: LoadedModel, draft: Draft, prompt_ids: torch.Tens
             for i in range(k):
                 if hooks:
                     hooks.begin_draft_forward(base + i)
-                out = model(input_ids=torch.tensor([[inp]]), cache=cache, use_cache=True).logits
+                out = model(input_ids=torch.tensor([[inp]], device=device), cache=cache, use_cache=True).logits
                 if hooks:
                     hooks.end_draft_forward(i)
                 result.draft_calls += 1
@@ -80,7 +82,7 @@ def speculative_decode(loaded: LoadedModel, draft: Draft, prompt_ids: torch.Tens
         _crop_to(cache, base)
         if hooks:
             hooks.begin_forward(k + 1, base)
-        verify = model(input_ids=torch.tensor([[last, *drafted]]), cache=cache, use_cache=True).logits
+        verify = model(input_ids=torch.tensor([[last, *drafted]], device=device), cache=cache, use_cache=True).logits
         result.target_calls += 1
         target = chooser.choose(verify[0], [base + 1 + j for j in range(k + 1)])  # after each input
         accepted = 0

@@ -66,9 +66,12 @@ class Draft:
     def active(self):
         """Run the model as the draft: routed experts read the INT4 copies."""
         saved = {}
+        device = self.loaded.model.get_input_embeddings().weight.device  # where the run computes
         for view in self.loaded.layers:  # swap the Parameter objects: the target's may be on meta
             ex = view.experts
             saved[view.index] = (ex.gate_up_proj, ex.down_proj)
+            if self.weights[view.index][0].device != device:  # the draft lives on the device (once)
+                self.weights[view.index] = tuple(w.to(device) for w in self.weights[view.index])
             gate_up, down = self.weights[view.index]
             ex.gate_up_proj = nn.Parameter(gate_up, requires_grad=False)
             ex.down_proj = nn.Parameter(down, requires_grad=False)

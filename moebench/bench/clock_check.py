@@ -1,0 +1,69 @@
+"""`python -m moebench.bench.clock_check`: the virtual clock checked against the wall clock.
+
+The same configs run twice on a CPU-sized random Mixtral-shaped model whose 22 MB experts
+make copies and expert compute dominate: once on `backend=real device=cpu` (real copies into
+the slot pool, timed by the wall clock) and once on `backend=virtual hardware=cpu` (the
+profile `python -m moebench.bench.calibrate` measured on this machine). Records go to
+results/engine_clock_check/; `python -m moebench.report` puts virtual/wall TPOT per config in
+reports/engine_clock_check.md. Both runs emit the same tokens (same output hash).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from moebench.cli import CONF_DIR
+from moebench.config import ModelConfig, load_run_config
+
+# (method, expert slots per MoE layer; None = everything resident)
+CONFIGS = [("full_resident", None), ("ondemand", 2), ("mixtral_offloading", 3), ("mixtral_offloading", 5),
+           ("next_layer_prefetch", 3)]
+WORKLOAD = ["workload=debug", "workload.num_prompts=2", "workload.prompt_len=16", "workload.new_tokens=24"]
+
+
+def budget_gb(slots: int, max_tokens: int) -> float:
+    """The budget at which `slots` experts per layer of the clock-check model fit."""
+    import yaml
+
+    from moebench.engine.budget import kv_cache_bytes
+    from moebench.engine.costs import BYTES_PER_PARAM, shape_from_hf_config
+    from moebench.models.build import hf_config_for
+
+    data = yaml.safe_load((CONF_DIR / "model" / "clock_check_mixtral.yaml").read_text())
+    cfg = ModelConfig(**data)
+    shape = shape_from_hf_config(hf_config_for(cfg.family, cfg.arch))
+    fixed = shape.non_expert_params() * BYTES_PER_PARAM + kv_cache_bytes(shape, max_tokens)
+    return round((fixed + (slots + 0.5) * len(shape.moe_layers) * shape.expert_bytes) / 1e9, 9)
+
+
+def run(results: str, overrides: list[str]) -> Path:
+    from moebench.runner import execute
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"results_dir={results}", "+experiment=engine_clock_check",
+                                           "model=clock_check_mixtral", "hardware=cpu", *WORKLOAD, *overrides])
+    return execute(load_run_config(OmegaConf.to_container(cfg, resolve=True)))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m moebench.bench.clock_check", description=__doc__)
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args(argv)
+    for method, slots in CONFIGS:
+        budget = "null" if slots is None else budget_gb(slots, 16 + 24)
+        for backend in ("real", "virtual"):
+            path = run(args.results, [f"method={method}", f"method.budget_gb={budget}", f"backend={backend}",
+                                      "device=cpu", f"force={str(args.force).lower()}"])
+            if path:
+                m = json.loads(path.read_text())["metrics"]
+                print(f"{method} slots={slots} {backend}: TPOT {m['tpot_sec_mean'] * 1e3:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
