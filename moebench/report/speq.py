@@ -26,6 +26,10 @@ def _label(r: dict[str, Any]) -> str:
         return f"mixtral_offloading ({options.get('variant', 'sm')})"
     if r["method"] == "next_layer_prefetch":
         return f"next_layer_prefetch ({options.get('issue', 'sooner')}, {options.get('variant', 'sm')})"
+    if r["method"] == "speq":
+        tags = [f"fixed k={options['fixed_k']}"] if options.get("fixed_k") else []
+        tags += [f"INT{options['draft_bits']}"] if options.get("draft_bits", 4) != 4 else []
+        return f"speq ({', '.join(tags)})" if tags else "speq"
     return r["method"]
 
 
