@@ -49,8 +49,10 @@ def engine_baselines(records: list[dict[str, Any]], out) -> list[str]:
         frame.to_markdown(index=False, floatfmt=".3g"), "", *flag_invalid(records), "",
         f"Lossless check: the lossless methods produced {per_decoding} distinct output hash(es) per decoding "
         f"({', '.join(outputs)} in all); one per decoding means token-identical outputs.", "",
-        "`tpot/bound`: achieved TPOT over the larger of the compute-only time and the time to move the "
-        "bytes of experts not resident when needed. `reference_ms`: a first-principles value, not a "
+        "`tpot/bound`: achieved TPOT per emitted token over the larger of its compute bound (its own "
+        "kernels, every copy free) and its I/O bound "
+        "(the bytes a clairvoyant Belady cache with the same slots would still move, at link bandwidth; for "
+        "hf_offload, which keeps no slots, the needed experts' bytes). `reference_ms`: a first-principles value, not a "
         "paper measurement. The papers report no numbers for these baselines on their own.", "",
         "![tokens/s](figs/engine_baselines_tps.png)",
     ]
