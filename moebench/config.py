@@ -116,6 +116,8 @@ def _check_speq_options(options: dict[str, Any]) -> None:
     if options.get("fixed_k") is not None:
         _int_in("method.options.fixed_k", options["fixed_k"], 1, k_max)
     _int_in("method.options.draft_bits", options.get("draft_bits", 4), 2, 8)
+    _one_of("method.options.draft", options.get("draft", "int4"), ("int4", "resident"))
+    _one_of("method.options.draft_missing", options.get("draft_missing", "renormalize"), ("renormalize", "drop"))
 
 
 ARRIVAL_KEYS = ("rate_per_sec", "duration_sec", "k_min_mean", "k_min_std", "slo_x_isolated")

@@ -134,6 +134,7 @@ class OffloadEngine:
         # routing goes to `draft_listener(layer, ids)` to fill the lookahead buffer.
         self.mode = "target"
         self.draft_listener: Callable | None = None
+        self.draft_router: Callable | None = None  # a resident-experts draft's routing (speq/resident_draft.py)
         self.int4_bytes_per_param = int4_expert_bytes(self.shape) / self.shape.expert_params
 
     def _warm(self, layer: int, popularity) -> list[int]:
@@ -175,8 +176,9 @@ class OffloadEngine:
         self._next_layer = max(self._next_layer, stop)
 
     # --- one MoE layer -----------------------------------------------------------------
-    def on_moe_layer(self, layer: int, ids: np.ndarray, hidden=None) -> None:
-        """Charge layer `layer` (attention, router, shared, experts) for routing `ids` [T, k]."""
+    def on_moe_layer(self, layer: int, ids: np.ndarray, hidden=None, draft_computes: np.ndarray | None = None) -> None:
+        """Charge layer `layer` (attention, router, shared, experts) for routing `ids` [T, k];
+        a resident-experts draft computes with `draft_computes` (resident FP16 experts) instead."""
         c, s = self.costs, self.shape
         self._charge_layers_until(layer)
         self.clock.compute(f"attention {layer}", c.kernel_sec(c.attention_kernel(self._tokens, self._context)))
@@ -188,7 +190,12 @@ class OffloadEngine:
         counts = np.bincount(np.asarray(ids).ravel(), minlength=s.num_experts)
         needed = [int(e) for e in np.flatnonzero(counts)]
         if self.mode == "draft":
-            for e in needed:
+            if draft_computes is not None:  # FP16 experts already in slots: wait for their copies
+                used = np.bincount(np.asarray(draft_computes).ravel(), minlength=s.num_experts)
+                for e in np.flatnonzero(used):
+                    self.clock.compute(f"draft expert {layer}.{e}", c.kernel_sec(c.expert_kernel(int(used[e]))),
+                                       after=self.landing.get((layer, int(e)), 0.0))
+            for e in needed if draft_computes is None else []:
                 kernel = c.expert_kernel(int(counts[e]), bytes_per_param=self.int4_bytes_per_param)
                 self.clock.compute(f"draft expert {layer}.{e}", c.kernel_sec(kernel))
             if self.draft_listener is not None:

@@ -13,6 +13,7 @@ import torch
 
 from moebench.bench.sampling import GREEDY, TokenChooser
 from moebench.engine.budget import draft_expert_bytes
+from moebench.engine.costs import BYTES_PER_PARAM
 from moebench.engine.experts_impl import engine_installed
 from moebench.engine.offload import EngineOptions
 from moebench.errors import UserError
@@ -21,6 +22,7 @@ from moebench.speq.decode import speculative_decode
 from moebench.speq.draft import Draft, routing_fidelity
 from moebench.speq.governor import Governor, expected_loads
 from moebench.speq.orchestrator import Orchestrator
+from moebench.speq.resident_draft import MISSING, ResidentDraft
 
 
 def calibration_windows(loaded, count: int, length: int, seed: int, split: str = "train") -> list[torch.Tensor]:
@@ -46,9 +48,14 @@ class SpeQ(EngineMethod):
         opt = run.method.options
         quant = _option(run, "quant", "gptq", ("gptq", "rtn"))
         bits = int(opt.get("draft_bits", 4))  # charged at its true size (budget.draft_expert_bytes)
-        self.engine.int4_bytes_per_param = draft_expert_bytes(costs.shape, bits) / costs.shape.expert_params
-        self.draft = Draft(loaded, quant, calibration=calibration_windows(loaded, 16, 128, seed=1), bits=bits)
-        self.fidelity = routing_fidelity(loaded, self.draft, calibration_windows(loaded, 4, 128, 2, "valid"))
+        if self.resident_draft:
+            self.engine.int4_bytes_per_param = BYTES_PER_PARAM  # the draft reads FP16 slots
+            self.draft = ResidentDraft(loaded, self.engine, _option(run, "draft_missing", "renormalize", MISSING))
+            self.fidelity = None  # measured during the run (it depends on what is resident)
+        else:
+            self.engine.int4_bytes_per_param = draft_expert_bytes(costs.shape, bits) / costs.shape.expert_params
+            self.draft = Draft(loaded, quant, calibration=calibration_windows(loaded, 16, 128, seed=1), bits=bits)
+            self.fidelity = routing_fidelity(loaded, self.draft, calibration_windows(loaded, 4, 128, 2, "valid"))
         self.orchestrator = Orchestrator(self.engine, phases=bool(opt.get("prefetch", True)))
         self.engine.draft_listener = self.orchestrator.on_draft_layer
         self.t_draft_token = self._draft_token_sec()
@@ -62,9 +69,15 @@ class SpeQ(EngineMethod):
             fixed_k=opt.get("fixed_k"))
         self.cycles = []
 
+    @property
+    def resident_draft(self) -> bool:
+        """`draft=resident`: the target on its resident experts drafts, no INT4 copies held."""
+        return _option(self.run, "draft", "int4", ("int4", "resident")) == "resident"
+
     def engine_options(self, shape):
         bits = int(self.run.method.options.get("draft_bits", 4))
-        draft_bytes = draft_expert_bytes(shape, bits) * shape.num_experts * len(shape.moe_layers)
+        per_expert = 0.0 if self.resident_draft else draft_expert_bytes(shape, bits)
+        draft_bytes = per_expert * shape.num_experts * len(shape.moe_layers)
         grouped = bool(self.run.method.options.get("grouped_verify", True))
         return EngineOptions(slots_per_layer=0, policy="lookahead", grouped=grouped), draft_bytes, None
 
@@ -165,7 +178,7 @@ class SpeQ(EngineMethod):
             "cycles": len(self.cycles),
             "distinct_experts_per_verify_layer": float(np.mean([s.needed for s in verify]) / layers) if verify else 0.0,
             **{f"accept_frac_pos{j + 1}": float(taken[j] / reached[j]) for j in range(8) if reached[j]},
-            **{f"draft_{k}": float(v) for k, v in self.fidelity.items()},
+            **{f"draft_{k}": float(v) for k, v in (self.fidelity or self.draft.fidelity()).items()},
         }
         return out
 
@@ -175,4 +188,6 @@ class SpeQ(EngineMethod):
                                                  "ema": self.governor.ema, "prior": self.governor.prior,
                                                  "k_chosen": self.governor.history[:512]},
                                     "draft": {"quant": self.draft.method, "group": self.draft.group,
-                                              "bits": self.draft.bits}}
+                                              "bits": self.draft.bits,
+                                              "source": "resident" if self.resident_draft else "int4",
+                                              "missing": getattr(self.draft, "missing", None)}}

@@ -96,3 +96,19 @@ def test_a_corrupted_expert_changes_the_sampled_tokens():
     with torch.no_grad():
         experts.down_proj.data[:] *= 100.0  # tiny random experts barely move the logits
     assert decode(loaded, prompt(), NEW, chooser=SAMPLE) != plain
+
+
+@pytest.mark.parametrize("missing", ["renormalize", "drop"])
+@pytest.mark.parametrize("family", sorted(TINY_ARCH))
+def test_resident_experts_draft_is_lossless_and_moves_no_draft_bytes(family, missing):
+    """draft=resident: no INT4 copies, the draft computes with resident experts only."""
+    loaded = tiny_model(family)
+    plain = decode(loaded, prompt(), NEW, chooser=SAMPLE)
+    budget, shape = small_budget_gb(loaded)
+    method = speq_method(loaded, draft="resident", draft_missing=missing, fixed_k=3)
+    assert method.plan["draft_gb"] == 0
+    tokens, steps = method.generate(prompt(), NEW, SAMPLE)
+    assert tokens == plain
+    m = method.metrics()
+    assert 0 < m["draft_fidelity_frac"] <= 1 and 0 < m["draft_kept_expert_frac"] <= 1
+    assert all(not s.draft or s.missed_bytes == 0 for s in method.engine.stats.steps)  # drafting moves nothing
