@@ -132,8 +132,8 @@ def speq_report(records: list[dict[str, Any]], out, name: str) -> list[str]:
             f"Governor: k in [{g['k_min']}, {g['k_max']}], TTFT budget {g['ttft_budget_sec']} s, EMA weight "
             f"{g['ema']}, prior acceptance {g['prior']}, k re-chosen every cycle; T_draft and T_verify from the "
             "cost model; T_pcie,new = (EMA of the verify miss rate) x (expected distinct experts among k+1 "
-            "tokens) x layers x expert bytes / link bandwidth, plus the union beyond the FP16 slots "
-            "(it loads whatever was resident; speq/governor.expected_loads). ELB phases and lookahead eviction as in "
+            "tokens) x layers x expert bytes / link bandwidth, plus twice the union beyond the FP16 slots "
+            "(loaded, and what it evicts comes back; speq/governor.expected_loads). ELB phases and lookahead eviction as in "
             "speq/orchestrator.py. Baselines: LRU per layer; `sc` keeps SpeQ's cache (draft bytes reserved), "
             "`sm` spends the draft's bytes on more slots.", "",
             f"**Draft quality on this proxy.** Routing fidelity {m['draft_fidelity_frac']:.1%} "

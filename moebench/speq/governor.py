@@ -23,12 +23,10 @@ def expected_loads(distinct: float, slots: float, miss_rate: float) -> float:
     """Experts one verify must copy into one layer. Eq. 3 assumes the union of the k+1
     tokens' experts fits the cache; when it does not (DeepSeek-V2-Lite at 16 GB: ~6.8 distinct
     of 13 slots is fine, k = 8 on Phi with 2-3 slots is not), the union beyond the slots is
-    loaded whatever was resident; the part that fits misses at the observed rate. What the
-    overflow evicts and the next cycle needs back shows up in that observed rate: counting it
-    a second time (a first version did) made the governor pick k = 1 on speq_phi, where the
-    measured fixed-k sweep has k = 8 fastest (reports/LOG.md, 2026-12-01)."""
+    loaded whatever was resident, and each such load evicts an expert that must come back
+    for the next cycle. The part that fits misses at the observed rate."""
     over = max(0.0, distinct - slots)
-    return miss_rate * min(distinct, slots) + over
+    return miss_rate * min(distinct, slots) + 2.0 * over
 
 
 @dataclass
