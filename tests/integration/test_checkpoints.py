@@ -108,3 +108,44 @@ def test_too_few_texts_in_a_prompt_set_is_one_line(results_dir, ci_cache):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "workload.num_prompts" in lines[0] and "texts of shared:humaneval" in lines[0]
+
+
+LAYOUTS = {
+    "mixtral8x7b": transformers.MixtralConfig(vocab_size=512, hidden_size=32, intermediate_size=64,
+                                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                              num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=256),
+    "qwen15moe": transformers.Qwen2MoeConfig(vocab_size=512, hidden_size=32, intermediate_size=64,
+                                             moe_intermediate_size=16, shared_expert_intermediate_size=32,
+                                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                             num_experts=4, num_experts_per_tok=2, max_position_embeddings=256),
+    "dsv2lite": transformers.DeepseekV2Config(vocab_size=512, hidden_size=32, intermediate_size=64,
+                                              moe_intermediate_size=16, n_routed_experts=4, n_shared_experts=1,
+                                              num_experts_per_tok=2, first_k_dense_replace=1, num_hidden_layers=3,
+                                              num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=8,
+                                              q_lora_rank=None, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8,
+                                              head_dim=4, topk_method="greedy", n_group=1, topk_group=1,
+                                              max_position_embeddings=256),
+}
+
+
+@pytest.mark.parametrize("model_name", sorted(LAYOUTS))
+def test_a_saved_checkpoint_runs_offloaded_on_real_copies(model_name, tmp_path):
+    """save_pretrained -> model.local_path -> backend=real: the same tokens as backend=virtual."""
+    torch.manual_seed(0)
+    folder = tmp_path / model_name
+    transformers.AutoModelForCausalLM.from_config(LAYOUTS[model_name]).save_pretrained(folder)
+    bpe([corpora.load_corpus().train[:50_000]], 300).save_pretrained(folder)
+    results, hashes = tmp_path / "results", {}
+    for backend in ("virtual", "real"):
+        proc = run_cli("+experiment=debug", f"model={model_name}", f"model.local_path={folder}", "model.dtype=float32",
+                       "method=mixtral_offloading", "method.budget_gb=0.0004", "workload.new_tokens=6",
+                       f"backend={backend}", "device=cpu", f"results_dir={results}",
+                       env={"MOEBENCH_CACHE": str(tmp_path / "cache")})
+        assert proc.returncode == 0, proc.stderr
+        [path] = [p for p in results.rglob("result.json") if json.loads(p.read_text())["clock"] ==
+                  ("wall" if backend == "real" else "virtual")]
+        record = json.loads(path.read_text())
+        assert record["validity"]["valid"] and record["model"]["checkpoint"]["sha256"]
+        assert record["method_details"]["memory_plan"]["slots_per_layer"] < 4  # experts really leave
+        hashes[backend] = record["output_sha256"]
+    assert hashes["real"] == hashes["virtual"]
