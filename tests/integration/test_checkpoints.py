@@ -135,10 +135,16 @@ def test_a_saved_checkpoint_runs_offloaded_on_real_copies(model_name, tmp_path):
     folder = tmp_path / model_name
     transformers.AutoModelForCausalLM.from_config(LAYOUTS[model_name]).save_pretrained(folder)
     bpe([corpora.load_corpus().train[:50_000]], 300).save_pretrained(folder)
+    from moebench.engine.budget import kv_cache_bytes
+    from moebench.engine.costs import BYTES_PER_PARAM, shape_from_hf_config
+
+    shape = shape_from_hf_config(LAYOUTS[model_name])
+    fixed = shape.non_expert_params() * BYTES_PER_PARAM + kv_cache_bytes(shape, 16 + 6)
+    budget = (fixed + 2.5 * len(shape.moe_layers) * shape.expert_bytes) / 1e9  # 2 of 4 experts a layer
     results, hashes = tmp_path / "results", {}
     for backend in ("virtual", "real"):
         proc = run_cli("+experiment=debug", f"model={model_name}", f"model.local_path={folder}", "model.dtype=float32",
-                       "method=mixtral_offloading", "method.budget_gb=0.0004", "workload.new_tokens=6",
+                       "method=mixtral_offloading", f"method.budget_gb={budget:.9f}", "workload.new_tokens=6",
                        f"backend={backend}", "device=cpu", f"results_dir={results}",
                        env={"MOEBENCH_CACHE": str(tmp_path / "cache")})
         assert proc.returncode == 0, proc.stderr
