@@ -73,8 +73,9 @@ def test_another_seed_or_prompt_index_gives_other_tokens():
     assert decode(loaded, prompt(), NEW, chooser=TokenChooser("sample", 0.1, seed=3, prompt=2)) != base
 
 
+@pytest.mark.parametrize("backend", ["virtual", "real"])
 @pytest.mark.parametrize("family", sorted(set(TINY_ARCH) - {"phimoe"}))  # Phi's sparsemixer router: not carvable
-def test_prism_sub_expert_cache_is_lossless_under_sampling(family, tmp_path, monkeypatch):
+def test_prism_sub_expert_cache_is_lossless_under_sampling(family, backend, tmp_path, monkeypatch):
     monkeypatch.setenv("MOEBENCH_CACHE", str(tmp_path))
     loaded = tiny_model(family)
     shape = shape_from_hf_config(loaded.hf_config)
@@ -82,8 +83,10 @@ def test_prism_sub_expert_cache_is_lossless_under_sampling(family, tmp_path, mon
     k = shape.top_k
     fixed = shape.non_expert_params() * 2 + shape.kv_elems_per_token * 2 * shape.num_layers * 17
     budget = (fixed + (k + 0.9) * len(shape.moe_layers) * shape.expert_bytes + 1) / 1e9
-    m = METHODS["prism"](run_config("prism", budget, active_k=4 * k, iters=10), tiny_model(family),
-                         CostModel(hardware(), shape))
+    run = run_config("prism", budget, active_k=4 * k, iters=10)
+    run.backend, run.device = backend, "cpu"  # real: sub-experts copied into a real slot pool
+    m = METHODS["prism"](run, tiny_model(family), CostModel(hardware(), shape))
+    assert m.clock_label == ("wall" if backend == "real" else "virtual")
     tokens, _ = m.generate(prompt(), NEW, SAMPLE)
     assert tokens == plain
 
