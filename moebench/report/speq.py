@@ -242,14 +242,17 @@ def speq_cache(records: list[dict[str, Any]], out) -> list[str]:
         budget = r["config"]["method"]["budget_gb"]
         size, paper_hit = PAPER_TABLE3.get(int(budget), {}).get(row, (None, float("nan")))
         m = r["metrics"]
-        rows.append({"capacity_gb": budget, "method": row, "slots/layer": r["method_details"]["memory_plan"]["slots_per_layer"],
+        rows.append({"decoding": decoding_label(r), "capacity_gb": budget, "method": row,
+                     "slots/layer": r["method_details"]["memory_plan"]["slots_per_layer"],
                      "paper cache size": size, "hit % (landed)": 100 * m["expert_hit_frac"],
                      "hit % (landed or in flight)": 100 * m.get("expert_covered_frac", float("nan")),
                      "paper hit %": paper_hit, "tokens/s": m["tokens_per_sec"]})
     order = list(TABLE3_ROWS.values())
-    frame = pd.DataFrame(rows).sort_values(["capacity_gb", "method"], key=lambda c: c.map(order.index) if c.name == "method" else c)
+    frame = pd.DataFrame(rows).sort_values(["decoding", "capacity_gb", "method"], ascending=[False, True, True],
+                                           key=lambda c: c.map(order.index) if c.name == "method" else c)
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    frame.pivot_table(index="method", columns="capacity_gb", values="hit % (landed)", aggfunc="first").reindex(
+    frame.pivot_table(index="method", columns=["decoding", "capacity_gb"], values="hit % (landed)",
+                      aggfunc="first").reindex(
         [o for o in order if o in set(frame["method"])]).plot.bar(ax=ax, rot=15)
     ax.set_ylabel("expert hit % per step")
     fig.tight_layout()
@@ -284,7 +287,7 @@ def _variant(r: dict[str, Any]) -> str:
 
 
 def speq_ablation(records: list[dict[str, Any]], out) -> list[str]:
-    rows = [{"variant": _variant(r), "tokens/s": r["metrics"]["tokens_per_sec"],
+    rows = [{"decoding": decoding_label(r), "variant": _variant(r), "tokens/s": r["metrics"]["tokens_per_sec"],
              "hit_frac": r["metrics"]["expert_hit_frac"], "mean k": r["metrics"]["k_mean"],
              "tokens per target call": r["metrics"]["tokens_per_cycle_mean"],
              "draft acceptance": r["metrics"]["draft_accept_frac"],
@@ -292,10 +295,10 @@ def speq_ablation(records: list[dict[str, Any]], out) -> list[str]:
              "paper tokens/s": PAPER_TABLE4.get(_variant(r), float("nan")),
              "output": r["output_sha256"][:8]} for r in records]
     frame = pd.DataFrame(rows)
-    full = frame.loc[frame["variant"] == "full (governor, GPTQ)", "tokens/s"]
-    frame["ours vs full"] = frame["tokens/s"] / (full.iloc[0] if len(full) else float("nan"))
+    full = frame[frame["variant"] == "full (governor, GPTQ)"].set_index("decoding")["tokens/s"]
+    frame["ours vs full"] = frame["tokens/s"] / frame["decoding"].map(full)  # within each decoding
     frame["paper vs full"] = frame["paper tokens/s"] / PAPER_TABLE4["full (governor, GPTQ)"]
-    frame = frame.sort_values("tokens/s", ascending=False)
+    frame = frame.sort_values(["decoding", "tokens/s"], ascending=[False, False])
     return ["# MoE-SpeQ ablation (Table 4 and what it lacks)", "", conditions(records), "",
             frame.to_markdown(index=False, floatfmt=".3g"), "", *flag_invalid(records), "",
             "The paper's other Table 4 rows (w/o fused kernel: 68.2%; w/o both: 63.7%) measure a CUDA "
