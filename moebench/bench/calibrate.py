@@ -39,24 +39,32 @@ def median_sec(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def copy_line(sizes_mb=(1, 4, 16, 32, 64), repeats: int = 15) -> tuple[float, float, list]:
-    """(latency s, bytes/s, points) of a slot copy."""
+def copy_line(sizes_mb=(1, 4, 16, 32, 64), repeats: int = 15, cold_mb: int = 768) -> tuple[float, float, list]:
+    """(latency s, bytes/s, points) of a slot copy. The sources rotate through `cold_mb` of
+    buffers, as the host store's experts do, so no copy reads a source still in the CPU's
+    caches (a reused source made the first profile's copies look ~2x faster than the engine's)."""
     points = []
     for mb in sizes_mb:
         n = int(mb * 1e6 / 2)
-        src, dst = torch.randn(n).to(DTYPE), torch.empty(n, dtype=DTYPE)
-        points.append((n * 2, median_sec(lambda s=src, d=dst: d.copy_(s), repeats)))
+        sources = [torch.randn(n).to(DTYPE) for _ in range(max(2, cold_mb // mb))]
+        dst = torch.empty(n, dtype=DTYPE)
+        turn = iter(range(10**9))
+        points.append((n * 2, median_sec(lambda d=dst, s=sources, t=turn: d.copy_(s[next(t) % len(s)]), repeats)))
     x, y = np.array([p[0] for p in points], float), np.array([p[1] for p in points])
     slope, intercept = np.polyfit(x, y, 1)
     return max(float(intercept), 0.0), float(1 / slope), points
 
 
-def matmul_rates(hidden: int, intermediate: int, repeats: int = 10) -> dict[str, float]:
+def matmul_rates(hidden: int, intermediate: int, repeats: int = 10, cold_mb: int = 768) -> dict[str, float]:
+    """Weight-bound rate over weights that rotate through `cold_mb` (cold, as the experts are),
+    compute-bound rate, and the per-call overhead."""
     weight = torch.randn(hidden, 2 * intermediate).to(DTYPE)
+    weights = [weight] + [torch.randn_like(weight) for _ in range(max(1, int(cold_mb * 1e6 // (weight.numel() * 2))))]
     one = torch.randn(1, hidden).to(DTYPE)
     many = torch.randn(256, hidden).to(DTYPE)
     tiny_a, tiny_b = torch.randn(1, 8).to(DTYPE), torch.randn(8, 8).to(DTYPE)
-    t_one = median_sec(lambda: one @ weight, repeats)
+    turn = iter(range(10**9))
+    t_one = median_sec(lambda: one @ weights[next(turn) % len(weights)], repeats)
     t_many = median_sec(lambda: many @ weight, repeats)
     t_tiny = median_sec(lambda: tiny_a @ tiny_b, 200)
     weight_bytes = weight.numel() * 2
@@ -82,9 +90,9 @@ def measure(hidden: int, intermediate: int, threads: int) -> dict:
         "sources": {
             "peak_flops": f"measured: bf16 [256, {hidden}] x [{hidden}, {2 * intermediate}] matmul, median "
                           f"{rates['t_many'] * 1e3:.3g} ms, on {where}",
-            "hbm_bytes_per_sec": f"measured: bf16 [1, {hidden}] x [{hidden}, {2 * intermediate}] (weight-bound), "
+            "hbm_bytes_per_sec": f"measured: bf16 [1, {hidden}] x [{hidden}, {2 * intermediate}] (weight-bound, cold weights), "
                                  f"median {rates['t_one'] * 1e3:.3g} ms, on {where}",
-            "h2d_bytes_per_sec": "measured: least-squares line through median dst.copy_(src) times at "
+            "h2d_bytes_per_sec": "measured: least-squares line through median dst.copy_(src) times (cold sources) at "
                                  + ", ".join(f"{b / 1e6:.0f} MB {t * 1e3:.3g} ms" for b, t in points) + f", on {where}",
             "h2d_latency_sec": "measured: the same line's intercept",
             "launch_sec": "measured: median of a bf16 [1, 8] x [8, 8] matmul (per-call overhead)",

@@ -7,9 +7,9 @@ from moebench.bench.clock_check import budget_gb
 
 
 def test_copy_line_and_matmul_rates_are_positive_and_physical():
-    latency, bandwidth, points = copy_line(sizes_mb=(1, 2, 4), repeats=3)
+    latency, bandwidth, points = copy_line(sizes_mb=(1, 2, 4), repeats=3, cold_mb=16)
     assert latency >= 0 and 1e8 < bandwidth < 1e12 and len(points) == 3
-    rates = matmul_rates(64, 128, repeats=3)
+    rates = matmul_rates(64, 128, repeats=3, cold_mb=4)
     assert rates["flops"] > 0 and rates["bytes_per_sec"] > 0 and rates["launch_sec"] > 0
 
 
