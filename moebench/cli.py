@@ -13,7 +13,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from moebench.config import load_run_config
+from moebench.config import RunConfig, load_run_config
 from moebench.errors import ConfigError, UserError
 from moebench.paths import CONF_DIR  # noqa: F401 - re-exported for the entry points
 
@@ -73,12 +73,17 @@ def _first_value(override) -> str:
     return override.input_line
 
 
-def validate(overrides: list[str]) -> None:
-    """Compose the config with these (non-sweep) overrides and validate it."""
+def compose_run_config(overrides: list[str]) -> RunConfig:
+    """The validated RunConfig that these (non-sweep) overrides compose to."""
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides)
         data = OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException) as err:
         raise UserError(f"config error: {_one_line(err)}") from None
-    load_run_config(data)
+    return load_run_config(data)
+
+
+def validate(overrides: list[str]) -> None:
+    """Compose the config with these (non-sweep) overrides and validate it."""
+    compose_run_config(overrides)

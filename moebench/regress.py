@@ -20,11 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-
-from moebench.cli import CONF_DIR
-from moebench.config import load_run_config
+from moebench.cli import compose_run_config
 from moebench.paths import MIXTRAL_TRACE, REPO_ROOT
 
 GOLDEN = REPO_ROOT / "tests" / "golden" / "regress.json"
@@ -36,25 +32,21 @@ SLOTS = 3  # of proxy_ci's 8 experts per layer: forces misses, keeps reuse
 def ci_budget_gb(max_tokens: int, with_draft: bool = False) -> float:
     """The budget (GB) at which exactly SLOTS experts per layer of proxy_ci fit (next to
     MoE-SpeQ's INT4 draft when `with_draft`)."""
-    from moebench.engine.budget import int4_expert_bytes, kv_cache_bytes
-    from moebench.engine.costs import BYTES_PER_PARAM, shape_from_hf_config
+    from moebench.engine.budget import budget_gb_for_slots, int4_expert_bytes
+    from moebench.engine.costs import shape_from_hf_config
     from moebench.models.build import hf_config_for
     from moebench.models.proxies import PROXIES, proxy_arch
 
     spec = PROXIES["proxy_ci"]
     shape = shape_from_hf_config(hf_config_for(spec.family, proxy_arch(spec)))
-    fixed = shape.non_expert_params() * BYTES_PER_PARAM + kv_cache_bytes(shape, max_tokens)
-    if with_draft:
-        fixed += int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers)
-    return round((fixed + (SLOTS + 0.5) * len(shape.moe_layers) * shape.expert_bytes) / 1e9, 9)
+    draft = int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers) if with_draft else 0.0
+    return budget_gb_for_slots(shape, SLOTS + 0.5, max_tokens, draft)
 
 
 def _run(results: Path, overrides: list[str]) -> dict:
     from moebench.runner import execute
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"results_dir={results}", "+experiment=regress", *overrides])
-    path = execute(load_run_config(OmegaConf.to_container(cfg, resolve=True)))
+    path = execute(compose_run_config([f"results_dir={results}", "+experiment=regress", *overrides]))
     return json.loads(path.read_text())
 
 

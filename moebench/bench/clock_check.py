@@ -14,11 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-
-from moebench.cli import CONF_DIR
-from moebench.config import ModelConfig, load_run_config
+from moebench.cli import CONF_DIR, compose_run_config
+from moebench.config import ModelConfig
 
 # (method, expert slots per MoE layer; None = everything resident)
 CONFIGS = [("full_resident", None), ("ondemand", 2), ("mixtral_offloading", 3), ("mixtral_offloading", 5),
@@ -30,24 +27,20 @@ def budget_gb(slots: int, max_tokens: int) -> float:
     """The budget at which `slots` experts per layer of the clock-check model fit."""
     import yaml
 
-    from moebench.engine.budget import kv_cache_bytes
-    from moebench.engine.costs import BYTES_PER_PARAM, shape_from_hf_config
+    from moebench.engine.budget import budget_gb_for_slots
+    from moebench.engine.costs import shape_from_hf_config
     from moebench.models.build import hf_config_for
 
     data = yaml.safe_load((CONF_DIR / "model" / "clock_check_mixtral.yaml").read_text())
     cfg = ModelConfig(**data)
-    shape = shape_from_hf_config(hf_config_for(cfg.family, cfg.arch))
-    fixed = shape.non_expert_params() * BYTES_PER_PARAM + kv_cache_bytes(shape, max_tokens)
-    return round((fixed + (slots + 0.5) * len(shape.moe_layers) * shape.expert_bytes) / 1e9, 9)
+    return budget_gb_for_slots(shape_from_hf_config(hf_config_for(cfg.family, cfg.arch)), slots + 0.5, max_tokens)
 
 
 def run(results: str, overrides: list[str]) -> Path:
     from moebench.runner import execute
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"results_dir={results}", "+experiment=engine_clock_check",
-                                           "model=clock_check_mixtral", "hardware=cpu", *WORKLOAD, *overrides])
-    return execute(load_run_config(OmegaConf.to_container(cfg, resolve=True)))
+    return execute(compose_run_config([f"results_dir={results}", "+experiment=engine_clock_check",
+                                       "model=clock_check_mixtral", "hardware=cpu", *WORKLOAD, *overrides]))
 
 
 def main(argv=None) -> None:

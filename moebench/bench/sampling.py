@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-DECODINGS = ("greedy", "sample")
 # The speed experiments' temperature for every proxy, chosen by `python -m moebench.models
 # temperature` against the real Mixtral trace (reports/proxies/temperature.md).
 DEFAULT_TEMPERATURE = 1.0

@@ -27,6 +27,13 @@ def int4_expert_bytes(shape: ModelShape) -> float:
     return draft_expert_bytes(shape, 4)
 
 
+def budget_gb_for_slots(shape: ModelShape, slots_per_layer: float, max_tokens: int, draft_bytes: float = 0.0) -> float:
+    """The budget (GB) whose plan holds `slots_per_layer` expert slots in every MoE layer
+    (pass k + 0.5 to land safely inside k): the inverse of `plan_slots`."""
+    fixed = shape.non_expert_params() * BYTES_PER_PARAM + kv_cache_bytes(shape, max_tokens) + draft_bytes
+    return round((fixed + slots_per_layer * len(shape.moe_layers) * shape.expert_bytes) / 1e9, 9)
+
+
 def kv_cache_bytes(shape: ModelShape, max_tokens: int) -> int:
     return shape.kv_elems_per_token * BYTES_PER_PARAM * shape.num_layers * max_tokens
 

@@ -21,14 +21,11 @@ NAME = "moebench"
 def _moebench_experts_forward(self, hidden_states, top_k_index, top_k_weights):
     engine, layer = self._moebench_engine, self._moebench_layer
     draft = engine.mode == "draft"
-    computed = None
+    routed, computes = top_k_index.detach().cpu().numpy(), None
     if draft and engine.draft_router is not None:  # a resident-experts draft: the target's own slots
-        top_k_index_all = top_k_index
         top_k_index, top_k_weights = engine.draft_router(layer, hidden_states, top_k_index, top_k_weights)
-        computed, draft = top_k_index.detach().cpu().numpy(), False
-        engine.on_moe_layer(layer, top_k_index_all.detach().cpu().numpy(), hidden_states, draft_computes=computed)
-    else:
-        engine.on_moe_layer(layer, top_k_index.detach().cpu().numpy(), hidden_states)
+        computes, draft = top_k_index.detach().cpu().numpy(), False
+    engine.on_moe_layer(layer, routed, hidden_states, draft_computes=computes)
     return engine.transport.compute(self, self._moebench_inner, layer, hidden_states,
                                     top_k_index, top_k_weights, draft=draft)
 

@@ -195,9 +195,10 @@ class OffloadEngine:
                 for e in np.flatnonzero(used):
                     self.clock.compute(f"draft expert {layer}.{e}", c.kernel_sec(c.expert_kernel(int(used[e]))),
                                        after=self.landing.get((layer, int(e)), 0.0))
-            for e in needed if draft_computes is None else []:
-                kernel = c.expert_kernel(int(counts[e]), bytes_per_param=self.int4_bytes_per_param)
-                self.clock.compute(f"draft expert {layer}.{e}", c.kernel_sec(kernel))
+            else:  # the INT4 copies, all resident
+                for e in needed:
+                    kernel = c.expert_kernel(int(counts[e]), bytes_per_param=self.int4_bytes_per_param)
+                    self.clock.compute(f"draft expert {layer}.{e}", c.kernel_sec(kernel))
             if self.draft_listener is not None:
                 self.draft_listener(layer, np.asarray(ids))
             return

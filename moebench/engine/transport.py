@@ -80,8 +80,6 @@ class RealTransport:
         self.dev = torch.get_device_module(device)
         self.cuda = device.type == "cuda"
         self.clock_label = "cuda" if self.cuda else "wall"
-        self.slots = slots_per_layer
-        self.loaded = loaded
         self.store: dict[tuple[int, int], torch.Tensor] = {}  # (layer, expert) -> host buffer
         self.pool: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # layer -> (gate_up, down) slots
         self.slot_of: dict[tuple[int, int], int] = {}
@@ -93,14 +91,13 @@ class RealTransport:
         for view in loaded.layers:
             gate_up, down = view.experts.gate_up_proj.data, view.experts.down_proj.data
             self.shapes[view.index] = (gate_up.shape[1:], down.shape[1:], gate_up.dtype)
-            for e in range(gate_up.shape[0]):
-                buffer = torch.cat([gate_up[e].reshape(-1), down[e].reshape(-1)]).contiguous()
-                self.store[(view.index, e)] = buffer.pin_memory() if self.cuda else buffer.clone()
+            for e in range(gate_up.shape[0]):  # torch.cat makes each expert one fresh buffer
+                buffer = torch.cat([gate_up[e].reshape(-1), down[e].reshape(-1)])
+                self.store[(view.index, e)] = buffer.pin_memory() if self.cuda else buffer
             self.pool[view.index] = (torch.empty((slots_per_layer, *gate_up.shape[1:]), dtype=gate_up.dtype, device=device),
                                      torch.empty((slots_per_layer, *down.shape[1:]), dtype=down.dtype, device=device))
             self.free[view.index] = list(range(slots_per_layer - 1, -1, -1))
         self.copies = 0
-        self.staged_experts = 0  # experts computed from a staging buffer (layer needed > slots)
 
     @property
     def pool_bytes(self) -> int:
@@ -113,13 +110,10 @@ class RealTransport:
         slot = self.free[layer].pop()
         self.slot_of[(layer, expert)] = slot
         gate_up, down = self.pool[layer]
-        buffer = self.store[(layer, expert)]
-        split = gate_up[slot].numel()
         with self.dev.stream(self.copy_stream):
             if (layer, slot) in self.released:
                 self.copy_stream.wait_event(self.released[(layer, slot)])
-            gate_up[slot].copy_(buffer[:split].view_as(gate_up[slot]), non_blocking=self.cuda)
-            down[slot].copy_(buffer[split:].view_as(down[slot]), non_blocking=self.cuda)
+            self._copy_in(layer, expert, gate_up[slot], down[slot], non_blocking=self.cuda)
             event = self.dev.Event()
             event.record(self.copy_stream)
         self.ready[(layer, slot)] = event
@@ -163,7 +157,6 @@ class RealTransport:
         else:
             slot_ids = {e: i for i, e in enumerate(needed)}
             gate_up, down = self._stage(layer, needed)
-            self.staged_experts += len(needed)
         lookup = torch.full((module.num_experts,), -1, dtype=top_k_index.dtype)
         for e, slot in slot_ids.items():
             lookup[e] = slot
@@ -182,12 +175,16 @@ class RealTransport:
         gu_shape, dn_shape, dtype = self.shapes[layer]
         gate_up = torch.empty((len(experts), *gu_shape), dtype=dtype, device=self.device)
         down = torch.empty((len(experts), *dn_shape), dtype=dtype, device=self.device)
-        split = gate_up[0].numel()
         for i, e in enumerate(experts):
-            buffer = self.store[(layer, e)]
-            gate_up[i].copy_(buffer[:split].view_as(gate_up[i]))
-            down[i].copy_(buffer[split:].view_as(down[i]))
+            self._copy_in(layer, e, gate_up[i], down[i])
         return gate_up, down
+
+    def _copy_in(self, layer: int, expert: int, gate_up: torch.Tensor, down: torch.Tensor,
+                 non_blocking: bool = False) -> None:
+        """Copy an expert's host buffer into one row of gate_up and one of down."""
+        buffer, split = self.store[(layer, expert)], gate_up.numel()
+        gate_up.copy_(buffer[:split].view_as(gate_up), non_blocking=non_blocking)
+        down.copy_(buffer[split:].view_as(down), non_blocking=non_blocking)
 
     # --- the clock ---------------------------------------------------------------------
     def begin_step(self) -> None:
