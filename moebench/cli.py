@@ -20,7 +20,7 @@ from moebench.paths import CONF_DIR  # noqa: F401 - re-exported for the entry po
 if not OmegaConf.has_resolver("minus"):  # e.g. method.budget_gb: ${minus:${hardware.memory_gb},1}
     OmegaConf.register_new_resolver("minus", lambda a, b: a - b)
 
-GROUPS = ("model", "hardware", "method", "workload", "eval", "logger", "experiment")
+GROUPS = ("model", "hardware", "method", "workload", "eval", "logger", "experiment", "speq_point")
 
 
 def group_options(group: str) -> list[str]:

@@ -116,7 +116,12 @@ def _check_speq_options(options: dict[str, Any]) -> None:
     if options.get("fixed_k") is not None:
         _int_in("method.options.fixed_k", options["fixed_k"], 1, k_max)
     _int_in("method.options.draft_bits", options.get("draft_bits", 4), 2, 8)
-    _one_of("method.options.draft", options.get("draft", "int4"), ("int4", "resident"))
+    _one_of("method.options.draft", options.get("draft", "int4"), ("int4", "int4_cached", "resident"))
+    _one_of("method.options.governor", options.get("governor", "roofline"), ("roofline", "bytes"))
+    _one_of("method.options.ttft_profile", options.get("ttft_profile", "offline"), ("online", "offline"))
+    _one_of("method.options.verify", options.get("verify", "grouped"), ("grouped", "sequential"))
+    if options.get("draft_slots") is not None:
+        _int_in("method.options.draft_slots", options["draft_slots"], 1)
     _one_of("method.options.draft_missing", options.get("draft_missing", "renormalize"), ("renormalize", "drop"))
 
 

@@ -135,6 +135,7 @@ class OffloadEngine:
         self.mode = "target"
         self.draft_listener: Callable | None = None
         self.draft_router: Callable | None = None  # a resident-experts draft's routing (speq/resident_draft.py)
+        self.draft_cache = None  # an offloaded INT4 draft's device cache (speq/draft_cache.py)
         self.int4_bytes_per_param = int4_expert_bytes(self.shape) / self.shape.expert_params
 
     def _warm(self, layer: int, popularity) -> list[int]:
@@ -195,10 +196,13 @@ class OffloadEngine:
                 for e in np.flatnonzero(used):
                     self.clock.compute(f"draft expert {layer}.{e}", c.kernel_sec(c.expert_kernel(int(used[e]))),
                                        after=self.landing.get((layer, int(e)), 0.0))
-            else:  # the INT4 copies, all resident
+            else:  # the INT4 copies: all resident, or behind their own cache (speq/draft_cache.py)
+                ready = self.draft_cache.make_resident(layer, needed) if self.draft_cache else {}
                 for e in needed:
                     kernel = c.expert_kernel(int(counts[e]), bytes_per_param=self.int4_bytes_per_param)
-                    self.clock.compute(f"draft expert {layer}.{e}", c.kernel_sec(kernel))
+                    end = self.clock.compute(f"draft expert {layer}.{e}", c.kernel_sec(kernel), after=ready.get(e, 0.0))
+                    if self.draft_cache:
+                        self.draft_cache.used_until(layer, e, end)
             if self.draft_listener is not None:
                 self.draft_listener(layer, np.asarray(ids))
             return
@@ -313,27 +317,34 @@ class OffloadEngine:
         self.landing.pop(key, None)
         return self.last_use_end.get(key, 0.0)
 
-    def _load(self, layer: int, e: int, issued: float, kind: str, not_before: float = 0.0) -> float:
+    def queue_copy(self, key, seconds: float, kind: str, issued: float, not_before: float = 0.0) -> float:
+        """Put one copy on the link (a demand ahead of queued prefetches); return when it lands.
+        Where copies cannot overlap compute, the copy waits for the kernels issued so far
+        and the kernels wait for it."""
         queue = self.link.demand if kind == "demand" else self.link.prefetch
         serial = not self.costs.hw.copies_overlap_compute
-        if serial:  # the copy waits for the kernels issued so far, and the kernels for it
+        if serial:
             not_before = max(not_before, self.clock.compute_free_at)
-        copy = queue((layer, e), issued, self.copy_sec, not_before)
+        copy = queue(key, issued, seconds, not_before)
         if serial:
             self.clock.block_until(copy.end)
+        if kind == "demand":  # a demand pushes queued prefetches back: refresh their landing times
+            for later in self.link.copies:
+                if later.kind == "prefetch" and later.key in self.landing:
+                    self.landing[later.key] = later.end
+        return copy.end
+
+    def _load(self, layer: int, e: int, issued: float, kind: str, not_before: float = 0.0) -> float:
+        end = self.queue_copy((layer, e), self.copy_sec, kind, issued, not_before)
         if not self.opt.whole_layer:  # a whole-layer method streams, it keeps no slots
             self.transport.load(layer, e)
         if kind == "demand":
             self.stats.demand_bytes += self.expert_bytes
-            # a demand pushes queued prefetches back: refresh their landing times
-            for later in self.link.copies:
-                if later.kind == "prefetch" and later.key in self.landing:
-                    self.landing[later.key] = later.end
         else:
             self.stats.prefetch_bytes += self.expert_bytes
         self.stats.h2d_bytes += self.expert_bytes
-        self.landing[(layer, e)] = copy.end
-        return copy.end
+        self.landing[(layer, e)] = end
+        return end
 
     def _prefetch(self, layer: int, guess: set[int]) -> None:
         """Queue the next MoE layer's guessed experts that are not resident."""

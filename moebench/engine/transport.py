@@ -31,6 +31,7 @@ class VirtualTransport:
     """The virtual clock's transport: modeled copies, the model's own weights."""
 
     clock_label = "virtual"
+    models_draft_copies = True  # an offloaded draft's copies are modeled like the target's
 
     def load(self, layer: int, expert: int) -> None:
         pass

@@ -16,13 +16,17 @@ from moebench.engine.budget import draft_expert_bytes
 from moebench.engine.costs import BYTES_PER_PARAM
 from moebench.engine.experts_impl import engine_installed
 from moebench.engine.offload import EngineOptions
-from moebench.errors import UserError
+from moebench.errors import ConfigError, UserError
 from moebench.methods.offload import EngineMethod, _option
 from moebench.speq.decode import speculative_decode
 from moebench.speq.draft import Draft, routing_fidelity
+from moebench.speq.draft_cache import DraftExpertCache
 from moebench.speq.governor import Governor, expected_loads
 from moebench.speq.orchestrator import Orchestrator
 from moebench.speq.resident_draft import MISSING, ResidentDraft
+
+DRAFTS = ("int4", "int4_cached", "resident")
+OBJECTIVES = ("roofline", "bytes")
 
 
 def calibration_windows(loaded, count: int, length: int, seed: int, split: str = "train") -> list[torch.Tensor]:
@@ -48,7 +52,7 @@ class SpeQ(EngineMethod):
         opt = run.method.options
         quant = _option(run, "quant", "gptq", ("gptq", "rtn"))
         bits = int(opt.get("draft_bits", 4))  # charged at its true size (budget.draft_expert_bytes)
-        if self.resident_draft:
+        if self.draft_source == "resident":
             self.engine.int4_bytes_per_param = BYTES_PER_PARAM  # the draft reads FP16 slots
             self.draft = ResidentDraft(loaded, self.engine, _option(run, "draft_missing", "renormalize", MISSING))
             self.fidelity = None  # measured during the run (it depends on what is resident)
@@ -56,28 +60,62 @@ class SpeQ(EngineMethod):
             self.engine.int4_bytes_per_param = draft_expert_bytes(costs.shape, bits) / costs.shape.expert_params
             self.draft = Draft(loaded, quant, calibration=calibration_windows(loaded, 16, 128, seed=1), bits=bits)
             self.fidelity = routing_fidelity(loaded, self.draft, calibration_windows(loaded, 4, 128, 2, "valid"))
-        self.orchestrator = Orchestrator(self.engine, phases=bool(opt.get("prefetch", True)))
+        if self.draft_source == "int4_cached":
+            if not getattr(self.engine.transport, "models_draft_copies", False):
+                raise ConfigError("method.options.draft", "int4_cached", "int4 or resident on backend=real (the "
+                                  "real transport keeps the draft's experts on the device; int4_cached is modeled "
+                                  "on backend=virtual only)")
+            self.engine.draft_cache = DraftExpertCache(self.engine, self.draft_slots, draft_expert_bytes(costs.shape, bits))
+            self.plan["draft_slots_per_layer"] = self.draft_slots
+        self.plan["int4_share_of_expert_memory"] = self._int4_share()
+        self._draft_seen = (0, 0)  # the draft cache's (needed, hits) at the last cycle's end
+        self.draft_miss_rate = 0.5  # EMA of an offloaded draft's per-expert miss rate
+        self.copies_per_verified_token = 0.5 * costs.shape.top_k  # EMA, per MoE layer (one-by-one verify)
+        self.reuse = 0.5  # EMA of the share of a cycle's union (up to the slots) that needed no copy
+        self.distinct_scale = 1.0  # EMA of observed / independent-routing distinct experts per verify layer
+        prefetch = _option(run, "prefetch", True, (True, False, "next_token"))
+        self.orchestrator = Orchestrator(self.engine, phases=bool(prefetch), next_token=prefetch == "next_token")
         self.engine.draft_listener = self.orchestrator.on_draft_layer
         self.t_draft_token = self._draft_token_sec()
         self.miss_rate = 0.5  # EMA of the share of verify-time experts not resident when needed
+        objective = _option(run, "governor", "roofline", OBJECTIVES)
         self.governor = Governor(
             t_draft=lambda k: k * self.t_draft_token, t_verify=self._verify_sec,
             t_pcie_new=self._pcie_new_sec,
             t_pcie_init=costs.transfer_sec(costs.shape.expert_bytes),
             k_min=int(opt.get("k_min", 1)), k_max=int(opt.get("k_max", 8)),
             ttft_budget_sec=opt.get("ttft_budget_sec", 0.5),
-            fixed_k=opt.get("fixed_k"))
+            fixed_k=opt.get("fixed_k"), objective=objective, t_io=self._cycle_io_sec,
+            overlap=bool(costs.hw.copies_overlap_compute),
+            ttft_profile=_option(run, "ttft_profile", "offline" if objective == "bytes" else "online",
+                                 ("online", "offline")))
         self.cycles = []
+        self._verify_steps = None  # verify forwards so far in the current cycle (None outside one)
 
     @property
-    def resident_draft(self) -> bool:
-        """`draft=resident`: the target on its resident experts drafts, no INT4 copies held."""
-        return _option(self.run, "draft", "int4", ("int4", "resident")) == "resident"
+    def draft_source(self) -> str:
+        """`int4`: every INT4 expert on the device (paper); `int4_cached`: INT4 experts in host
+        memory behind `draft_slots` device slots per layer; `resident`: the target on its
+        resident FP16 experts drafts, no INT4 copies held."""
+        return _option(self.run, "draft", "int4", DRAFTS)
+
+    @property
+    def draft_slots(self) -> int:
+        shape = self.costs.shape
+        slots = _option(self.run, "draft_slots", min(2 * shape.top_k, shape.num_experts))
+        if not isinstance(slots, int) or not shape.top_k <= slots <= shape.num_experts:
+            raise ConfigError("method.options.draft_slots", slots, f"an integer in {shape.top_k}..{shape.num_experts}")
+        return slots
+
+    def _int4_share(self) -> float:
+        """Share of the device's expert memory (INT4 draft + FP16 slots) that the draft holds."""
+        fp16 = self.plan["slots_per_layer"] * len(self.costs.shape.moe_layers) * self.costs.shape.expert_bytes / 1e9
+        return self.plan["draft_gb"] / (self.plan["draft_gb"] + fp16) if self.plan["draft_gb"] + fp16 else 0.0
 
     def engine_options(self, shape):
         bits = int(self.run.method.options.get("draft_bits", 4))
-        per_expert = 0.0 if self.resident_draft else draft_expert_bytes(shape, bits)
-        draft_bytes = per_expert * shape.num_experts * len(shape.moe_layers)
+        held = {"int4": shape.num_experts, "int4_cached": self.draft_slots, "resident": 0}[self.draft_source]
+        draft_bytes = draft_expert_bytes(shape, bits) * held * len(shape.moe_layers)
         grouped = bool(self.run.method.options.get("grouped_verify", True))
         return EngineOptions(slots_per_layer=0, policy="lookahead", grouped=grouped), draft_bytes, None
 
@@ -110,7 +148,41 @@ class SpeQ(EngineMethod):
         new = per_layer * len(c.shape.moe_layers)
         return c.hw.h2d_latency_sec + new * c.shape.expert_bytes / c.hw.h2d_bytes_per_sec
 
+    def _cycle_io_sec(self, k: int, tokens: float) -> float:
+        """The bytes objective's T_io: link seconds of the verify's expected FP16 copies plus an
+        offloaded draft's misses at its observed rate. A verify of k+1 tokens needs the union
+        D(k+1) of their experts per layer (independent top-k routing, scaled by the observed
+        locality); of those, the observed reuse r (the share of the slots' worth of experts a
+        cycle did not have to copy, prefetch waste counted against it) are served: copies =
+        D - r min(slots, D), so a union beyond the slots is all copied. A one-by-one verify
+        runs as many forwards as the cycle emits tokens (`tokens`), each copying its own
+        misses at the observed rate per verified token."""
+        c, s = self.costs, self.costs.shape
+        layers = len(s.moe_layers)
+        if self.sequential_verify:
+            loads = tokens * self.copies_per_verified_token * layers
+        else:
+            distinct = min(s.num_experts, self.distinct_scale * self._distinct(k + 1))
+            loads = (distinct - self.reuse * min(self.plan["slots_per_layer"], distinct)) * layers
+        sec = loads * c.transfer_sec(s.expert_bytes)
+        if self.engine.draft_cache is not None:
+            draft_loads = k * layers * s.top_k * self.draft_miss_rate
+            sec += draft_loads * self.engine.draft_cache.copy_sec
+        return sec
+
+    @property
+    def sequential_verify(self) -> bool:
+        """`verify=sequential`: one target forward per drafted token, stopping at the first
+        rejection (only a token's own experts need slots at once), instead of one grouped
+        forward over all k+1 (`verify=grouped`, the paper)."""
+        return _option(self.run, "verify", "grouped", ("grouped", "sequential")) == "sequential"
+
     def _verify_sec(self, n: int) -> float:
+        if self.sequential_verify:  # charged as if all n are verified (an upper bound)
+            return n * self._grouped_verify_sec(1)
+        return self._grouped_verify_sec(n)
+
+    def _grouped_verify_sec(self, n: int) -> float:
         c, s = self.costs, self.costs.shape
         distinct = self._distinct(n)
         per_layer = self._non_expert_layer_sec(n)
@@ -120,6 +192,10 @@ class SpeQ(EngineMethod):
     # --- decode-loop hooks ---------------------------------------------------------------------
     def begin_forward(self, tokens, context):
         self.engine.mode = "target"
+        if self._verify_steps is not None:  # a verify forward of the current cycle
+            if self.sequential_verify:  # a grouped verify's lookahead is the whole buffer
+                self.orchestrator.verifying(self._verify_steps)
+            self._verify_steps += 1
         self.engine.begin_forward(tokens, context)
 
     def end_forward(self):
@@ -127,6 +203,10 @@ class SpeQ(EngineMethod):
 
     def begin_cycle(self, k):
         self._cycle_start = self.engine.now()
+        engine = self.engine
+        self._verify_steps = 0
+        self._cycle_mark = (len(engine.stats.steps), {layer: len(a) for layer, a in engine.accesses.items()},
+                            self._fp16_copies())
         self.orchestrator.begin_cycle(k, self.t_draft_token)
 
     def begin_draft_forward(self, context):
@@ -138,19 +218,41 @@ class SpeQ(EngineMethod):
         self.engine.mode = "target"
         self.orchestrator.after_draft_token(i)
 
+    def _fp16_copies(self) -> float:
+        """FP16 expert copies so far (demand and prefetch; an offloaded draft's excluded)."""
+        st, cache = self.engine.stats, self.engine.draft_cache
+        return (st.demand_bytes + st.prefetch_bytes - (cache.bytes if cache else 0.0)) / self.engine.expert_bytes
+
     def end_cycle(self, k, accepted):
-        step = self.engine._step
-        self.engine.end_forward()  # the verify forward
-        seconds = self.engine.now() - self._cycle_start
+        engine, layers = self.engine, self.costs.shape.moe_layers
+        seconds = engine.now() - self._cycle_start
+        self._verify_steps = None
         self.governor.observe(k, accepted)
-        if step.needed:
-            self.miss_rate = 0.7 * self.miss_rate + 0.3 * (1 - step.hits / step.needed)
+        steps, accesses, copies = self._cycle_mark
+        verify = [s for s in engine.stats.steps[steps:] if not s.draft]
+        needed, hits = sum(s.needed for s in verify), sum(s.hits for s in verify)
+        if needed:
+            self.miss_rate = 0.7 * self.miss_rate + 0.3 * (1 - hits / needed)
+            union = np.mean([len(set().union(*(n for n, _ in engine.accesses[layer][accesses.get(layer, 0):])))
+                             for layer in layers])
+            verified = accepted + 1 if self.sequential_verify else k + 1
+            self.distinct_scale = 0.7 * self.distinct_scale + 0.3 * union / self._distinct(verified)
+            loads = (self._fp16_copies() - copies) / len(layers)
+            fits = max(1.0, min(self.plan["slots_per_layer"], union))
+            self.reuse = 0.7 * self.reuse + 0.3 * float(np.clip((union - loads) / fits, -1.0, 1.0))
+            self.copies_per_verified_token = 0.7 * self.copies_per_verified_token + 0.3 * loads / verified
+        cache = engine.draft_cache
+        if cache is not None and cache.needed > self._draft_seen[0]:
+            needed, hits = cache.needed - self._draft_seen[0], cache.hits - self._draft_seen[1]
+            self.draft_miss_rate = 0.7 * self.draft_miss_rate + 0.3 * (1 - hits / needed)
+            self._draft_seen = (cache.needed, cache.hits)
         return seconds
 
     def generate(self, prompt_ids, new_tokens, chooser: TokenChooser = GREEDY):
         with engine_installed(self.loaded, self.engine):
             result = speculative_decode(self.loaded, self.draft, prompt_ids, new_tokens,
-                                        self.governor.choose, hooks=self, chooser=chooser)
+                                        self.governor.choose, hooks=self, chooser=chooser,
+                                        sequential_verify=self.sequential_verify)
         self.cycles += result.cycles
         step_sec = [result.prefill_sec]
         for cycle in result.cycles:  # a cycle's time is spread over the tokens it adds to the output
@@ -180,14 +282,22 @@ class SpeQ(EngineMethod):
             **{f"accept_frac_pos{j + 1}": float(taken[j] / reached[j]) for j in range(8) if reached[j]},
             **{f"draft_{k}": float(v) for k, v in (self.fidelity or self.draft.fidelity()).items()},
         }
+        if self.engine.draft_cache is not None:
+            draft = self.engine.draft_cache.metrics()
+            out["decode_belady_bytes_total"] += draft.pop("draft_belady_bytes")
+            out |= draft
         return out
 
     def details(self):
         return super().details() | {"governor": {"k_min": self.governor.k_min, "k_max": self.governor.k_max,
                                                  "ttft_budget_sec": self.governor.ttft_budget_sec,
                                                  "ema": self.governor.ema, "prior": self.governor.prior,
+                                                 "objective": self.governor.objective,
+                                                 "ttft_profile": self.governor.ttft_profile,
+                                                 "k_slo": self.governor.k_slo(),
+                                                 "offline_profile_sec": self.governor.profile_sec,
                                                  "k_chosen": self.governor.history[:512]},
                                     "draft": {"quant": self.draft.method, "group": self.draft.group,
                                               "bits": self.draft.bits,
-                                              "source": "resident" if self.resident_draft else "int4",
+                                              "source": self.draft_source,
                                               "missing": getattr(self.draft, "missing", None)}}

@@ -45,11 +45,30 @@ def _crop_to(cache: DynamicCache, length: int) -> None:
 
 
 @torch.no_grad()
+def _verify_one_by_one(model, cache, inputs: list[int], base: int, chooser, hooks, device) -> tuple[int, list[int]]:
+    """Verify `inputs` = [last, d1..dk] with one target forward per token, stopping at the
+    first draft the target disagrees with (fewer experts on the device at once than a
+    grouped verify, at the price of k+1 forwards). Returns (accepted, target choices)."""
+    target: list[int] = []
+    for j, token in enumerate(inputs):
+        if hooks:
+            hooks.begin_forward(1, base + j)
+        out = model(input_ids=torch.tensor([[token]], device=device), cache=cache, use_cache=True).logits
+        if hooks:
+            hooks.end_forward()
+        target.append(chooser.one(out[0, -1], base + 1 + j))
+        if j + 1 == len(inputs) or target[j] != inputs[j + 1]:
+            return j, target
+    raise AssertionError("unreachable")
+
+
 def speculative_decode(loaded: LoadedModel, draft: Draft, prompt_ids: torch.Tensor, new_tokens: int,
-                       choose_k: Callable[[], int], hooks=None, chooser: TokenChooser = GREEDY) -> SpecResult:
-    """Speculative decoding with `chooser` (greedy by default). `hooks` (optional) gets begin_prefill/end_prefill,
-    begin_draft(k)/draft_forward(i, context)/end_draft_forward(i),
-    begin_verify(n, context)/end_verify(k, accepted) calls for the clock."""
+                       choose_k: Callable[[], int], hooks=None, chooser: TokenChooser = GREEDY,
+                       sequential_verify: bool = False) -> SpecResult:
+    """Speculative decoding with `chooser` (greedy by default). `hooks` (optional) gets
+    begin_forward(tokens, context)/end_forward() around every target forward (the prefill and
+    each verify forward), begin_cycle(k), begin_draft_forward(context)/end_draft_forward(i)
+    around each draft forward, and end_cycle(k, accepted) after the verify, for the clock."""
     model = loaded.model
     cache = DynamicCache(config=model.config)
     result = SpecResult(tokens=[])
@@ -80,14 +99,20 @@ def speculative_decode(loaded: LoadedModel, draft: Draft, prompt_ids: torch.Tens
                 inp = chooser.one(out[0, -1], base + 1 + i)  # `last` sits at position base
                 drafted.append(inp)
         _crop_to(cache, base)
-        if hooks:
-            hooks.begin_forward(k + 1, base)
-        verify = model(input_ids=torch.tensor([[last, *drafted]], device=device), cache=cache, use_cache=True).logits
-        result.target_calls += 1
-        target = chooser.choose(verify[0], [base + 1 + j for j in range(k + 1)])  # after each input
-        accepted = 0
-        while accepted < k and target[accepted] == drafted[accepted]:
-            accepted += 1
+        if sequential_verify:
+            accepted, target = _verify_one_by_one(model, cache, [last, *drafted], base, chooser, hooks, device)
+            result.target_calls += accepted + 1
+        else:
+            if hooks:
+                hooks.begin_forward(k + 1, base)
+            verify = model(input_ids=torch.tensor([[last, *drafted]], device=device), cache=cache, use_cache=True).logits
+            if hooks:
+                hooks.end_forward()
+            result.target_calls += 1
+            target = chooser.choose(verify[0], [base + 1 + j for j in range(k + 1)])  # after each input
+            accepted = 0
+            while accepted < k and target[accepted] == drafted[accepted]:
+                accepted += 1
         emitted = drafted[:accepted] + [target[accepted]]
         _crop_to(cache, base + 1 + accepted)
         seconds = hooks.end_cycle(k, accepted) if hooks else 0.0

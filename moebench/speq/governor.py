@@ -11,6 +11,18 @@ roofline (paper Eqs. 1-5).
 p_j is an exponential moving average of "draft token j accepted given the ones before it
 were". k_SLO is the largest k whose cycle fits the TTFT budget. Costs are functions, so the
 same governor runs on the virtual clock's cost model or on profiled GPU timings.
+
+`objective="bytes"` (ours, not the paper's): when the host-to-device link is the bottleneck
+the cycle's copies decide its length, so k* minimises the expected seconds per emitted token
+
+    sec_per_token(k) = max(T_io(k), T_draft(k) + T_verify(k + 1)) / tokens(k)
+
+(the sum instead of the max where copies cannot overlap compute), with T_io(k) the link time
+of every byte the cycle is expected to move: the union of the k+1 verified tokens' missing
+experts including what thrashes (or, for a one-by-one verify, each verified token's own
+misses), plus an offloaded draft's own misses.
+`ttft_profile="offline"` takes k_SLO as the paper does: once, from a profile of the cycle
+time per k made before the first token (prior acceptance and miss rate), and recorded.
 """
 
 from __future__ import annotations
@@ -41,11 +53,19 @@ class Governor:
     ema: float = 0.3  # weight of the newest observation
     prior: float = 0.9  # acceptance assumed before anything is observed
     fixed_k: int | None = None  # ablation: never adapt
+    objective: str = "roofline"  # "roofline" (paper: tokens per cycle second) | "bytes" (seconds per token)
+    t_io: Callable[[int, float], float] | None = None  # bytes objective: (k, expected tokens) -> link seconds
+    overlap: bool = True  # copies overlap compute (False: a CPU, where they serialize)
+    ttft_profile: str = "online"  # "online": k_SLO from the current costs each cycle | "offline": once (paper)
     p: list[float] = field(default_factory=list)
     history: list[int] = field(default_factory=list)
+    profile_sec: dict[int, float] = field(default_factory=dict)  # the offline profile: k -> cycle seconds
 
     def __post_init__(self):
         self.p = [self.prior] * self.k_max
+        if self.ttft_profile == "offline":
+            self.profile_sec = {k: self.cycle_sec(k) for k in range(self.k_min, self.k_max + 1)}
+            self._k_slo_offline = self._largest_fitting(self.profile_sec)
 
     def tokens(self, k: int) -> float:
         total, survive = 1.0, 1.0
@@ -55,10 +75,16 @@ class Governor:
         return total
 
     def cycle_sec(self, k: int) -> float:
+        if self.objective == "bytes":
+            io, compute = self.t_io(k, self.tokens(k)), self.t_draft(k) + self.t_verify(k + 1)
+            return max(io, compute) if self.overlap else io + compute
         return max(self.t_draft(k), self.t_pcie_init) + self.t_pcie_new(k) + self.t_verify(k + 1)
 
     def throughput(self, k: int) -> float:
         return self.tokens(k) / self.cycle_sec(k)
+
+    def sec_per_token(self, k: int) -> float:
+        return self.cycle_sec(k) / self.tokens(k)
 
     def intensity(self, k: int, bytes_of_io: Callable[[int], float]) -> float:
         """Eq. 1 with S_token = 1: accepted tokens per synchronous I/O byte."""
@@ -67,9 +93,14 @@ class Governor:
 
     def k_slo(self) -> int:
         """Largest k whose whole cycle fits the TTFT budget (at least k_min)."""
+        if self.ttft_profile == "offline":
+            return self._k_slo_offline
+        return self._largest_fitting({k: self.cycle_sec(k) for k in range(self.k_min, self.k_max + 1)})
+
+    def _largest_fitting(self, cycle_sec: dict[int, float]) -> int:
         if self.ttft_budget_sec is None:
             return self.k_max
-        fits = [k for k in range(self.k_min, self.k_max + 1) if self.cycle_sec(k) <= self.ttft_budget_sec]
+        fits = [k for k, sec in cycle_sec.items() if sec <= self.ttft_budget_sec]
         return max(fits) if fits else self.k_min
 
     def choose(self) -> int:
@@ -77,7 +108,10 @@ class Governor:
             k = self.fixed_k
         else:
             candidates = range(self.k_min, self.k_slo() + 1)
-            k = max(candidates, key=lambda c: (self.throughput(c), -c))
+            if self.objective == "bytes":
+                k = min(candidates, key=lambda c: (self.sec_per_token(c), c))
+            else:
+                k = max(candidates, key=lambda c: (self.throughput(c), -c))
         self.history.append(k)
         return k
 

@@ -21,9 +21,12 @@ from moebench.engine.offload import OffloadEngine
 
 
 class Orchestrator:
-    def __init__(self, engine: OffloadEngine, phases: bool = True):
+    def __init__(self, engine: OffloadEngine, phases: bool = True, next_token: bool = False):
         self.engine = engine
         self.phases = phases  # False: no prefetch at all (the "without async prefetch" ablation)
+        # True (a sequential verify): instead of the phases, prefetch only what the next
+        # verify forward is predicted to need, one token ahead of it
+        self.next_token = next_token
         self.elb: dict[int, list[set[int]]] = {}  # layer -> predicted expert set per drafted token
         self.k = 0
         self.t_draft_token = 0.0
@@ -44,6 +47,10 @@ class Orchestrator:
         if not self.phases:
             return
         last = i == self.k - 1
+        if self.next_token:
+            if last:
+                self._prefetch_entry(0)
+            return
         if i == 0 and not last:
             return  # phase I
         engine = self.engine
@@ -53,6 +60,20 @@ class Orchestrator:
                 return  # phase II: the link would not drain before verification
             wanted = sorted(set().union(*self.elb[layer])) if last else sorted(self.elb[layer][i])
             engine.prefetch_experts(layer, wanted)
+
+    def verifying(self, j: int) -> None:
+        """Verify forward j of the cycle (the first is j = 0) is about to run: what the
+        lookahead eviction should keep is what the drafted tokens after it predicted."""
+        for layer, entries in self.elb.items():
+            self.engine.caches[layer].policy.upcoming = entries[j:] if self.next_token else entries[j + 1:]
+        if self.phases and self.next_token:
+            self._prefetch_entry(j + 1)
+
+    def _prefetch_entry(self, i: int) -> None:
+        """Queue every layer's experts that drafted token i's forward predicted."""
+        for layer, entries in self.elb.items():
+            if i < len(entries):
+                self.engine.prefetch_experts(layer, sorted(entries[i]))
 
     def buffer(self) -> dict[int, list[list[int]]]:
         """The ELB as plain lists (k x L entries of expert ids), for records and tests."""

@@ -17,7 +17,7 @@ def points(experiment: str) -> list[list[str]]:
     raw = cfg.hydra.sweeper.get("params")
     params = OmegaConf.to_container(raw) if raw else {}
     parsed = OverridesParser.create().parse_overrides([f"{key}={values}" for key, values in params.items()])
-    axes = [[f"{ov.key_or_group}={value}" for value in _values(ov)] for ov in parsed]
+    axes = [[f"{ov.get_key_element()}={value}" for value in _values(ov)] for ov in parsed]  # keeps a "+"
     return [list(combo) for combo in itertools.product(*axes)] or [[]]
 
 

@@ -115,3 +115,40 @@ def test_resident_experts_draft_is_lossless_and_moves_no_draft_bytes(family, mis
     m = method.metrics()
     assert 0 < m["draft_fidelity_frac"] <= 1 and 0 < m["draft_kept_expert_frac"] <= 1
     assert all(not s.draft or s.missed_bytes == 0 for s in method.engine.stats.steps)  # drafting moves nothing
+
+
+BEYOND = {  # issue 15's variants of method=speq, each with the bytes governor
+    "int4_cached": dict(draft="int4_cached", governor="bytes"),
+    "resident_sequential": dict(draft="resident", verify="sequential", prefetch=False, governor="bytes"),
+    "int4_sequential_next_token": dict(verify="sequential", prefetch="next_token", fixed_k=4),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(BEYOND))
+@pytest.mark.parametrize("family", sorted(TINY_ARCH))
+def test_speq_beyond_the_paper_variants_are_lossless_under_sampling(family, variant):
+    loaded = tiny_model(family)
+    plain = decode(loaded, prompt(), NEW, chooser=SAMPLE)
+    method = speq_method(loaded, **BEYOND[variant])
+    tokens, steps = method.generate(prompt(), NEW, SAMPLE)
+    assert tokens == plain, variant
+    assert_within_physics(method, steps)
+    assert method.metrics()["cycles"] >= 1
+
+
+def test_an_offloaded_int4_draft_moves_int4_bytes_and_gives_its_memory_back_to_fp16_slots():
+    loaded = tiny_model("mixtral")
+    shape = shape_from_hf_config(loaded.hf_config)
+    full, cached = speq_method(loaded), speq_method(loaded, draft="int4_cached", draft_slots=2, fixed_k=3)
+    assert cached.plan["draft_gb"] == pytest.approx(full.plan["draft_gb"] * 2 / shape.num_experts)
+    assert cached.plan["draft_slots_per_layer"] == 2
+    assert cached.plan["slots_per_layer"] > full.plan["slots_per_layer"]
+    assert 0 < cached.plan["int4_share_of_expert_memory"] < full.plan["int4_share_of_expert_memory"]
+    cached.generate(prompt(), NEW, SAMPLE)
+    cache, m = cached.engine.draft_cache, cached.metrics()
+    misses = cache.needed - cache.hits
+    assert misses > 0 and m["draft_h2d_bytes"] == pytest.approx(misses * cache.expert_bytes)
+    assert cache.expert_bytes < shape.expert_bytes / 3  # INT4 + scales, not FP16
+    assert m["h2d_bytes"] >= m["draft_h2d_bytes"]  # the draft's copies are on the link's count
+    full.generate(prompt(), NEW, SAMPLE)
+    assert "draft_h2d_bytes" not in full.metrics()  # the paper's draft never moves

@@ -83,3 +83,38 @@ def test_a_smaller_k_wins_when_the_verify_union_would_thrash_the_cache():
     roomy, tight = thrash_governor(slots=16).choose(), thrash_governor(slots=3).choose()
     assert roomy == 8  # nothing thrashes: the longest draft amortises best
     assert tight < roomy  # with 3 slots, k + 1 tokens' union (> 3 experts) evicts itself
+
+
+def bytes_governor(io_sec: dict[int, float], accept: float, overlap: bool = True, **kw):
+    """The bytes objective on a hand-made table: link seconds per cycle of k, 4 ms of draft
+    per token, a 10 ms verify."""
+    g = Governor(t_draft=lambda k: 0.004 * k, t_verify=lambda n: 0.010, t_pcie_new=lambda k: 0.0,
+                 t_io=lambda k, tokens: io_sec[k], objective="bytes", overlap=overlap, k_max=len(io_sec), **kw)
+    g.p = [accept] * len(io_sec)
+    return g
+
+
+def test_the_bytes_objective_picks_the_fewest_seconds_per_emitted_token():
+    io = {1: 0.20, 2: 0.26, 3: 0.31, 4: 0.50}  # the verify union outgrows the slots at k = 4
+    g = bytes_governor(io, accept=0.9)
+    per_token = {k: max(io[k], 0.004 * k + 0.010) / g.tokens(k) for k in io}
+    assert g.choose() == min(per_token, key=per_token.get) == 3
+    # with copies that cannot overlap compute, the compute term adds instead of hiding
+    serial = bytes_governor(io, accept=0.9, overlap=False)
+    assert serial.cycle_sec(2) == pytest.approx(0.26 + 0.018)
+
+
+def test_the_bytes_objective_drafts_less_when_drafts_are_rejected():
+    io = {1: 0.20, 2: 0.26, 3: 0.31, 4: 0.50}
+    assert bytes_governor(io, accept=0.2).choose() == 1 < bytes_governor(io, accept=0.9).choose()
+
+
+def test_the_offline_ttft_profile_is_taken_once_and_kept():
+    io = {1: 0.20, 2: 0.26, 3: 0.31, 4: 0.50}
+    g = bytes_governor(io, accept=0.9, ttft_budget_sec=0.27, ttft_profile="offline")
+    assert g.profile_sec == pytest.approx({1: 0.20, 2: 0.26, 3: 0.31, 4: 0.50})
+    assert g.k_slo() == 2 and g.choose() == 2  # k = 3 would be cheaper per token but breaks the budget
+    io[1] = io[2] = 1.0  # the costs change during the run: the paper's k_SLO does not move
+    assert g.k_slo() == 2
+    online = bytes_governor(io, accept=0.9, ttft_budget_sec=0.27, ttft_profile="online")
+    assert online.k_slo() == online.k_min  # re-derived from the current costs, nothing fits
