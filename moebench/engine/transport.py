@@ -92,13 +92,27 @@ class RealTransport:
         for view in loaded.layers:
             gate_up, down = view.experts.gate_up_proj.data, view.experts.down_proj.data
             self.shapes[view.index] = (gate_up.shape[1:], down.shape[1:], gate_up.dtype)
-            for e in range(gate_up.shape[0]):  # torch.cat makes each expert one fresh buffer
-                buffer = torch.cat([gate_up[e].reshape(-1), down[e].reshape(-1)])
-                self.store[(view.index, e)] = buffer.pin_memory() if self.cuda else buffer
+            self._take_layer(view.index, view.experts)
             self.pool[view.index] = (torch.empty((slots_per_layer, *gate_up.shape[1:]), dtype=gate_up.dtype, device=device),
                                      torch.empty((slots_per_layer, *down.shape[1:]), dtype=down.dtype, device=device))
             self.free[view.index] = list(range(slots_per_layer - 1, -1, -1))
         self.copies = 0
+
+    def _take_layer(self, layer: int, experts: nn.Module) -> None:
+        """Move one layer's experts into the host store without keeping a second copy: one
+        host buffer per layer (pinned on CUDA) in which each expert's gate_up and down rows
+        lie back to back (the expert's one contiguous buffer, `store[(layer, e)]`), and the
+        model's fused parameters become strided views of it. Host memory then holds the
+        experts once, plus one layer while it moves."""
+        gate_up, down = experts.gate_up_proj.data, experts.down_proj.data
+        count, gu, dn = gate_up.shape[0], gate_up[0].numel(), down[0].numel()
+        buffer = torch.empty((count, gu + dn), dtype=gate_up.dtype, pin_memory=self.cuda)
+        buffer[:, :gu].copy_(gate_up.reshape(count, gu))
+        buffer[:, gu:].copy_(down.reshape(count, dn))
+        experts.gate_up_proj = nn.Parameter(buffer[:, :gu].unflatten(1, gate_up.shape[1:]), requires_grad=False)
+        experts.down_proj = nn.Parameter(buffer[:, gu:].unflatten(1, down.shape[1:]), requires_grad=False)
+        for e in range(count):
+            self.store[(layer, e)] = buffer[e]
 
     @property
     def pool_bytes(self) -> int:

@@ -18,6 +18,7 @@ from moebench.report.prism import prism_accuracy, prism_partition, prism_points,
 from moebench.report.prism_cloud import prism_cloud
 from moebench.report.prism_offload import prism_offload
 from moebench.report.speq import speq_ablation, speq_cache, speq_cpu, speq_report, tape_coupling
+from moebench.report.speq_beyond import speq_beyond
 from moebench.report.summary import summary_rows, write_summary
 
 RENDERERS = {
@@ -28,6 +29,7 @@ RENDERERS = {
     "speq_cpu": speq_cpu,
     "speq_cache": speq_cache,
     "speq_ablation": speq_ablation,
+    "speq_beyond": speq_beyond,
     "prism_cloud": prism_cloud,
     "prism_offload": prism_offload,
     "tape_coupling": tape_coupling,

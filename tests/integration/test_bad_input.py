@@ -10,6 +10,12 @@ BAD_OVERRIDES = {
     "speq fixed_k negative": ["method=speq", "method.options.fixed_k=-1"],
     "speq fixed_k above k_max": ["method=speq", "method.options.fixed_k=9"],
     "speq draft_bits zero": ["method=speq", "method.options.draft_bits=0"],
+    "speq unknown draft": ["method=speq", "+method.options.draft=int8"],
+    "speq unknown verify": ["method=speq", "+method.options.verify=parallel"],
+    "speq draft_slots above the experts": ["method=speq", "+method.options.draft=int4_cached",
+                                           "+method.options.draft_slots=99"],
+    "speq int4_cached on the real backend": ["backend=real", "method=speq", "+method.options.draft=int4_cached"],
+    "unknown speq_point": ["+speq_point=phi35moe_99"],
     "top-k above the experts": ["model.arch.num_experts_per_tok=99"],
     "unknown group option": ["hardware=h900"],
     "unknown key": ["workload.prompt_length=8"],
@@ -26,7 +32,7 @@ def test_bad_override_is_one_line_exit_2_and_no_record(overrides, results_dir):
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("moebench: "), proc.stderr
     assert "Traceback" not in proc.stderr
-    key = overrides[-1].split("=")[0]
+    key = overrides[-1].split("=")[0].lstrip("+~")
     assert key.split(".")[-1] in lines[0]
     assert not list(results_dir.rglob("*.json"))
 

@@ -71,6 +71,27 @@ def test_the_models_own_experts_are_on_meta_while_installed():
     assert not any(v.experts.gate_up_proj.is_meta for v in loaded.layers)
 
 
+def test_the_host_store_holds_each_expert_once_in_one_contiguous_buffer():
+    """No second host copy: the model's fused expert tensors are views of the store."""
+    loaded = tiny_model("mixtral")
+    before = {v.index: (v.experts.gate_up_proj.data.clone(), v.experts.down_proj.data.clone()) for v in loaded.layers}
+    budget, shape = small_budget_gb(loaded)
+    m = METHODS["mixtral_offloading"](real_run("mixtral_offloading", budget), loaded, CostModel(hardware(), shape))
+    store = m.engine.transport.store
+    for v in loaded.layers:
+        gate_up, down = v.experts.gate_up_proj, v.experts.down_proj
+        assert torch.equal(gate_up, before[v.index][0]) and torch.equal(down, before[v.index][1])
+        for e in range(gate_up.shape[0]):
+            buffer = store[(v.index, e)]
+            assert buffer.is_contiguous() and buffer.numel() == gate_up[e].numel() + down[e].numel()
+            assert gate_up[e].data_ptr() == buffer.data_ptr()  # the model reads the store itself
+            assert down[e].data_ptr() == buffer.data_ptr() + gate_up[e].numel() * buffer.element_size()
+    stored = sum(b.numel() * b.element_size() for b in store.values())
+    model = sum((v.experts.gate_up_proj.numel() + v.experts.down_proj.numel()) * v.experts.gate_up_proj.element_size()
+                for v in loaded.layers)
+    assert stored == model  # once, not twice
+
+
 def test_a_corrupted_slot_changes_the_tokens():
     """The lossless check can fail: scale one expert's slot after its copy lands."""
     loaded = tiny_model("mixtral")
