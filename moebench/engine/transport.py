@@ -73,7 +73,33 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class RealTransport:
+class RealClock:
+    """A real transport's clock: CUDA events on a GPU, the wall clock on a CPU."""
+
+    cuda: bool
+    dev: object
+
+    def begin_step(self) -> None:
+        if self.cuda:
+            self._start_event = self.dev.Event(enable_timing=True)
+            self._start_event.record()
+        self._start = time.perf_counter()
+
+    def end_step(self, virtual_sec: float) -> float:
+        if self.cuda:
+            end = self.dev.Event(enable_timing=True)
+            end.record()
+            end.synchronize()
+            return self._start_event.elapsed_time(end) / 1e3
+        return time.perf_counter() - self._start
+
+    def now(self, virtual_now: float) -> float:
+        if self.cuda:
+            self.dev.synchronize()
+        return time.perf_counter()
+
+
+class RealTransport(RealClock):
     """Host store + device slot pool + real copies, timed by the wall clock or CUDA events."""
 
     def __init__(self, loaded, slots_per_layer: int, device: torch.device):
@@ -201,25 +227,43 @@ class RealTransport:
         gate_up.copy_(buffer[:split].view_as(gate_up), non_blocking=non_blocking)
         down.copy_(buffer[split:].view_as(down), non_blocking=non_blocking)
 
-    # --- the clock ---------------------------------------------------------------------
-    def begin_step(self) -> None:
-        if self.cuda:
-            self._start_event = self.dev.Event(enable_timing=True)
-            self._start_event.record()
-        self._start = time.perf_counter()
+class AccelerateOffloadTransport(RealClock):
+    """`hf_offload` on a GPU as a user runs it: accelerate's `cpu_offload` hooks keep every
+    experts module's weights in host memory and move them all to the device each time the
+    layer runs (and drop them after); the rest of the model lives on the device. The engine
+    only charges the virtual clock beside it; no slots are kept. Only on CUDA: on a CPU host
+    and device are the same memory, so there is nothing to offload (make_transport says so)."""
 
-    def end_step(self, virtual_sec: float) -> float:
-        if self.cuda:
-            end = self.dev.Event(enable_timing=True)
-            end.record()
-            end.synchronize()
-            return self._start_event.elapsed_time(end) / 1e3
-        return time.perf_counter() - self._start
+    def __init__(self, device: torch.device):
+        self.device, self.dev, self.cuda = device, torch.get_device_module(device), device.type == "cuda"
+        self.clock_label = "cuda" if self.cuda else "wall"  # a CPU device only in tests of the hooks
 
-    def now(self, virtual_now: float) -> float:
-        if self.cuda:
-            self.dev.synchronize()
-        return time.perf_counter()
+    def load(self, layer: int, expert: int) -> None:
+        pass
+
+    def evict(self, layer: int, expert: int) -> None:
+        pass
+
+    @contextmanager
+    def installed(self, loaded):
+        from accelerate import cpu_offload
+        from accelerate.hooks import remove_hook_from_module
+
+        saved = {v.index: (v.experts.gate_up_proj, v.experts.down_proj) for v in loaded.layers}
+        home = next(p.device for p in loaded.model.parameters() if not p.is_meta)
+        for view in loaded.layers:  # params to meta, a host state dict, a hook that brings them per forward
+            cpu_offload(view.experts, execution_device=self.device)
+        _move_non_meta(loaded.model, self.device)
+        try:
+            yield
+        finally:
+            for view in loaded.layers:
+                remove_hook_from_module(view.experts)
+                view.experts.gate_up_proj, view.experts.down_proj = saved[view.index]
+            _move_non_meta(loaded.model, home)
+
+    def compute(self, module, inner, layer, hidden, top_k_index, top_k_weights, draft: bool):
+        return inner(module, hidden, top_k_index, top_k_weights)  # the hook has put the weights on the device
 
 
 def make_transport(run, loaded, slots_per_layer: int, whole_layer: bool):
@@ -228,11 +272,13 @@ def make_transport(run, loaded, slots_per_layer: int, whole_layer: bool):
         return VirtualTransport()
     if loaded is None:
         raise ConfigError("backend", run.backend, "virtual for a trace replay (no model runs)")
-    if whole_layer:
-        raise ConfigError("method", run.method.name, "a method with expert slots on backend=real: hf_offload's "
-                          "real counterpart is accelerate's device_map offload on a GPU, not built yet, and on a "
-                          "CPU host and device are the same memory")
     device = resolve_device(run.device)
+    if whole_layer:
+        if device.type == "cuda":
+            return AccelerateOffloadTransport(device)
+        raise ConfigError("method", run.method.name, "a method with expert slots on backend=real device=cpu: "
+                          "hf_offload's real counterpart is accelerate's offload to a GPU (device=cuda); on a CPU "
+                          "host and device are the same memory, so there is nothing to offload")
     transport = RealTransport(loaded, slots_per_layer, device)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)

@@ -112,6 +112,29 @@ def test_a_corrupted_slot_changes_the_tokens():
     assert tokens != plain
 
 
+def test_accelerates_offload_hooks_emit_the_plain_tokens():
+    """hf_offload's GPU transport (accelerate's cpu_offload hooks per experts module), run here
+    with the CPU as its execution device: the weights reach the module only inside its forward."""
+    from moebench.engine.transport import AccelerateOffloadTransport
+
+    loaded = tiny_model("qwen2_moe")
+    plain = decode(loaded, prompt(), NEW, chooser=SAMPLE)
+    budget, shape = small_budget_gb(loaded)
+    virtual = real_run("hf_offload", budget + shape.num_experts * shape.expert_bytes / 1e9)
+    virtual.backend = "virtual"
+    m = METHODS["hf_offload"](virtual, loaded, CostModel(hardware(), shape))
+    m.engine.transport = AccelerateOffloadTransport(torch.device("cpu"))
+    at_rest = []  # a pre-hook runs before accelerate's hook brings the weights in
+    hook = loaded.layers[0].experts.register_forward_pre_hook(lambda mod, _a: at_rest.append(mod.gate_up_proj.is_meta))
+    try:
+        tokens, _ = m.generate(prompt(), NEW, SAMPLE)
+    finally:
+        hook.remove()
+    assert tokens == plain and m.clock_label == "wall"
+    assert at_rest and all(at_rest)
+    assert not any(v.experts.gate_up_proj.is_meta for v in loaded.layers)  # given back afterwards
+
+
 def test_hf_offload_has_no_real_counterpart_on_this_backend():
     loaded = tiny_model("mixtral")
     budget, shape = small_budget_gb(loaded)
