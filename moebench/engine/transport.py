@@ -27,11 +27,9 @@ from torch import nn
 from moebench.errors import ConfigError
 
 
-class VirtualTransport:
-    """The virtual clock's transport: modeled copies, the model's own weights."""
-
-    clock_label = "virtual"
-    models_draft_copies = True  # an offloaded draft's copies are modeled like the target's
+class NoSlots:
+    """A transport that keeps no slots of its own: loads and evictions move nothing, and each
+    layer runs the family's experts function on whatever weights the module has."""
 
     def load(self, layer: int, expert: int) -> None:
         pass
@@ -39,12 +37,19 @@ class VirtualTransport:
     def evict(self, layer: int, expert: int) -> None:
         pass
 
+    def compute(self, module, inner, layer, hidden, top_k_index, top_k_weights, draft: bool):
+        return inner(module, hidden, top_k_index, top_k_weights)
+
+
+class VirtualTransport(NoSlots):
+    """The virtual clock's transport: modeled copies, the model's own weights."""
+
+    clock_label = "virtual"
+    models_draft_copies = True  # an offloaded draft's copies are modeled like the target's
+
     @contextmanager
     def installed(self, loaded):
         yield
-
-    def compute(self, module, inner, layer, hidden, top_k_index, top_k_weights, draft: bool):
-        return inner(module, hidden, top_k_index, top_k_weights)
 
     def begin_step(self) -> None:
         pass
@@ -227,22 +232,18 @@ class RealTransport(RealClock):
         gate_up.copy_(buffer[:split].view_as(gate_up), non_blocking=non_blocking)
         down.copy_(buffer[split:].view_as(down), non_blocking=non_blocking)
 
-class AccelerateOffloadTransport(RealClock):
+
+class AccelerateOffloadTransport(NoSlots, RealClock):
     """`hf_offload` on a GPU as a user runs it: accelerate's `cpu_offload` hooks keep every
     experts module's weights in host memory and move them all to the device each time the
-    layer runs (and drop them after); the rest of the model lives on the device. The engine
-    only charges the virtual clock beside it; no slots are kept. Only on CUDA: on a CPU host
-    and device are the same memory, so there is nothing to offload (make_transport says so)."""
+    layer runs (and drop them after; `compute` finds them there); the rest of the model lives
+    on the device. The engine only charges the virtual clock beside it; no slots are kept.
+    Only on CUDA: on a CPU host and device are the same memory, so there is nothing to
+    offload (make_transport says so)."""
 
     def __init__(self, device: torch.device):
         self.device, self.dev, self.cuda = device, torch.get_device_module(device), device.type == "cuda"
         self.clock_label = "cuda" if self.cuda else "wall"  # a CPU device only in tests of the hooks
-
-    def load(self, layer: int, expert: int) -> None:
-        pass
-
-    def evict(self, layer: int, expert: int) -> None:
-        pass
 
     @contextmanager
     def installed(self, loaded):
@@ -261,9 +262,6 @@ class AccelerateOffloadTransport(RealClock):
                 remove_hook_from_module(view.experts)
                 view.experts.gate_up_proj, view.experts.down_proj = saved[view.index]
             _move_non_meta(loaded.model, home)
-
-    def compute(self, module, inner, layer, hidden, top_k_index, top_k_weights, draft: bool):
-        return inner(module, hidden, top_k_index, top_k_weights)  # the hook has put the weights on the device
 
 
 def make_transport(run, loaded, slots_per_layer: int, whole_layer: bool):
