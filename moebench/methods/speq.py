@@ -70,7 +70,11 @@ class SpeQ(EngineMethod):
         self.plan["int4_share_of_expert_memory"] = self._int4_share()
         self._draft_seen = (0, 0)  # the draft cache's (needed, hits) at the last cycle's end
         self.draft_miss_rate = 0.5  # EMA of an offloaded draft's per-expert miss rate
-        self.copies_per_verified_token = 0.5 * costs.shape.top_k  # EMA, per MoE layer (one-by-one verify)
+        # one-by-one verify: per draft length k, the EMA of FP16 copies per verified token and MoE
+        # layer; a longer lookahead evicts better, which no closed form gives, so each k is
+        # measured, and a k not yet tried counts as free (it is tried once, then judged)
+        self.copies_per_verified_token: dict[int, float] = {}
+        self.unseen_copies = 0.5 * costs.shape.top_k  # the offline profile's prior; 0 once the run starts
         self.reuse = 0.5  # EMA of the share of a cycle's union (up to the slots) that needed no copy
         self.distinct_scale = 1.0  # EMA of observed / independent-routing distinct experts per verify layer
         prefetch = _option(run, "prefetch", True, (True, False, "next_token"))
@@ -86,9 +90,10 @@ class SpeQ(EngineMethod):
             k_min=int(opt.get("k_min", 1)), k_max=int(opt.get("k_max", 8)),
             ttft_budget_sec=opt.get("ttft_budget_sec", 0.5),
             fixed_k=opt.get("fixed_k"), objective=objective, t_io=self._cycle_io_sec,
-            overlap=bool(costs.hw.copies_overlap_compute),
+            overlap=bool(costs.hw.copies_overlap_compute), verify_stops_early=self.sequential_verify,
             ttft_profile=_option(run, "ttft_profile", "offline" if objective == "bytes" else "online",
                                  ("online", "offline")))
+        self.unseen_copies = 0.0  # after the offline profile: an untried k counts as free
         self.cycles = []
         self._verify_steps = None  # verify forwards so far in the current cycle (None outside one)
 
@@ -156,11 +161,11 @@ class SpeQ(EngineMethod):
         cycle did not have to copy, prefetch waste counted against it) are served: copies =
         D - r min(slots, D), so a union beyond the slots is all copied. A one-by-one verify
         runs as many forwards as the cycle emits tokens (`tokens`), each copying its own
-        misses at the observed rate per verified token."""
+        misses at the rate observed for this k."""
         c, s = self.costs, self.costs.shape
         layers = len(s.moe_layers)
         if self.sequential_verify:
-            loads = tokens * self.copies_per_verified_token * layers
+            loads = tokens * self.copies_per_verified_token.get(k, self.unseen_copies) * layers
         else:
             distinct = min(s.num_experts, self.distinct_scale * self._distinct(k + 1))
             loads = (distinct - self.reuse * min(self.plan["slots_per_layer"], distinct)) * layers
@@ -178,7 +183,7 @@ class SpeQ(EngineMethod):
         return _option(self.run, "verify", "grouped", ("grouped", "sequential")) == "sequential"
 
     def _verify_sec(self, n: int) -> float:
-        if self.sequential_verify:  # charged as if all n are verified (an upper bound)
+        if self.sequential_verify:  # n single-token forwards (n may be an expected, fractional count)
             return n * self._grouped_verify_sec(1)
         return self._grouped_verify_sec(n)
 
@@ -240,7 +245,8 @@ class SpeQ(EngineMethod):
             loads = (self._fp16_copies() - copies) / len(layers)
             fits = max(1.0, min(self.plan["slots_per_layer"], union))
             self.reuse = 0.7 * self.reuse + 0.3 * float(np.clip((union - loads) / fits, -1.0, 1.0))
-            self.copies_per_verified_token = 0.7 * self.copies_per_verified_token + 0.3 * loads / verified
+            seen = self.copies_per_verified_token
+            seen[k] = 0.7 * seen[k] + 0.3 * loads / verified if k in seen else loads / verified
         cache = engine.draft_cache
         if cache is not None and cache.needed > self._draft_seen[0]:
             needed, hits = cache.needed - self._draft_seen[0], cache.hits - self._draft_seen[1]

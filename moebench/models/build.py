@@ -71,6 +71,9 @@ def build_random(cfg: ModelConfig, init_seed: int = 0) -> LoadedModel:
 def build_hf(cfg: ModelConfig) -> LoadedModel:
     """A real checkpoint, from `model.local_path` or the hub (a user option, never in tests)."""
     where = cfg.local_path or cfg.hf_id
+    if cfg.local_path and not any(Path(cfg.local_path).glob("*.safetensors")):
+        raise UserError(f"model.local_path={cfg.local_path}: no *.safetensors weights there (save the checkpoint "
+                        "with save_pretrained, or convert its .bin files to safetensors)")
     transformers.utils.logging.disable_progress_bar()  # stderr stays for one-line errors
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(where, dtype=DTYPES[cfg.dtype])

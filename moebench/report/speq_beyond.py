@@ -32,6 +32,8 @@ def variant_label(r: dict[str, Any]) -> str:
     elif o.get("prefetch") == "next_token":
         parts.append("next-token prefetch")
     parts.append(f"k={o['fixed_k']}" if o.get("fixed_k") else f"{o.get('governor', 'roofline')} governor")
+    if not o.get("fixed_k") and o.get("ttft_budget_sec", 0.5) is None:
+        parts.append("no TTFT cap")
     label = f"speq [{', '.join(parts)}]"
     return label + " (paper)" if label == "speq [int4, grouped verify, roofline governor]" else label
 

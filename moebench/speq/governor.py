@@ -56,6 +56,7 @@ class Governor:
     objective: str = "roofline"  # "roofline" (paper: tokens per cycle second) | "bytes" (seconds per token)
     t_io: Callable[[int, float], float] | None = None  # bytes objective: (k, expected tokens) -> link seconds
     overlap: bool = True  # copies overlap compute (False: a CPU, where they serialize)
+    verify_stops_early: bool = False  # a one-by-one verify runs as many forwards as it emits tokens
     ttft_profile: str = "online"  # "online": k_SLO from the current costs each cycle | "offline": once (paper)
     p: list[float] = field(default_factory=list)
     history: list[int] = field(default_factory=list)
@@ -76,7 +77,8 @@ class Governor:
 
     def cycle_sec(self, k: int) -> float:
         if self.objective == "bytes":
-            io, compute = self.t_io(k, self.tokens(k)), self.t_draft(k) + self.t_verify(k + 1)
+            verified = self.tokens(k) if self.verify_stops_early else k + 1
+            io, compute = self.t_io(k, self.tokens(k)), self.t_draft(k) + self.t_verify(verified)
             return max(io, compute) if self.overlap else io + compute
         return max(self.t_draft(k), self.t_pcie_init) + self.t_pcie_new(k) + self.t_verify(k + 1)
 

@@ -101,6 +101,17 @@ def test_checkpoint_identity_changes_when_one_weight_changes(local_mixtral, tmp_
     assert after["files"]["config.json"] == before["files"]["config.json"]
 
 
+def test_a_local_path_without_safetensors_is_one_line_naming_it(tmp_path, results_dir):
+    folder = tmp_path / "not_a_checkpoint"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    proc = run_cli("+experiment=debug", "model=mixtral8x7b", f"model.local_path={folder}", f"results_dir={results_dir}")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert str(folder) in lines[0] and "safetensors" in lines[0]
+    assert not list(results_dir.rglob("*.json"))
+
+
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data")
 def test_too_few_texts_in_a_prompt_set_is_one_line(results_dir, ci_cache):
     proc = run_cli("+experiment=debug", "model=proxy_ci", "workload=speq_humaneval", "workload.num_prompts=50",

@@ -1,5 +1,7 @@
 """MoE-SpeQ is lossless: speculative greedy decoding equals plain greedy, on every family."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -73,3 +75,23 @@ def test_elb_holds_k_by_l_entries_and_prefetch_happens():
     assert set(elb) == set(shape.moe_layers)
     assert all(len(entries) == method.cycles[-1].k for entries in elb.values())
     assert method.engine.stats.prefetch_issued > 0
+
+
+def test_the_bytes_governor_tries_each_k_once_under_a_one_by_one_verify_then_keeps_the_best():
+    """Under verify=sequential the copies per token depend on k through the lookahead eviction,
+    which no closed form gives: each k is measured once (an untried k counts as free), then
+    the governor keeps choosing among measured ones."""
+    loaded = tiny_model("qwen2_moe")
+    budget, shape = small_budget_gb(loaded)  # no INT4 draft to hold: these slots alone
+    run = speq_run(budget, draft="resident", verify="sequential", prefetch=False, governor="bytes",
+                   ttft_budget_sec=None, k_max=4)
+    slow_link = dataclasses.replace(hardware(), h2d_bytes_per_sec=1e5)  # copies dominate, as at Phi's sizes
+    method = METHODS["speq"](run, loaded, CostModel(slow_link, shape))
+    assert method.plan["slots_per_layer"] < shape.num_experts
+    prompt = torch.randint(1, 96, (1, 7), generator=torch.Generator().manual_seed(2))
+    method.generate(prompt, 40)
+    history = method.governor.history
+    assert sorted(history[:4]) == [1, 2, 3, 4]
+    assert sorted(method.copies_per_verified_token) == [1, 2, 3, 4]
+    profile = method.details()["governor"]["offline_profile_sec"]
+    assert len(profile) == 4 and all(v > 0 for v in profile.values())
