@@ -121,6 +121,7 @@ BEYOND = {  # issue 15's variants of method=speq, each with the bytes governor
     "int4_cached": dict(draft="int4_cached", governor="bytes"),
     "resident_sequential": dict(draft="resident", verify="sequential", prefetch=False, governor="bytes"),
     "int4_sequential_next_token": dict(verify="sequential", prefetch="next_token", fixed_k=4),
+    "int2_bytes_governor": dict(draft_bits=2, governor="bytes", ttft_budget_sec=None),
 }
 
 
