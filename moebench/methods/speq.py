@@ -18,10 +18,11 @@ from moebench.engine.experts_impl import engine_installed
 from moebench.engine.offload import EngineOptions
 from moebench.errors import ConfigError, UserError
 from moebench.methods.offload import EngineMethod, _option
+from moebench.speq.cycle_costs import CycleCosts
 from moebench.speq.decode import speculative_decode
 from moebench.speq.draft import Draft, routing_fidelity
 from moebench.speq.draft_cache import DraftExpertCache
-from moebench.speq.governor import Governor, expected_loads
+from moebench.speq.governor import Governor
 from moebench.speq.orchestrator import Orchestrator
 from moebench.speq.resident_draft import MISSING, ResidentDraft
 
@@ -68,32 +69,23 @@ class SpeQ(EngineMethod):
             self.engine.draft_cache = DraftExpertCache(self.engine, self.draft_slots, draft_expert_bytes(costs.shape, bits))
             self.plan["draft_slots_per_layer"] = self.draft_slots
         self.plan["int4_share_of_expert_memory"] = self._int4_share()
-        self._draft_seen = (0, 0)  # the draft cache's (needed, hits) at the last cycle's end
-        self.draft_miss_rate = 0.5  # EMA of an offloaded draft's per-expert miss rate
-        # one-by-one verify: per draft length k, the EMA of FP16 copies per verified token and MoE
-        # layer; a longer lookahead evicts better, which no closed form gives, so each k is
-        # measured, and a k not yet tried counts as free (it is tried once, then judged)
-        self.copies_per_verified_token: dict[int, float] = {}
-        self.unseen_copies = 0.5 * costs.shape.top_k  # the offline profile's prior; 0 once the run starts
-        self.reuse = 0.5  # EMA of the share of a cycle's union (up to the slots) that needed no copy
-        self.distinct_scale = 1.0  # EMA of observed / independent-routing distinct experts per verify layer
         prefetch = _option(run, "prefetch", True, (True, False, "next_token"))
         self.orchestrator = Orchestrator(self.engine, phases=bool(prefetch), next_token=prefetch == "next_token")
         self.engine.draft_listener = self.orchestrator.on_draft_layer
-        self.t_draft_token = self._draft_token_sec()
-        self.miss_rate = 0.5  # EMA of the share of verify-time experts not resident when needed
+        self.cycle_costs = CycleCosts(costs, self.engine, self.plan["slots_per_layer"], self.sequential_verify)
+        self.t_draft_token = self.cycle_costs.draft_token_sec
         objective = _option(run, "governor", "roofline", OBJECTIVES)
+        cc = self.cycle_costs
         self.governor = Governor(
-            t_draft=lambda k: k * self.t_draft_token, t_verify=self._verify_sec,
-            t_pcie_new=self._pcie_new_sec,
+            t_draft=cc.draft_sec, t_verify=cc.verify_sec, t_pcie_new=cc.pcie_new_sec,
             t_pcie_init=costs.transfer_sec(costs.shape.expert_bytes),
             k_min=int(opt.get("k_min", 1)), k_max=int(opt.get("k_max", 8)),
             ttft_budget_sec=opt.get("ttft_budget_sec", 0.5),
-            fixed_k=opt.get("fixed_k"), objective=objective, t_io=self._cycle_io_sec,
+            fixed_k=opt.get("fixed_k"), objective=objective, t_io=cc.cycle_io_sec,
             overlap=bool(costs.hw.copies_overlap_compute), verify_stops_early=self.sequential_verify,
             ttft_profile=_option(run, "ttft_profile", "offline" if objective == "bytes" else "online",
                                  ("online", "offline")))
-        self.unseen_copies = 0.0  # after the offline profile: an untried k counts as free
+        cc.start_run()  # after the offline profile
         self.cycles = []
         self._verify_steps = None  # verify forwards so far in the current cycle (None outside one)
 
@@ -124,75 +116,12 @@ class SpeQ(EngineMethod):
         grouped = bool(self.run.method.options.get("grouped_verify", True))
         return EngineOptions(slots_per_layer=0, policy="lookahead", grouped=grouped), draft_bytes, None
 
-    # --- profiled costs (from the cost model: compute only, experts resident) ------------------
-    def _non_expert_layer_sec(self, n: int) -> float:
-        """Attention, router and shared experts of one MoE layer for n tokens."""
-        c, s = self.costs, self.costs.shape
-        per_layer = c.kernel_sec(c.attention_kernel(n, 256)) + c.kernel_sec(c.router_kernel(n))
-        if s.shared_intermediate:
-            per_layer += c.kernel_sec(c.mlp_kernel(n, s.shared_intermediate, "shared"))
-        return per_layer
-
-    def _draft_token_sec(self) -> float:
-        c, s = self.costs, self.costs.shape
-        per_layer = self._non_expert_layer_sec(1)
-        expert = c.kernel_sec(c.expert_kernel(1, bytes_per_param=self.engine.int4_bytes_per_param))
-        return len(s.moe_layers) * (per_layer + s.top_k * expert) + c.kernel_sec(c.lm_head_kernel(1))
-
-    def _distinct(self, n: int) -> float:
-        """Expected distinct experts per layer among n tokens (independent top-k routing)."""
-        s = self.costs.shape
-        return s.num_experts * (1 - (1 - s.top_k / s.num_experts) ** n)
-
-    def _pcie_new_sec(self, k: int) -> float:
-        """Eq. 3's T_pcie,new: the experts a verify of k+1 tokens needs (their union grows
-        sublinearly in k) that are not resident, at the observed miss rate, plus what thrashes
-        when the union outgrows the slots (governor.expected_loads), over the link."""
-        c = self.costs
-        per_layer = expected_loads(self._distinct(k + 1), self.plan["slots_per_layer"], self.miss_rate)
-        new = per_layer * len(c.shape.moe_layers)
-        return c.hw.h2d_latency_sec + new * c.shape.expert_bytes / c.hw.h2d_bytes_per_sec
-
-    def _cycle_io_sec(self, k: int, tokens: float) -> float:
-        """The bytes objective's T_io: link seconds of the verify's expected FP16 copies plus an
-        offloaded draft's misses at its observed rate. A verify of k+1 tokens needs the union
-        D(k+1) of their experts per layer (independent top-k routing, scaled by the observed
-        locality); of those, the observed reuse r (the share of the slots' worth of experts a
-        cycle did not have to copy, prefetch waste counted against it) are served: copies =
-        D - r min(slots, D), so a union beyond the slots is all copied. A one-by-one verify
-        runs as many forwards as the cycle emits tokens (`tokens`), each copying its own
-        misses at the rate observed for this k."""
-        c, s = self.costs, self.costs.shape
-        layers = len(s.moe_layers)
-        if self.sequential_verify:
-            loads = tokens * self.copies_per_verified_token.get(k, self.unseen_copies) * layers
-        else:
-            distinct = min(s.num_experts, self.distinct_scale * self._distinct(k + 1))
-            loads = (distinct - self.reuse * min(self.plan["slots_per_layer"], distinct)) * layers
-        sec = loads * c.transfer_sec(s.expert_bytes)
-        if self.engine.draft_cache is not None:
-            draft_loads = k * layers * s.top_k * self.draft_miss_rate
-            sec += draft_loads * self.engine.draft_cache.copy_sec
-        return sec
-
     @property
     def sequential_verify(self) -> bool:
         """`verify=sequential`: one target forward per drafted token, stopping at the first
         rejection (only a token's own experts need slots at once), instead of one grouped
         forward over all k+1 (`verify=grouped`, the paper)."""
         return _option(self.run, "verify", "grouped", ("grouped", "sequential")) == "sequential"
-
-    def _verify_sec(self, n: int) -> float:
-        if self.sequential_verify:  # n single-token forwards (n may be an expected, fractional count)
-            return n * self._grouped_verify_sec(1)
-        return self._grouped_verify_sec(n)
-
-    def _grouped_verify_sec(self, n: int) -> float:
-        c, s = self.costs, self.costs.shape
-        distinct = self._distinct(n)
-        per_layer = self._non_expert_layer_sec(n)
-        per_layer += distinct * c.kernel_sec(c.expert_kernel(max(1, round(n * s.top_k / distinct))))
-        return len(s.moe_layers) * per_layer + c.kernel_sec(c.lm_head_kernel(1))
 
     # --- decode-loop hooks ---------------------------------------------------------------------
     def begin_forward(self, tokens, context):
@@ -208,10 +137,8 @@ class SpeQ(EngineMethod):
 
     def begin_cycle(self, k):
         self._cycle_start = self.engine.now()
-        engine = self.engine
         self._verify_steps = 0
-        self._cycle_mark = (len(engine.stats.steps), {layer: len(a) for layer, a in engine.accesses.items()},
-                            self._fp16_copies())
+        self._cycle_mark = self.cycle_costs.mark()
         self.orchestrator.begin_cycle(k, self.t_draft_token)
 
     def begin_draft_forward(self, context):
@@ -223,35 +150,11 @@ class SpeQ(EngineMethod):
         self.engine.mode = "target"
         self.orchestrator.after_draft_token(i)
 
-    def _fp16_copies(self) -> float:
-        """FP16 expert copies so far (demand and prefetch; an offloaded draft's excluded)."""
-        st, cache = self.engine.stats, self.engine.draft_cache
-        return (st.demand_bytes + st.prefetch_bytes - (cache.bytes if cache else 0.0)) / self.engine.expert_bytes
-
     def end_cycle(self, k, accepted):
-        engine, layers = self.engine, self.costs.shape.moe_layers
-        seconds = engine.now() - self._cycle_start
+        seconds = self.engine.now() - self._cycle_start
         self._verify_steps = None
         self.governor.observe(k, accepted)
-        steps, accesses, copies = self._cycle_mark
-        verify = [s for s in engine.stats.steps[steps:] if not s.draft]
-        needed, hits = sum(s.needed for s in verify), sum(s.hits for s in verify)
-        if needed:
-            self.miss_rate = 0.7 * self.miss_rate + 0.3 * (1 - hits / needed)
-            union = np.mean([len(set().union(*(n for n, _ in engine.accesses[layer][accesses.get(layer, 0):])))
-                             for layer in layers])
-            verified = accepted + 1 if self.sequential_verify else k + 1
-            self.distinct_scale = 0.7 * self.distinct_scale + 0.3 * union / self._distinct(verified)
-            loads = (self._fp16_copies() - copies) / len(layers)
-            fits = max(1.0, min(self.plan["slots_per_layer"], union))
-            self.reuse = 0.7 * self.reuse + 0.3 * float(np.clip((union - loads) / fits, -1.0, 1.0))
-            seen = self.copies_per_verified_token
-            seen[k] = 0.7 * seen[k] + 0.3 * loads / verified if k in seen else loads / verified
-        cache = engine.draft_cache
-        if cache is not None and cache.needed > self._draft_seen[0]:
-            needed, hits = cache.needed - self._draft_seen[0], cache.hits - self._draft_seen[1]
-            self.draft_miss_rate = 0.7 * self.draft_miss_rate + 0.3 * (1 - hits / needed)
-            self._draft_seen = (cache.needed, cache.hits)
+        self.cycle_costs.observe(k, accepted, self._cycle_mark)
         return seconds
 
     def generate(self, prompt_ids, new_tokens, chooser: TokenChooser = GREEDY):

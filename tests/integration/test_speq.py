@@ -92,6 +92,6 @@ def test_the_bytes_governor_tries_each_k_once_under_a_one_by_one_verify_then_kee
     method.generate(prompt, 40)
     history = method.governor.history
     assert sorted(history[:4]) == [1, 2, 3, 4]
-    assert sorted(method.copies_per_verified_token) == [1, 2, 3, 4]
+    assert sorted(method.cycle_costs.copies_per_verified_token) == [1, 2, 3, 4]
     profile = method.details()["governor"]["offline_profile_sec"]
     assert len(profile) == 4 and all(v > 0 for v in profile.values())
