@@ -44,7 +44,6 @@ def _crop_to(cache: DynamicCache, length: int) -> None:
         cache.crop(-extra)  # transformers 5: a negative count removes that many tokens
 
 
-@torch.no_grad()
 def _verify_one_by_one(model, cache, inputs: list[int], base: int, chooser, hooks, device) -> tuple[int, list[int]]:
     """Verify `inputs` = [last, d1..dk] with one target forward per token, stopping at the
     first draft the target disagrees with (fewer experts on the device at once than a
@@ -62,6 +61,7 @@ def _verify_one_by_one(model, cache, inputs: list[int], base: int, chooser, hook
     raise AssertionError("unreachable")
 
 
+@torch.no_grad()
 def speculative_decode(loaded: LoadedModel, draft: Draft, prompt_ids: torch.Tensor, new_tokens: int,
                        choose_k: Callable[[], int], hooks=None, chooser: TokenChooser = GREEDY,
                        sequential_verify: bool = False) -> SpecResult:

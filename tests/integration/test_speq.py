@@ -95,3 +95,16 @@ def test_the_bytes_governor_tries_each_k_once_under_a_one_by_one_verify_then_kee
     assert sorted(method.cycle_costs.copies_per_verified_token) == [1, 2, 3, 4]
     profile = method.details()["governor"]["offline_profile_sec"]
     assert len(profile) == 4 and all(v > 0 for v in profile.values())
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_speculative_decoding_runs_every_forward_without_autograd(sequential):
+    loaded = tiny_model("qwen2_moe")
+    grad = []
+    hook = loaded.model.register_forward_hook(lambda _m, _a, _o: grad.append(torch.is_grad_enabled()))
+    try:
+        speculative_decode(loaded, Draft(loaded, "rtn"), torch.randint(1, 96, (1, 5)), 6, choose_k=lambda: 2,
+                           sequential_verify=sequential)
+    finally:
+        hook.remove()
+    assert grad and not any(grad)
