@@ -107,6 +107,8 @@ class RealClock:
 class RealTransport(RealClock):
     """Host store + device slot pool + real copies, timed by the wall clock or CUDA events."""
 
+    models_draft_copies = False  # a draft's experts stay on the device (no offloaded INT4 draft)
+
     def __init__(self, loaded, slots_per_layer: int, device: torch.device):
         self.device = device
         self.dev = torch.get_device_module(device)
@@ -119,10 +121,8 @@ class RealTransport(RealClock):
         self.ready: dict[tuple[int, int], object] = {}  # (layer, slot) -> event after its copy
         self.released: dict[tuple[int, int], object] = {}  # (layer, slot) -> event after its last kernel
         self.copy_stream = self.dev.Stream()
-        self.shapes: dict[int, tuple[torch.Size, torch.Size, torch.dtype]] = {}
         for view in loaded.layers:
             gate_up, down = view.experts.gate_up_proj.data, view.experts.down_proj.data
-            self.shapes[view.index] = (gate_up.shape[1:], down.shape[1:], gate_up.dtype)
             self._take_layer(view.index, view.experts)
             self.pool[view.index] = (torch.empty((slots_per_layer, *gate_up.shape[1:]), dtype=gate_up.dtype, device=device),
                                      torch.empty((slots_per_layer, *down.shape[1:]), dtype=down.dtype, device=device))
@@ -218,9 +218,9 @@ class RealTransport(RealClock):
         return out
 
     def _stage(self, layer: int, experts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        gu_shape, dn_shape, dtype = self.shapes[layer]
-        gate_up = torch.empty((len(experts), *gu_shape), dtype=dtype, device=self.device)
-        down = torch.empty((len(experts), *dn_shape), dtype=dtype, device=self.device)
+        pool_gate_up, pool_down = self.pool[layer]
+        gate_up = pool_gate_up.new_empty((len(experts), *pool_gate_up.shape[1:]))
+        down = pool_down.new_empty((len(experts), *pool_down.shape[1:]))
         for i, e in enumerate(experts):
             self._copy_in(layer, e, gate_up[i], down[i])
         return gate_up, down
@@ -240,6 +240,8 @@ class AccelerateOffloadTransport(NoSlots, RealClock):
     on the device. The engine only charges the virtual clock beside it; no slots are kept.
     Only on CUDA: on a CPU host and device are the same memory, so there is nothing to
     offload (make_transport says so)."""
+
+    models_draft_copies = False
 
     def __init__(self, device: torch.device):
         self.device, self.dev, self.cuda = device, torch.get_device_module(device), device.type == "cuda"

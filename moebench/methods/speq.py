@@ -8,6 +8,8 @@ predicted FP16 experts, and the target verifies the k drafts in one grouped forw
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import torch
 
@@ -62,7 +64,7 @@ class SpeQ(EngineMethod):
             self.draft = Draft(loaded, quant, calibration=calibration_windows(loaded, 16, 128, seed=1), bits=bits)
             self.fidelity = routing_fidelity(loaded, self.draft, calibration_windows(loaded, 4, 128, 2, "valid"))
         if self.draft_source == "int4_cached":
-            if not getattr(self.engine.transport, "models_draft_copies", False):
+            if not self.engine.transport.models_draft_copies:
                 raise ConfigError("method.options.draft", "int4_cached", "int4 or resident on backend=real (the "
                                   "real transport keeps the draft's experts on the device; int4_cached is modeled "
                                   "on backend=virtual only)")
@@ -89,14 +91,14 @@ class SpeQ(EngineMethod):
         self.cycles = []
         self._verify_steps = None  # verify forwards so far in the current cycle (None outside one)
 
-    @property
+    @cached_property
     def draft_source(self) -> str:
         """`int4`: every INT4 expert on the device (paper); `int4_cached`: INT4 experts in host
         memory behind `draft_slots` device slots per layer; `resident`: the target on its
         resident FP16 experts drafts, no INT4 copies held."""
         return _option(self.run, "draft", "int4", DRAFTS)
 
-    @property
+    @cached_property
     def draft_slots(self) -> int:
         shape = self.costs.shape
         slots = _option(self.run, "draft_slots", min(2 * shape.top_k, shape.num_experts))
@@ -116,7 +118,7 @@ class SpeQ(EngineMethod):
         grouped = bool(self.run.method.options.get("grouped_verify", True))
         return EngineOptions(slots_per_layer=0, policy="lookahead", grouped=grouped), draft_bytes, None
 
-    @property
+    @cached_property
     def sequential_verify(self) -> bool:
         """`verify=sequential`: one target forward per drafted token, stopping at the first
         rejection (only a token's own experts need slots at once), instead of one grouped

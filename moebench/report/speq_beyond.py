@@ -13,6 +13,8 @@ from moebench.report.common import conditions, flag_invalid, plt, save_figure
 from moebench.report.speq import PAPER_FIG13, decoding_label
 
 BASELINE = "mixtral_offloading (sm)"
+PAPER_DESIGN = "speq [int4, grouped verify, roofline governor]"
+PAPER_LABEL = f"{PAPER_DESIGN} (paper)"
 PROXY_NAMES = {"phi35moe": "Phi-3.5-MoE", "qwen15moe": "Qwen1.5-MoE", "dsv2lite": "DeepSeek-V2-Lite"}
 
 
@@ -35,7 +37,7 @@ def variant_label(r: dict[str, Any]) -> str:
     if not o.get("fixed_k") and o.get("ttft_budget_sec", 0.5) is None:
         parts.append("no TTFT cap")
     label = f"speq [{', '.join(parts)}]"
-    return label + " (paper)" if label == "speq [int4, grouped verify, roofline governor]" else label
+    return PAPER_LABEL if label == PAPER_DESIGN else label
 
 
 def _point(r: dict[str, Any]) -> tuple[str, float]:
@@ -108,24 +110,29 @@ def _bytes_figure(frame: pd.DataFrame, out, name: str) -> str:
             "bytes than the same-memory LRU cache; absolute GB/token in the table).")
 
 
-def _verdict(frame: pd.DataFrame) -> list[str]:
-    """Which variant is fastest at each sampled point, against sm, with the byte mechanism."""
-    lines = []
+def _sampled_points(frame: pd.DataFrame):
+    """Per sampled (model, budget) with an sm row: (model, budget, rows by method, sm's row,
+    the fastest MoE-SpeQ variant's label and row)."""
     sampled = frame[frame["decoding"].str.startswith("sample")]
     for (model, budget), part in sampled.groupby(["model", "budget_gb"], sort=False):
         part = part.set_index("method")
         if BASELINE not in part.index:
             continue
-        sm = part.loc[BASELINE]
         speq = part[part.index.str.startswith("speq")]
         best = speq["tokens/s"].idxmax()
-        b = speq.loc[best]
-        paper = part.loc[best, "proxy_of"]
+        yield model, budget, part, part.loc[BASELINE], best, speq.loc[best]
+
+
+def _verdict(frame: pd.DataFrame) -> list[str]:
+    """Which variant is fastest at each sampled point, against sm, with the byte mechanism."""
+    lines = []
+    for model, budget, part, sm, best, b in _sampled_points(frame):
+        level = part.iloc[0]["memory"]
         verdict = "beats" if b["tokens/s"] > sm["tokens/s"] else "does not beat"
         lines.append(
-            f"- **{model} at {budget:g} GB ({part.iloc[0]['memory']})**: the fastest MoE-SpeQ variant, {best}, "
+            f"- **{model} at {budget:g} GB ({level})**: the fastest MoE-SpeQ variant, {best}, "
             f"{verdict} sm: {b['tokens/s']:.2f} against {sm['tokens/s']:.2f} tokens/s ({b['over sm']:.2f}x; the "
-            f"paper's SpeQ over sm at this level: {_paper_speedup(paper, part.iloc[0]['memory']):.2f}x). It moves "
+            f"paper's SpeQ over sm at this level: {_paper_speedup(b['proxy_of'], level):.2f}x). It moves "
             f"{b['GB/token']:.2f} GB per emitted token against sm's {sm['GB/token']:.2f} with "
             f"{b['FP16 slots/layer']} FP16 slots per layer against sm's {sm['FP16 slots/layer']} (hit fraction "
             f"{b['hit_frac']:.2f} against {sm['hit_frac']:.2f}), acceptance {b['accept']:.2f} at mean k "
@@ -135,10 +142,9 @@ def _verdict(frame: pd.DataFrame) -> list[str]:
 
 
 def _paper_row(part: pd.DataFrame) -> str:
-    label = "speq [int4, grouped verify, roofline governor] (paper)"
-    if label not in part.index:
+    if PAPER_LABEL not in part.index:
         return "not run"
-    p = part.loc[label]
+    p = part.loc[PAPER_LABEL]
     return (f"{p['tokens/s']:.2f} tokens/s, {p['over sm']:.2f}x, {p['GB/token']:.2f} GB per token, "
             f"{p['FP16 slots/layer']} FP16 slots, k {p['k']:.2f}")
 
@@ -196,12 +202,7 @@ def mechanism_paragraph(frame: pd.DataFrame) -> list[str]:
     and link use against sm's, and where fewer bytes did not make it faster."""
     sampled = frame[frame["decoding"].str.startswith("sample")]
     fewer_bytes, faster, idle = [], [], []
-    for (model, budget), part in sampled.groupby(["model", "budget_gb"], sort=False):
-        part = part.set_index("method")
-        if BASELINE not in part.index:
-            continue
-        sm, speq = part.loc[BASELINE], part[part.index.str.startswith("speq")]
-        best = speq.loc[speq["tokens/s"].idxmax()]
+    for model, budget, _part, sm, _label, best in _sampled_points(frame):
         where = f"{model} {budget:g} GB"
         if best["GB/token"] < sm["GB/token"]:
             fewer_bytes.append(where)
@@ -211,8 +212,7 @@ def mechanism_paragraph(frame: pd.DataFrame) -> list[str]:
                 idle.append(f"{where} (link busy {best['link busy']:.0%} against sm's {sm['link busy']:.0%})")
     sm_rows = sampled[sampled["method"] == BASELINE]
     belady = sm_rows["belady/own bytes"]
-    paper = "speq [int4, grouped verify, roofline governor] (paper)"
-    paper_rows = sampled[sampled["method"] == paper]
+    paper_rows = sampled[sampled["method"] == PAPER_LABEL]
     lines = ["**Mechanism.** At batch 1 the host-to-device link is busy for nearly every method, so the bytes "
              "moved per emitted token set the speed. The paper's INT4 draft holds "
              f"{paper_rows['draft GB'].min():.1f}-{paper_rows['draft GB'].max():.1f} GB of the budget, which leaves "

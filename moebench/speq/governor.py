@@ -66,7 +66,6 @@ class Governor:
         self.p = [self.prior] * self.k_max
         if self.ttft_profile == "offline":
             self.profile_sec = {k: self.cycle_sec(k) for k in range(self.k_min, self.k_max + 1)}
-            self._k_slo_offline = self._largest_fitting(self.profile_sec)
 
     def tokens(self, k: int) -> float:
         total, survive = 1.0, 1.0
@@ -96,7 +95,7 @@ class Governor:
     def k_slo(self) -> int:
         """Largest k whose whole cycle fits the TTFT budget (at least k_min)."""
         if self.ttft_profile == "offline":
-            return self._k_slo_offline
+            return self._largest_fitting(self.profile_sec)
         return self._largest_fitting({k: self.cycle_sec(k) for k in range(self.k_min, self.k_max + 1)})
 
     def _largest_fitting(self, cycle_sec: dict[int, float]) -> int:
