@@ -91,10 +91,10 @@ def environment() -> dict[str, Any]:
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})"
-    from moebench.determinism import cpu_identity
+    from moebench.determinism import cpu_identity, numerics_state
 
     return {"python": platform.python_version(), "versions": versions, "device": device,
-            "torch_threads": torch.get_num_threads(), "cpu": cpu_identity()}
+            "torch_threads": torch.get_num_threads(), "cpu": cpu_identity(), "numerics": numerics_state()}
 
 
 def header(cfg: RunConfig, clock: str) -> dict[str, Any]:

@@ -6,10 +6,15 @@ expert hit fractions, on the small CI proxy (trained in seconds), plus cache-pol
 rates on the real Mixtral trace when ../shared/data is present. On failure it prints a
 table of what moved and by how much, and exits 1. `--update` rewrites the golden file.
 
-The ratios depend on proxy_ci's trained weights, so the weights' sha256 (and the torch
-build and CPU that made them) is stored beside the golden values and checked first: a
-different hash means another torch build or CPU family trained other (equally good) bits,
-and regress says so in one line before comparing.
+Kernels are pinned (moebench/determinism.py), so on any x86-64 CPU the same torch build
+trains proxy_ci to the same bits and every key comes out the same: keys are compared exactly.
+Measured on one machine across ATen's default, AVX2 and AVX-512 kernels and MKL's AVX2 path
+(tests/integration/test_any_cpu.py), the pinned spread is zero; unpinned, the same keys moved by
+up to 0.04 in hit fraction and 10% in perplexity ratio, which no tolerance could absorb
+without also hiding a real regression. The weights' sha256, torch build and kernels are
+stored beside the golden values and checked first: a different hash (another torch build,
+or unpinned kernels) is said in one line before comparing. `--quick` runs the subset that
+the any-CPU test repeats under several kernel sets.
 """
 
 from __future__ import annotations
@@ -50,45 +55,82 @@ def _run(results: Path, overrides: list[str]) -> dict:
     return json.loads(path.read_text())
 
 
-def measure() -> dict[str, float]:
-    """The key ratios, freshly computed (and `WEIGHTS_KEY`: proxy_ci's weights identity)."""
+def _proxy_ci(results: Path, method: str, budget: float, *extra: str) -> dict:
+    return _run(results, ["model=proxy_ci", f"method={method}", f"method.budget_gb={budget}",
+                          "workload=heldout", *extra])
+
+
+def offload_ratios(results: Path) -> dict:
+    """Each offloading method's TPOT over full_resident's and its hit fraction, at SLOTS
+    experts per layer (and `WEIGHTS_KEY`: proxy_ci's weights identity)."""
+    budget = ci_budget_gb(max_tokens=64)  # workload=heldout: 32-token prompts + 32 new
+    records = {m: _proxy_ci(results, m, budget) for m in PROXY_METHODS}
+    out = {WEIGHTS_KEY: weights_identity(records["full_resident"]),
+           "proxy_ci/mixtral_offloading/slots_per_layer": float(
+               records["mixtral_offloading"]["method_details"]["memory_plan"]["slots_per_layer"])}
+    base = records["full_resident"]["metrics"]["tpot_sec_mean"]
+    for m, r in records.items():
+        if m != "full_resident":
+            out[f"proxy_ci/{m}/tpot_over_full_resident"] = r["metrics"]["tpot_sec_mean"] / base
+            out[f"proxy_ci/{m}/expert_hit_frac"] = r["metrics"]["expert_hit_frac"]
+    return out
+
+
+def speq_ratios(results: Path) -> dict:
+    """MoE-SpeQ over Mixtral-Offloading (sc and sm) at the same budget, greedy and sampled."""
+    budget = ci_budget_gb(max_tokens=64, with_draft=True)
+    greedy = {m: _proxy_ci(results, m, budget) for m in ("speq", "mixtral_offloading_sc", "mixtral_offloading_sm")}
+    out = {f"proxy_ci/speq/speedup_over_{base}": (greedy[base]["metrics"]["tpot_sec_mean"]
+                                                  / greedy["speq"]["metrics"]["tpot_sec_mean"])
+           for base in ("mixtral_offloading_sc", "mixtral_offloading_sm")}
+    out["proxy_ci/speq/expert_hit_frac"] = greedy["speq"]["metrics"]["expert_hit_frac"]
+    out["proxy_ci/speq/draft_accept_frac"] = greedy["speq"]["metrics"]["draft_accept_frac"]
+    sampled = {m: _proxy_ci(results, m, budget, "workload.decoding=sample")
+               for m in ("speq", "mixtral_offloading_sm")}
+    out["proxy_ci/speq_sampled/speedup_over_mixtral_offloading_sm"] = (
+        sampled["mixtral_offloading_sm"]["metrics"]["tpot_sec_mean"] / sampled["speq"]["metrics"]["tpot_sec_mean"])
+    out["proxy_ci/speq_sampled/draft_accept_frac"] = sampled["speq"]["metrics"]["draft_accept_frac"]
+    out["proxy_ci/mixtral_offloading_sm_sampled/expert_hit_frac"] = (
+        sampled["mixtral_offloading_sm"]["metrics"]["expert_hit_frac"])
+    return out
+
+
+def trace_hit_fracs(results: Path) -> dict:
+    """Cache-policy hit fractions on the real Mixtral trace (when ../shared/data is here)."""
+    if not MIXTRAL_TRACE.exists():
+        return {}
+    out = {}
+    for policy in ("lru", "lfu", "static", "belady"):
+        r = _run(results, ["model=mixtral8x7b", "workload=trace_mixtral_humaneval",
+                           "method=mixtral_offloading", "method.budget_gb=60",
+                           f"method.options.policy={policy}"])
+        out[f"mixtral_trace/{policy}@60GB/expert_hit_frac"] = r["metrics"]["expert_hit_frac"]
+    return out
+
+
+def quick_prism_ratio(results: Path) -> dict:
+    """Top-1 routing's held-out perplexity over the plain proxy's: one forward-only key that
+    moved with the CPU before kernels were pinned."""
+    return {"proxy_ci/topk/ppl_k1_over_original": _ppl(results, ["method=topk", "method.budget_gb=null",
+                                                                 "method.options.top_k=1"])
+            / _ppl(results, ["method=full_resident"])}
+
+
+def _ppl(results: Path, overrides: list[str]) -> float:
+    record = _run(results, ["model=proxy_ci", "eval=heldout", "eval.limit=1", *overrides])
+    return record["eval"]["results"]["heldout_ppl"]["word_perplexity,none"]
+
+
+def measure(quick: bool = False) -> dict[str, float]:
+    """The key ratios, freshly computed (and `WEIGHTS_KEY`: proxy_ci's weights identity).
+    `quick` (what the any-CPU test runs under several kernel sets): offloading, MoE-SpeQ and
+    one perplexity ratio; the full set adds Prism and the real trace."""
+    groups = ((offload_ratios, speq_ratios, quick_prism_ratio) if quick
+              else (offload_ratios, speq_ratios, prism_ratios, trace_hit_fracs))
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        results = Path(tmp)
-        budget = ci_budget_gb(max_tokens=64)  # workload=heldout: 32-token prompts + 32 new
-        records = {m: _run(results, ["model=proxy_ci", f"method={m}", f"method.budget_gb={budget}",
-                                     "workload=heldout"]) for m in PROXY_METHODS}
-        out[WEIGHTS_KEY] = weights_identity(records["full_resident"])
-        out["proxy_ci/mixtral_offloading/slots_per_layer"] = float(
-            records["mixtral_offloading"]["method_details"]["memory_plan"]["slots_per_layer"])
-        speq_budget = ci_budget_gb(max_tokens=64, with_draft=True)
-        speq = {m: _run(results, ["model=proxy_ci", f"method={m}", f"method.budget_gb={speq_budget}",
-                                  "workload=heldout"]) for m in ("speq", "mixtral_offloading_sc", "mixtral_offloading_sm")}
-        for base in ("mixtral_offloading_sc", "mixtral_offloading_sm"):
-            out[f"proxy_ci/speq/speedup_over_{base}"] = (speq[base]["metrics"]["tpot_sec_mean"]
-                                                          / speq["speq"]["metrics"]["tpot_sec_mean"])
-        out["proxy_ci/speq/expert_hit_frac"] = speq["speq"]["metrics"]["expert_hit_frac"]
-        sampled = {m: _run(results, ["model=proxy_ci", f"method={m}", f"method.budget_gb={speq_budget}",
-                                     "workload=heldout", "workload.decoding=sample"])
-                   for m in ("speq", "mixtral_offloading_sm")}
-        out["proxy_ci/speq_sampled/speedup_over_mixtral_offloading_sm"] = (
-            sampled["mixtral_offloading_sm"]["metrics"]["tpot_sec_mean"] / sampled["speq"]["metrics"]["tpot_sec_mean"])
-        out["proxy_ci/speq_sampled/draft_accept_frac"] = sampled["speq"]["metrics"]["draft_accept_frac"]
-        out["proxy_ci/mixtral_offloading_sm_sampled/expert_hit_frac"] = (
-            sampled["mixtral_offloading_sm"]["metrics"]["expert_hit_frac"])
-        out["proxy_ci/speq/draft_accept_frac"] = speq["speq"]["metrics"]["draft_accept_frac"]
-        out |= prism_ratios(results)
-        base = records["full_resident"]["metrics"]["tpot_sec_mean"]
-        for m, r in records.items():
-            if m != "full_resident":
-                out[f"proxy_ci/{m}/tpot_over_full_resident"] = r["metrics"]["tpot_sec_mean"] / base
-                out[f"proxy_ci/{m}/expert_hit_frac"] = r["metrics"]["expert_hit_frac"]
-        if MIXTRAL_TRACE.exists():
-            for policy in ("lru", "lfu", "static", "belady"):
-                r = _run(results, ["model=mixtral8x7b", "workload=trace_mixtral_humaneval",
-                                   "method=mixtral_offloading", "method.budget_gb=60",
-                                   f"method.options.policy={policy}"])
-                out[f"mixtral_trace/{policy}@60GB/expert_hit_frac"] = r["metrics"]["expert_hit_frac"]
+        for group in groups:
+            out |= group(Path(tmp))
     return out
 
 
@@ -98,8 +140,7 @@ def prism_ratios(results: Path) -> dict[str, float]:
     decode latency of the sub-expert cache over whole-expert LRU at a 1.5-expert floor; and
     the cloud scheduler's goodput over FIFO at medium load (DeepSeek-V2-Lite sizes, 60 s)."""
     def ppl(overrides):
-        record = _run(results, ["model=proxy_ci", "eval=heldout", "eval.limit=1", *overrides])
-        return record["eval"]["results"]["heldout_ppl"]["word_perplexity,none"]
+        return _ppl(results, overrides)
 
     full = ppl(["method=full_resident"])
     out = {
@@ -130,9 +171,12 @@ WEIGHTS_KEY = "proxy_ci/weights"
 
 
 def weights_identity(record: dict) -> dict:
-    """What made the weights a record ran: their hash, the torch build and the CPU."""
+    """What made the weights a record ran: their hash, the torch build, the kernels that ran
+    and the CPU (informative: pinned kernels make it irrelevant)."""
+    numerics = record["env"]["numerics"]
     return {"weights_sha256": record["model"]["weights_sha256"],
-            "torch": record["env"]["versions"]["torch"], "cpu": record["env"]["cpu"]}
+            "torch": record["env"]["versions"]["torch"], "cpu": record["env"]["cpu"],
+            "kernels": {k: numerics[k] for k in ("pinned", "aten_capability", "mkl_branch")}}
 
 
 def weights_note(measured: dict, golden: dict) -> str | None:
@@ -140,20 +184,27 @@ def weights_note(measured: dict, golden: dict) -> str | None:
     if measured["weights_sha256"] == golden["weights_sha256"]:
         return None
     causes = [f"torch {golden['torch']} -> {measured['torch']}"] if measured["torch"] != golden["torch"] else []
-    if measured["cpu"] != golden["cpu"]:
-        causes.append(f"CPU {golden['cpu']['model']} ({golden['cpu']['isa']}) -> "
-                      f"{measured['cpu']['model']} ({measured['cpu']['isa']})")
-    why = "; ".join(causes) or "same torch and CPU, so a change in training or its inputs"
+    want, got = golden.get("kernels"), measured.get("kernels")
+    if want != got:
+        causes.append(f"kernels {_kernels_text(want)} -> {_kernels_text(got)}")
+    why = "; ".join(causes) or "same torch build and pinned kernels, so a change in training or its inputs"
+    where = f"{golden['cpu']['model']} -> {measured['cpu']['model']}"
     return (f"moebench.regress: proxy_ci weights {measured['weights_sha256'][:12]} differ from the golden "
-            f"values' {golden['weights_sha256'][:12]} (likely cause: {why}); comparing with the tolerances, "
-            "and `make golden` on this machine makes new golden values")
+            f"values' {golden['weights_sha256'][:12]} (likely cause: {why}; CPU {where}); comparing anyway, "
+            "and `make golden` makes new golden values")
+
+
+def _kernels_text(kernels: dict | None) -> str:
+    if not kernels:
+        return "unrecorded"
+    pinned = "pinned" if kernels["pinned"] else "not pinned"
+    return f"{pinned} (ATen {kernels['aten_capability']}, MKL {kernels['mkl_branch']})"
 
 
 def tolerance(key: str) -> dict:
-    """Relative 5% for time ratios; 0.03 absolute for hit fractions."""
-    if "slots" in key:
-        return {"abs": 0}
-    return {"rel": 0.05} if any(w in key for w in ("tpot", "speedup", "ppl", "goodput")) else {"abs": 0.03}
+    """Exact for every key: with pinned kernels the measured spread across CPUs is zero (see
+    the module docstring), so any change is a change of behaviour."""
+    return {"abs": 0.0}
 
 
 def compare(measured: dict[str, float], golden: dict[str, dict], unavailable: tuple[str, ...] = ()) -> list[dict]:
@@ -173,7 +224,8 @@ def compare(measured: dict[str, float], golden: dict[str, dict], unavailable: tu
         if "rel" in tol:
             change, ok, allowed = (got - want) / want, abs(got - want) <= tol["rel"] * abs(want), f"±{tol['rel']:.0%}"
         else:
-            change, ok, allowed = got - want, abs(got - want) <= tol["abs"], f"±{tol['abs']}"
+            allowed = "exact" if tol["abs"] == 0 else f"±{tol['abs']}"
+            change, ok = got - want, abs(got - want) <= tol["abs"]
         rows.append({"key": key, "golden": want, "measured": got, "change": change, "allowed": allowed, "ok": ok})
     return rows
 
@@ -191,8 +243,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m moebench.regress", description=__doc__)
     parser.add_argument("--golden", default=str(GOLDEN))
     parser.add_argument("--update", action="store_true", help="rewrite the golden file")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the offloading, MoE-SpeQ and top-1 perplexity keys")
     args = parser.parse_args(argv)
-    measured = measure()
+    if args.update and args.quick:
+        parser.error("--update rewrites every key: run it without --quick")
+    measured = measure(quick=args.quick)
     weights = measured.pop(WEIGHTS_KEY, None)
     golden_path = Path(args.golden)
     weights_path = golden_path.with_name(GOLDEN_WEIGHTS.name)
@@ -209,7 +265,10 @@ def main(argv=None) -> int:
     unavailable = () if MIXTRAL_TRACE.exists() else ("mixtral_trace/",)
     if unavailable:
         print(f"moebench.regress: {MIXTRAL_TRACE} not found; trace keys skipped")
-    rows = compare(measured, json.loads(golden_path.read_text()), unavailable)
+    golden = json.loads(golden_path.read_text())
+    if args.quick:
+        golden = {k: v for k, v in golden.items() if k in measured}
+    rows = compare(measured, golden, unavailable)
     failed = [r for r in rows if not r["ok"]]
     print(table(failed if failed else rows))
     if failed:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import yaml
 
-from moebench.determinism import cpu_identity, fixed_threads
+from moebench.determinism import cpu_identity, fixed_threads, numerics_state
 from moebench.paths import CONF_DIR
 
 DTYPE = torch.bfloat16
@@ -77,7 +77,8 @@ def measure(hidden: int, intermediate: int, threads: int) -> dict:
         latency, bandwidth, points = copy_line()
         rates = matmul_rates(hidden, intermediate)
     cpu = cpu_identity()
-    where = f"{cpu['model']} ({cpu['capability']}), {threads} torch thread(s), torch {torch.__version__}"
+    where = (f"{cpu['model']} (ATen {numerics_state()['aten_capability']} kernels), {threads} torch thread(s), "
+             f"torch {torch.__version__}")
     return {
         "name": "cpu",
         "peak_flops": rates["flops"],

@@ -175,8 +175,9 @@ class SpeQ(EngineMethod):
         out = self.engine.metrics()
         accepted = [c.accepted for c in self.cycles]
         ks = [c.k for c in self.cycles]
-        reached = np.zeros(8)
-        taken = np.zeros(8)
+        # [k_max] per draft position: cycles that reached it and cycles that accepted it
+        reached = np.zeros(self.governor.k_max)
+        taken = np.zeros(self.governor.k_max)
         for c in self.cycles:
             for j in range(min(c.k, c.accepted + 1)):
                 reached[j] += 1
@@ -190,7 +191,7 @@ class SpeQ(EngineMethod):
             "k_mean": float(np.mean(ks)) if ks else 0.0,
             "cycles": len(self.cycles),
             "distinct_experts_per_verify_layer": float(np.mean([s.needed for s in verify]) / layers) if verify else 0.0,
-            **{f"accept_frac_pos{j + 1}": float(taken[j] / reached[j]) for j in range(8) if reached[j]},
+            **{f"accept_frac_pos{j + 1}": float(taken[j] / reached[j]) for j in range(len(reached)) if reached[j]},
             **{f"draft_{k}": float(v) for k, v in (self.fidelity or self.draft.fidelity()).items()},
         }
         if self.engine.draft_cache is not None:

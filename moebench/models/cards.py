@@ -86,7 +86,7 @@ def build_card(name: str) -> dict:
         "recipe": asdict(spec.recipe),
         "training": {k: training.get(k) for k in ("train_tokens", "train_seconds", "tokens_per_sec",
                                                  "aux_loss_coef", "train_split_tokens", "valid_split_tokens",
-                                                 "torch", "torch_threads", "cpu")},
+                                                 "torch", "torch_threads", "cpu", "numerics")},
         "quality": {"valid_perplexity": training["valid_perplexity"],
                     "unigram_perplexity": training["unigram_perplexity"],
                     "ratio_to_unigram": training["valid_perplexity"] / training["unigram_perplexity"]},
@@ -132,9 +132,11 @@ def card_markdown(card: dict) -> str:
         f"({t['tokens_per_sec']:.0f} tokens/s; wall time depends on what else ran on the machine); "
         f"train split {t['train_split_tokens']:,} tokens, held-out split {t['valid_split_tokens']:,}.",
         f"- Bits: torch {t['torch']} at a fixed {t.get('torch_threads') or 'unrecorded'} intra-op thread(s) "
-        f"(the recipe's, whatever the machine has), on {_cpu_text(t.get('cpu'))}; weights sha256 "
-        f"`{card['weights_sha256'][:16]}`. The same torch build and CPU family give these bits on any "
-        "machine; another CPU family may train a proxy of equal quality with other bits.",
+        f"(the recipe's, whatever the machine has), {_kernels_text(t.get('numerics'))}, on "
+        f"{_cpu_text(t.get('cpu'))}; weights sha256 `{card['weights_sha256'][:16]}`. "
+        + ("Pinned kernels give these bits on any x86-64 CPU with the same torch build."
+           if (t.get("numerics") or {}).get("pinned") else
+           "Kernels were not pinned: another CPU family may train a proxy of equal quality with other bits."),
         f"- Held-out perplexity **{q['valid_perplexity']:.1f}** against the unigram perplexity "
         f"{q['unigram_perplexity']:.1f} of the same split: ratio **{q['ratio_to_unigram']:.2f}** "
         "(target <= 0.5).",
@@ -173,7 +175,13 @@ def card_markdown(card: dict) -> str:
 def _cpu_text(cpu: dict | None) -> str:
     if not cpu:
         return "an unrecorded CPU"
-    return f"{cpu['model']} ({cpu['capability']}; {cpu['isa']})"
+    return f"{cpu['model']} ({cpu['isa']})"
+
+
+def _kernels_text(numerics: dict | None) -> str:
+    if not numerics:
+        return "unrecorded kernels"
+    return f"ATen {numerics['aten_capability']} kernels and MKL branch {numerics['mkl_branch']}"
 
 
 def cache_view_lines(card: dict) -> list[str]:

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -24,7 +25,13 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from moebench.config import ModelConfig
-from moebench.determinism import cpu_identity, fixed_threads
+from moebench.determinism import (
+    cpu_identity,
+    fixed_threads,
+    numerics_state,
+    pinned_environment,
+    process_is_pinned,
+)
 from moebench.errors import UserError
 from moebench.models.build import LoadedModel, hf_config_for, weights_sha256
 from moebench.models.corpora import (
@@ -37,7 +44,8 @@ from moebench.models.corpora import (
 from moebench.models.families import moe_layers
 from moebench.models.proxies import PROXIES, ProxySpec, proxy_arch
 
-TRAIN_VERSION = 1
+# 2: trained with pinned kernels (determinism.py), the same bits on any x86-64 CPU.
+TRAIN_VERSION = 2
 FILES = ("model.safetensors", "config.json", "training.json")
 
 
@@ -135,9 +143,21 @@ def evaluate(model, ids: np.ndarray, seq_len: int, max_windows: int = 64) -> flo
 
 def train_proxy(spec: ProxySpec, folder: Path) -> None:
     """Train `spec` from scratch and write its cache entry atomically into `folder`, at the
-    recipe's fixed thread count (the weights' bits then do not depend on the machine)."""
+    recipe's fixed thread count and with pinned kernels, so the weights' bits do not depend on
+    the machine. A process whose kernels are not pinned trains in a pinned subprocess."""
+    if not process_is_pinned():
+        _train_in_pinned_subprocess(spec, folder)
+        return
     with fixed_threads(spec.recipe.torch_threads):
         _train_proxy(spec, folder)
+
+
+def _train_in_pinned_subprocess(spec: ProxySpec, folder: Path) -> None:
+    print(f"moebench: training {spec.name} in a subprocess with pinned kernels", file=sys.stderr)
+    done = subprocess.run([sys.executable, "-m", "moebench.models", "train", spec.name],
+                          env=pinned_environment(), stdout=subprocess.DEVNULL)
+    if done.returncode != 0 or not entry_is_intact(folder):
+        raise RuntimeError(f"training {spec.name} in a pinned subprocess failed (exit {done.returncode})")
 
 
 def _train_proxy(spec: ProxySpec, folder: Path) -> None:
@@ -189,7 +209,7 @@ def _train_proxy(spec: ProxySpec, folder: Path) -> None:
         "valid_perplexity": math.exp(valid_loss),
         "unigram_perplexity": unigram_perplexity(train_ids, valid_ids, recipe.vocab_size),
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "train_version": TRAIN_VERSION,
-        "cpu": cpu_identity(),
+        "cpu": cpu_identity(), "numerics": numerics_state(),
     }
     _write_entry(folder, model, hf_config, stats)
 

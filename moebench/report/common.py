@@ -65,8 +65,8 @@ def weights_line(records: list[dict[str, Any]]) -> str:
         if len(shas) > 1:
             parts.append(f"`{name}` from {len(shas)} different weights ({short}): rows do not share one model")
         elif card and card not in shas:
-            parts.append(f"`{name}` {short}, not the committed proxy card's {card[:8]} (trained on another "
-                         "CPU family or torch build)")
+            parts.append(f"`{name}` {short}, not the committed proxy card's {card[:8]} (trained before "
+                         "kernels were pinned, on another CPU family, or by another torch build)")
         else:
             parts.append(f"`{name}` {short}" + (" (the proxy card's)" if card else ""))
     return f"Weights: {'; '.join(parts)}." if parts else ""

@@ -108,3 +108,18 @@ def test_speculative_decoding_runs_every_forward_without_autograd(sequential):
     finally:
         hook.remove()
     assert grad and not any(grad)
+
+
+def test_draft_lengths_beyond_eight_record_every_position(results_dir):
+    """k_max = 12 used to end in an IndexError after the run: per-position acceptance was
+    sized 8. The record now holds a position for every draft length the run reached."""
+    import json
+
+    from moebench import runner
+    from tests.integration.test_runner import debug_config
+
+    cfg = debug_config(results_dir, "method=speq", "method.options.k_max=12", "method.options.fixed_k=12",
+                       "workload.new_tokens=40")
+    metrics = json.loads(runner.execute(cfg).read_text())["metrics"]
+    reached = [int(k.removeprefix("accept_frac_pos")) for k in metrics if k.startswith("accept_frac_pos")]
+    assert max(reached) > 8, f"the run never drafted past position 8 ({reached}): the test would not fail"

@@ -14,16 +14,23 @@ MEASURED = {"proxy_ci/ondemand/tpot_over_full_resident": 1.50, "proxy_ci/mixtral
 
 def test_within_tolerance_passes():
     golden = golden_from(MEASURED)
-    golden["proxy_ci/ondemand/tpot_over_full_resident"]["value"] = 1.52  # 1.3% off, 5% allowed
+    golden["proxy_ci/ondemand/tpot_over_full_resident"] = {"value": 1.52, "rel": 0.05}  # 1.3% off, 5% allowed
     assert all(r["ok"] for r in regress.compare(MEASURED, golden))
+
+
+def test_committed_keys_are_exact_so_the_last_bit_counts():
+    golden = golden_from(MEASURED)
+    nudged = dict(MEASURED) | {"proxy_ci/mixtral_offloading/expert_hit_frac": 0.47 + 1e-12}
+    assert all(r["ok"] for r in regress.compare(MEASURED, golden))
+    assert [r["allowed"] for r in regress.compare(nudged, golden) if not r["ok"]] == ["exact"]
 
 
 def test_perturbed_golden_fails_with_a_table(tmp_path, monkeypatch, capsys):
     golden = golden_from(MEASURED)
-    golden["proxy_ci/mixtral_offloading/expert_hit_frac"]["value"] = 0.60  # 0.13 off, 0.03 allowed
+    golden["proxy_ci/mixtral_offloading/expert_hit_frac"]["value"] = 0.60  # 0.13 off, exact allowed
     path = tmp_path / "golden.json"
     path.write_text(json.dumps(golden))
-    monkeypatch.setattr(regress, "measure", lambda: dict(MEASURED))
+    monkeypatch.setattr(regress, "measure", lambda quick=False: dict(MEASURED))
     assert regress.main(["--golden", str(path)]) == 1
     out = capsys.readouterr()
     assert "proxy_ci/mixtral_offloading/expert_hit_frac" in out.out
@@ -49,21 +56,28 @@ def test_keys_whose_data_is_absent_are_skipped_not_failed():
     assert [r["allowed"] for r in rows if r["key"].startswith("mixtral_trace/")] == ["skipped"]
 
 
-WEIGHTS = {"weights_sha256": "a" * 64, "torch": "2.13.0+cpu",
-           "cpu": {"model": "Xeon A", "capability": "AVX512", "isa": "avx2 avx512f amx_tile", "machine": "x86_64"}}
+PINNED = {"pinned": True, "aten_capability": "DEFAULT", "mkl_branch": "COMPATIBLE"}
+WEIGHTS = {"weights_sha256": "a" * 64, "torch": "2.13.0+cpu", "kernels": PINNED,
+           "cpu": {"model": "Xeon A", "isa": "avx2 avx512f amx_tile", "machine": "x86_64"}}
 
 
 def test_same_weights_say_nothing():
     assert regress.weights_note(WEIGHTS, dict(WEIGHTS)) is None
 
 
-def test_other_weights_are_one_line_naming_both_hashes_and_the_cpu():
+def test_other_weights_are_one_line_naming_both_hashes_the_kernels_and_the_cpu():
     other = WEIGHTS | {"weights_sha256": "b" * 64,
-                       "cpu": WEIGHTS["cpu"] | {"model": "EPYC B", "capability": "AVX2", "isa": "avx2 fma"}}
+                       "kernels": {"pinned": False, "aten_capability": "AVX2", "mkl_branch": "OFF"},
+                       "cpu": WEIGHTS["cpu"] | {"model": "EPYC B", "isa": "avx2 fma"}}
     note = regress.weights_note(other, WEIGHTS)
     assert note.count("\n") == 0
     assert "b" * 12 in note and "a" * 12 in note
-    assert "Xeon A" in note and "EPYC B" in note and "make golden" in note
+    assert "not pinned (ATen AVX2" in note and "Xeon A" in note and "EPYC B" in note and "make golden" in note
+
+
+def test_pinned_weights_that_differ_blame_training_not_the_cpu():
+    other = WEIGHTS | {"weights_sha256": "b" * 64, "cpu": WEIGHTS["cpu"] | {"model": "EPYC B"}}
+    assert "same torch build and pinned kernels" in regress.weights_note(other, WEIGHTS)
 
 
 def test_regress_prints_the_weights_note_then_compares(tmp_path, monkeypatch, capsys):
@@ -71,12 +85,12 @@ def test_regress_prints_the_weights_note_then_compares(tmp_path, monkeypatch, ca
     path.write_text(json.dumps(golden_from(MEASURED)))
     (tmp_path / regress.GOLDEN_WEIGHTS.name).write_text(json.dumps(WEIGHTS))
     other = WEIGHTS | {"weights_sha256": "c" * 64}
-    monkeypatch.setattr(regress, "measure", lambda: dict(MEASURED) | {regress.WEIGHTS_KEY: other})
-    assert regress.main(["--golden", str(path)]) == 0  # other bits, ratios still within tolerance
+    monkeypatch.setattr(regress, "measure", lambda quick=False: dict(MEASURED) | {regress.WEIGHTS_KEY: other})
+    assert regress.main(["--golden", str(path)]) == 0  # other bits, same ratios
     out = capsys.readouterr().out
     assert "c" * 12 in out and "a" * 12 in out and "within tolerance" in out
 
 
 def test_committed_regress_weights_name_their_hash_torch_and_cpu():
     weights = json.loads(regress.GOLDEN_WEIGHTS.read_text())
-    assert len(weights["weights_sha256"]) == 64 and weights["torch"] and weights["cpu"]["capability"]
+    assert len(weights["weights_sha256"]) == 64 and weights["torch"] and weights["kernels"]["pinned"]
