@@ -18,7 +18,7 @@ from moebench.bench.metrics import bound_metrics, latency_metrics, output_sha256
 from moebench.bench.sampling import chooser_for
 from moebench.bench.workloads import make_prompts
 from moebench.config import RunConfig
-from moebench.determinism import fixed_threads
+from moebench.determinism import fixed_threads, warn_if_unpinned
 from moebench.engine.costs import CostModel, ModelShape, shape_from_hf_config
 from moebench.engine.trace import RoutingTrace
 from moebench.errors import ConfigError, UserError
@@ -108,6 +108,7 @@ def execute(cfg: RunConfig) -> Path | None:
         raise ConfigError("results_dir", cfg.results_dir,
                           f"a folder that can be created ({err.strerror}: {out_dir})") from None
     (out_dir / FAILURE_FILE).unlink(missing_ok=True)
+    warn_if_unpinned()
     try:
         with fixed_threads(cfg.threads):
             if cfg.eval.tasks:

@@ -34,3 +34,39 @@ def test_fixed_threads_restores_the_callers_count():
     with fixed_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_records_name_the_kernels_that_ran(results_dir):
+    """Every record says whether its kernels were the pinned ones, and which ran."""
+    import json
+
+    from moebench import runner
+    from tests.integration.test_runner import debug_config
+
+    numerics = json.loads(runner.execute(debug_config(results_dir)).read_text())["env"]["numerics"]
+    assert numerics == {"mode": "pinned", "pinned": True, "aten_capability": "DEFAULT",
+                        "mkl_branch": "COMPATIBLE" if torch.backends.mkl.is_available() else None,
+                        "torch_threads": 1}
+
+
+def test_an_unpinned_process_trains_proxies_in_a_pinned_subprocess(tmp_path, monkeypatch):
+    """A caller whose kernels are not pinned (it ran torch before importing moebench, or chose
+    MOEBENCH_NUMERICS=native) still gets pinned weights: the cache holds one kind of proxy."""
+    import subprocess
+
+    import pytest
+
+    calls = []
+
+    def fake_run(cmd, **kw):  # stands in for the training process; writes nothing
+        calls.append((cmd, kw["env"]))
+        return subprocess.CompletedProcess(cmd, 1)
+
+    monkeypatch.setattr(training, "process_is_pinned", lambda: False)
+    monkeypatch.setattr(training.subprocess, "run", fake_run)
+    with pytest.raises(RuntimeError, match="pinned subprocess failed"):
+        training.train_proxy(training.PROXIES["proxy_ci"], tmp_path / "entry")
+    (cmd, env), = calls
+    assert cmd[-3:] == ["moebench.models", "train", "proxy_ci"]
+    assert env["ATEN_CPU_CAPABILITY"] == "default" and env["MKL_CBWR"] == "COMPATIBLE"
+    assert env["MOEBENCH_NUMERICS"] == "pinned"
