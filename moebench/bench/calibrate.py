@@ -24,6 +24,7 @@ import torch
 import yaml
 
 from moebench.determinism import cpu_identity, fixed_threads, numerics_state
+from moebench.errors import UserError, exit_with
 from moebench.paths import CONF_DIR
 
 DTYPE = torch.bfloat16
@@ -50,9 +51,19 @@ def copy_line(sizes_mb=(1, 4, 16, 32, 64), repeats: int = 15, cold_mb: int = 768
         dst = torch.empty(n, dtype=DTYPE)
         turn = iter(range(10**9))
         points.append((n * 2, median_sec(lambda d=dst, s=sources, t=turn: d.copy_(s[next(t) % len(s)]), repeats)))
+    latency, bandwidth = fit_copy_line(points)
+    return latency, bandwidth, points
+
+
+def fit_copy_line(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """(latency s, bytes/s) of the least-squares line seconds = latency + bytes / bandwidth.
+    Times that do not grow with size (a busy machine) are no measurement: one line says so."""
     x, y = np.array([p[0] for p in points], float), np.array([p[1] for p in points])
     slope, intercept = np.polyfit(x, y, 1)
-    return max(float(intercept), 0.0), float(1 / slope), points
+    if slope <= 0:
+        raise UserError(f"calibrate: copy times did not grow with size ({[f'{t:.2g}' for t in y]} s for "
+                        f"{[int(b) for b in x]} bytes); rerun on an idle machine")
+    return max(float(intercept), 0.0), float(1 / slope)
 
 
 def matmul_rates(hidden: int, intermediate: int, repeats: int = 10, cold_mb: int = 768) -> dict[str, float]:
@@ -110,7 +121,10 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="the runs' threads (RunConfig.threads)")
     parser.add_argument("--out", default=str(CONF_DIR / "hardware" / "cpu.yaml"))
     args = parser.parse_args(argv)
-    profile = measure(args.hidden, args.intermediate, args.threads)
+    try:
+        profile = measure(args.hidden, args.intermediate, args.threads)
+    except UserError as err:
+        exit_with(err)
     header = ("# This machine's CPU as a hardware profile, written by `python -m moebench.bench.calibrate`\n"
               "# (rerun it on your machine before comparing the virtual clock with the wall clock).\n")
     Path(args.out).write_text(header + yaml.safe_dump(profile, sort_keys=False, width=200))
