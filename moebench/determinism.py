@@ -33,8 +33,7 @@ MODES = ("pinned", "native")
 # What a pinned process sets before torch is imported (overriding the environment: a kernel
 # choice left to the user's shell is a kernel choice left to the CPU).
 PINNED_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
-# MKL's code for the COMPATIBLE branch (mkl.h: MKL_CBWR_COMPATIBLE).
-MKL_CBWR_COMPATIBLE = 3
+# MKL's codes for its branches (mkl.h: MKL_CBWR_*).
 MKL_BRANCH_NAMES = {0: "UNSET", 1: "OFF", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2"}
 
 
@@ -91,12 +90,15 @@ def _mkl_cbwr_get():
 
 def numerics_state() -> dict[str, object]:
     """The kernels this process runs, for every record and trained proxy: whether they are the
-    pinned ones, ATen's capability, MKL's branch and the intra-op thread count."""
+    pinned ones, ATen's capability, MKL's branch and the intra-op thread count. Where MKL's
+    branch cannot be read back ("unknown"), the environment it started from stands for it."""
     import torch
 
     capability = torch.backends.cpu.get_cpu_capability()
     branch = mkl_branch()
-    pinned = capability == "DEFAULT" and branch in (None, "COMPATIBLE")
+    mkl_pinned = branch in (None, "COMPATIBLE") or (
+        branch == "unknown" and os.environ.get("MKL_CBWR") == PINNED_ENV["MKL_CBWR"])
+    pinned = capability == "DEFAULT" and mkl_pinned
     return {"mode": numerics_mode(), "pinned": pinned, "aten_capability": capability,
             "mkl_branch": branch, "torch_threads": torch.get_num_threads()}
 
@@ -110,9 +112,16 @@ def warn_if_unpinned() -> None:
     imported before moebench, or set its kernels otherwise)."""
     state = numerics_state()
     if state["mode"] == "pinned" and not state["pinned"]:
-        print(f"moebench: kernels are not pinned in this process (ATen {state['aten_capability']}, MKL "
-              f"{state['mkl_branch']}): import moebench before torch; records name the kernels that ran",
-              file=sys.stderr)
+        print(f"moebench: kernels {kernels_text(state)} in this process: import moebench before torch; "
+              "records name the kernels that ran", file=sys.stderr)
+
+
+def kernels_text(state: dict | None) -> str:
+    """`pinned (ATen DEFAULT, MKL COMPATIBLE)` or `not pinned (...)`, from `numerics_state`."""
+    if not state:
+        return "unrecorded"
+    pinned = "pinned" if state["pinned"] else "not pinned"
+    return f"{pinned} (ATen {state['aten_capability']}, MKL {state['mkl_branch']})"
 
 
 @contextmanager

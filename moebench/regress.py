@@ -23,9 +23,11 @@ import argparse
 import json
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 from moebench.cli import compose_run_config
+from moebench.determinism import kernels_text
 from moebench.paths import MIXTRAL_TRACE, REPO_ROOT
 
 GOLDEN = REPO_ROOT / "tests" / "golden" / "regress.json"
@@ -108,12 +110,14 @@ def trace_hit_fracs(results: Path) -> dict:
     return out
 
 
+TOP1_PPL_KEY = "proxy_ci/topk/ppl_k1_over_original"
+TOP1 = ["method=topk", "method.budget_gb=null", "method.options.top_k=1"]
+
+
 def quick_prism_ratio(results: Path) -> dict:
     """Top-1 routing's held-out perplexity over the plain proxy's: one forward-only key that
     moved with the CPU before kernels were pinned."""
-    return {"proxy_ci/topk/ppl_k1_over_original": _ppl(results, ["method=topk", "method.budget_gb=null",
-                                                                 "method.options.top_k=1"])
-            / _ppl(results, ["method=full_resident"])}
+    return {TOP1_PPL_KEY: _ppl(results, TOP1) / _ppl(results, ["method=full_resident"])}
 
 
 def _ppl(results: Path, overrides: list[str]) -> float:
@@ -139,9 +143,7 @@ def prism_ratios(results: Path) -> dict[str, float]:
     K = N k' = 8; the half-compute point K = 4 for each gate, against the original K' = 1);
     decode latency of the sub-expert cache over whole-expert LRU at a 1.5-expert floor; and
     the cloud scheduler's goodput over FIFO at medium load (DeepSeek-V2-Lite sizes, 60 s)."""
-    def ppl(overrides):
-        return _ppl(results, overrides)
-
+    ppl = partial(_ppl, results)
     full = ppl(["method=full_resident"])
     out = {
         "proxy_ci/prism/ppl_k8_over_original": ppl(["method=prism", "method.options.active_k=8"]) / full,
@@ -150,8 +152,7 @@ def prism_ratios(results: Path) -> dict[str, float]:
                                                         "method.options.gate=cg"]) / full,
         "proxy_ci/prism_lg_ft/ppl_k4_over_original": ppl(["method=prism", "method.options.active_k=4",
                                                            "method.options.gate=lg_ft", "method.options.ft_steps=40"]) / full,
-        "proxy_ci/topk/ppl_k1_over_original": ppl(["method=topk", "method.budget_gb=null",
-                                                    "method.options.top_k=1"]) / full,
+        TOP1_PPL_KEY: ppl(TOP1) / full,
     }
     budget = ci_budget_gb(max_tokens=64)
     tpot = {m: _run(results, ["model=proxy_ci", f"method={m}", f"method.budget_gb={budget}", "workload=heldout",
@@ -186,19 +187,13 @@ def weights_note(measured: dict, golden: dict) -> str | None:
     causes = [f"torch {golden['torch']} -> {measured['torch']}"] if measured["torch"] != golden["torch"] else []
     want, got = golden.get("kernels"), measured.get("kernels")
     if want != got:
-        causes.append(f"kernels {_kernels_text(want)} -> {_kernels_text(got)}")
+        causes.append(f"kernels {kernels_text(want)} -> {kernels_text(got)}")
     why = "; ".join(causes) or "same torch build and pinned kernels, so a change in training or its inputs"
     where = f"{golden['cpu']['model']} -> {measured['cpu']['model']}"
     return (f"moebench.regress: proxy_ci weights {measured['weights_sha256'][:12]} differ from the golden "
             f"values' {golden['weights_sha256'][:12]} (likely cause: {why}; CPU {where}); comparing anyway, "
             "and `make golden` makes new golden values")
 
-
-def _kernels_text(kernels: dict | None) -> str:
-    if not kernels:
-        return "unrecorded"
-    pinned = "pinned" if kernels["pinned"] else "not pinned"
-    return f"{pinned} (ATen {kernels['aten_capability']}, MKL {kernels['mkl_branch']})"
 
 
 def tolerance(key: str) -> dict:

@@ -13,7 +13,7 @@ import torch
 
 from moebench.bench.sampling import DEFAULT_TEMPERATURE
 from moebench.config import ModelConfig
-from moebench.determinism import fixed_threads
+from moebench.determinism import fixed_threads, kernels_text
 from moebench.engine.costs import shape_from_hf_config
 from moebench.models.catalog import real_model, real_model_shape
 from moebench.models.corpora import encoded_splits, load_corpus
@@ -132,7 +132,7 @@ def card_markdown(card: dict) -> str:
         f"({t['tokens_per_sec']:.0f} tokens/s; wall time depends on what else ran on the machine); "
         f"train split {t['train_split_tokens']:,} tokens, held-out split {t['valid_split_tokens']:,}.",
         f"- Bits: torch {t['torch']} at a fixed {t.get('torch_threads') or 'unrecorded'} intra-op thread(s) "
-        f"(the recipe's, whatever the machine has), {_kernels_text(t.get('numerics'))}, on "
+        f"(the recipe's, whatever the machine has), kernels {kernels_text(t.get('numerics'))}, on "
         f"{_cpu_text(t.get('cpu'))}; weights sha256 `{card['weights_sha256'][:16]}`. "
         + ("Pinned kernels give these bits on any x86-64 CPU with the same torch build."
            if (t.get("numerics") or {}).get("pinned") else
@@ -177,11 +177,6 @@ def _cpu_text(cpu: dict | None) -> str:
         return "an unrecorded CPU"
     return f"{cpu['model']} ({cpu['isa']})"
 
-
-def _kernels_text(numerics: dict | None) -> str:
-    if not numerics:
-        return "unrecorded kernels"
-    return f"ATen {numerics['aten_capability']} kernels and MKL branch {numerics['mkl_branch']}"
 
 
 def cache_view_lines(card: dict) -> list[str]:

@@ -70,3 +70,14 @@ def test_an_unpinned_process_trains_proxies_in_a_pinned_subprocess(tmp_path, mon
     assert cmd[-3:] == ["moebench.models", "train", "proxy_ci"]
     assert env["ATEN_CPU_CAPABILITY"] == "default" and env["MKL_CBWR"] == "COMPATIBLE"
     assert env["MOEBENCH_NUMERICS"] == "pinned"
+
+
+def test_an_mkl_branch_that_cannot_be_read_back_is_taken_from_the_environment(monkeypatch):
+    """A torch build whose MKL query is not exported ('unknown') counts as pinned only when it
+    started with MKL_CBWR=COMPATIBLE, so the pinned training subprocess never spawns another."""
+    from moebench import determinism
+
+    monkeypatch.setattr(determinism, "mkl_branch", lambda: "unknown")
+    assert determinism.numerics_state()["pinned"]
+    monkeypatch.setenv("MKL_CBWR", "AUTO")
+    assert not determinism.numerics_state()["pinned"]
