@@ -43,11 +43,11 @@ report: install
 
 reproduce: install
 	for e in $(EXPERIMENTS); do $(PY) -m moebench -m +experiment=$$e || exit 1; done
-	$(PY) -m moebench.bench.engine_bench
+	$(PY) -m moebench.tools.engine_bench
 	$(PY) -m moebench.report
 
 cards: install
-	$(PY) -m moebench.models cards
+	$(PY) -m moebench.tools.cards
 
 golden: install
 	MOEBENCH_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests -k golden

@@ -6,4 +6,3 @@ from moebench.determinism import pin_process_numerics
 pin_process_numerics()
 
 __version__ = "0.1.0"
-SCHEMA_VERSION = 1

@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from moebench.config import RunConfig, load_run_config
 from moebench.errors import ConfigError, UserError
+from moebench.methods.registry import check_method
 from moebench.paths import CONF_DIR  # noqa: F401 - re-exported for the entry points
 
 if not OmegaConf.has_resolver("minus"):  # e.g. method.budget_gb: ${minus:${hardware.memory_gb},1}
@@ -85,5 +86,6 @@ def compose_run_config(overrides: list[str]) -> RunConfig:
 
 
 def validate(overrides: list[str]) -> None:
-    """Compose the config with these (non-sweep) overrides and validate it."""
-    compose_run_config(overrides)
+    """Compose the config with these (non-sweep) overrides and validate it, the method's
+    options included (methods/registry.py), before any model is built."""
+    check_method(compose_run_config(overrides))

@@ -16,19 +16,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from moebench.records import load_records
+from moebench.schema import RunRecord, load_records
 
 COMPUTED = ("clock", "output_sha256", "validity", "metrics", "raw", "method_details")
 TOKENS_ONLY = ("clock", "output_sha256", "validity")
 
 
-def _key(record: dict[str, Any]) -> tuple[str, str]:
-    return record.get("experiment", "?"), record["run_key"]
+def _key(record: RunRecord) -> tuple[str, str]:
+    return record.experiment, record.run_key
 
 
-def _computed(record: dict[str, Any]) -> dict[str, Any]:
-    keys = COMPUTED if record.get("clock") == "virtual" else TOKENS_ONLY
-    return {"weights_sha256": (record.get("model") or {}).get("weights_sha256")} | {k: record.get(k) for k in keys}
+def _computed(record: RunRecord) -> dict[str, Any]:
+    """What the run computed, as stored (older schemas migrated first)."""
+    data = record.to_dict()
+    keys = COMPUTED if record.clock == "virtual" else TOKENS_ONLY
+    return {"weights_sha256": record.model.weights_sha256} | {k: data.get(k) for k in keys}
 
 
 def _differences(a: Any, b: Any, path: str) -> list[str]:

@@ -8,27 +8,16 @@ names the key. Library code below the entry point only ever sees these dataclass
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from moebench.errors import ConfigError
+from moebench.models.family import FAMILIES
+from moebench.typed import build, int_in, one_of, positive
 
-FAMILIES = ("mixtral", "phimoe", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2")
+FAMILY_NAMES = tuple(FAMILIES)
 MODEL_SOURCES = ("random", "proxy", "hf")
-CLOCKS = ("virtual", "wall", "cuda")
 DTYPES = ("float32", "bfloat16", "float16")
-
-
-def _positive(key: str, value: float | int, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(key, value, "a number >= 0" if allow_zero else "a number > 0")
-
-
-def _one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(key, value, "one of " + ", ".join(choices))
 
 
 @dataclass
@@ -46,19 +35,15 @@ class ModelConfig:
     train: dict[str, Any] = field(default_factory=dict)  # proxy training recipe
 
     def __post_init__(self) -> None:
-        _one_of("model.family", self.family, FAMILIES)
-        _one_of("model.source", self.source, MODEL_SOURCES)
-        _one_of("model.dtype", self.dtype, DTYPES)
+        one_of("model.family", self.family, FAMILY_NAMES)
+        one_of("model.source", self.source, MODEL_SOURCES)
+        one_of("model.dtype", self.dtype, DTYPES)
         if self.source == "hf" and not (self.hf_id or self.local_path):
             raise ConfigError("model.hf_id", self.hf_id, "a hub id or model.local_path")
-        experts = [self.arch[k] for k in EXPERT_COUNT_KEYS if isinstance(self.arch.get(k), int)]
+        experts = FAMILIES[self.family].expert_count(self.arch)
         top_k = self.arch.get("num_experts_per_tok")
-        if experts and top_k is not None:
-            _int_in("model.arch.num_experts_per_tok", top_k, 1, experts[0])
-
-
-# The arch keys that hold the routed-expert count, by family.
-EXPERT_COUNT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts")
+        if isinstance(experts, int) and top_k is not None:
+            int_in("model.arch.num_experts_per_tok", top_k, 1, experts)
 
 
 @dataclass
@@ -79,14 +64,16 @@ class HardwareConfig:
 
     def __post_init__(self) -> None:
         for key in ("peak_flops", "hbm_bytes_per_sec", "h2d_bytes_per_sec", "memory_gb"):
-            _positive(f"hardware.{key}", getattr(self, key))
+            positive(f"hardware.{key}", getattr(self, key))
         for key in ("h2d_latency_sec", "launch_sec"):
-            _positive(f"hardware.{key}", getattr(self, key), allow_zero=True)
+            positive(f"hardware.{key}", getattr(self, key), allow_zero=True)
 
 
 @dataclass
 class MethodConfig:
-    """An inference method (baseline or paper system) and its knobs."""
+    """An inference method (baseline or paper system) and its knobs. `options` stays the
+    mapping the config gave (it is part of the run key); methods/registry.py validates it
+    into the method's typed options before any model is built."""
 
     name: str
     budget_gb: float | None = None  # device memory budget; None = everything resident
@@ -94,35 +81,7 @@ class MethodConfig:
 
     def __post_init__(self) -> None:
         if self.budget_gb is not None:
-            _positive("method.budget_gb", self.budget_gb)
-        if self.name == "speq":
-            _check_speq_options(self.options)
-
-
-def _int_in(key: str, value: Any, low: int, high: int | None = None) -> int:
-    """`value` as an int in [low, high] (high None = unbounded), else a ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        raise ConfigError(key, value, f"an integer in {low}..{high}" if high is not None else f"an integer >= {low}")
-    return value
-
-
-def _check_speq_options(options: dict[str, Any]) -> None:
-    """MoE-SpeQ's draft-length and draft-width knobs, checked before any model is built."""
-    k_min = _int_in("method.options.k_min", options.get("k_min", 1), 1)
-    k_max = options.get("k_max", 8)
-    if isinstance(k_max, int) and not isinstance(k_max, bool) and 1 <= k_max < k_min:
-        raise ConfigError("method.options.k_max", k_max, f"an integer >= method.options.k_min ({k_min})")
-    _int_in("method.options.k_max", k_max, 1)
-    if options.get("fixed_k") is not None:
-        _int_in("method.options.fixed_k", options["fixed_k"], 1, k_max)
-    _int_in("method.options.draft_bits", options.get("draft_bits", 4), 2, 8)
-    _one_of("method.options.draft", options.get("draft", "int4"), ("int4", "int4_cached", "resident"))
-    _one_of("method.options.governor", options.get("governor", "roofline"), ("roofline", "bytes"))
-    _one_of("method.options.ttft_profile", options.get("ttft_profile", "offline"), ("online", "offline"))
-    _one_of("method.options.verify", options.get("verify", "grouped"), ("grouped", "sequential"))
-    if options.get("draft_slots") is not None:
-        _int_in("method.options.draft_slots", options["draft_slots"], 1)
-    _one_of("method.options.draft_missing", options.get("draft_missing", "renormalize"), ("renormalize", "drop"))
+            positive("method.budget_gb", self.budget_gb)
 
 
 ARRIVAL_KEYS = ("rate_per_sec", "duration_sec", "k_min_mean", "k_min_std", "slo_x_isolated")
@@ -150,6 +109,12 @@ class WorkloadConfig:
     top_k: int | None = field(default=None, metadata={"key_unless_default": True, "key_if": "sampling"})
 
     @property
+    def kind(self) -> str:
+        """What `prompts` makes of a run: decode (the model generates from prompts), replay
+        (a routing trace drives the engine) or serving (Poisson arrivals, no model)."""
+        return {"poisson": "serving", "trace": "replay"}.get(self.prompts, "decode")
+
+    @property
     def sampling(self) -> bool:
         """Whether tokens are sampled (temperature and top_k only matter then)."""
         return self.decoding == "sample"
@@ -159,14 +124,14 @@ class WorkloadConfig:
             value = getattr(self, key)
             if value <= 0:
                 raise ConfigError(f"workload.{key}", value, "an integer > 0")
-        _one_of("workload.decoding", self.decoding, ("greedy", "sample"))
+        one_of("workload.decoding", self.decoding, ("greedy", "sample"))
         if not self.temperature > 0:
             raise ConfigError("workload.temperature", self.temperature, "a number > 0")
         if self.top_k is not None:
-            _int_in("workload.top_k", self.top_k, 1)
-        if self.prompts == "trace" and not self.trace_path:
+            int_in("workload.top_k", self.top_k, 1)
+        if self.kind == "replay" and not self.trace_path:
             raise ConfigError("workload.trace_path", self.trace_path, "a routing trace file (prompts=trace)")
-        if self.prompts == "poisson":
+        if self.kind == "serving":
             for key in ARRIVAL_KEYS:
                 value = self.arrivals.get(key)
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
@@ -187,9 +152,9 @@ class EvalConfig:
     limit: int | None = None
 
     def __post_init__(self) -> None:
-        _positive("eval.num_fewshot", self.num_fewshot, allow_zero=True)
+        positive("eval.num_fewshot", self.num_fewshot, allow_zero=True)
         if self.limit is not None:
-            _positive("eval.limit", self.limit)
+            positive("eval.limit", self.limit)
 
 
 @dataclass
@@ -201,8 +166,8 @@ class LoggerConfig:
     project: str = "moebench"
 
     def __post_init__(self) -> None:
-        _one_of("logger.name", self.name, ("none", "wandb"))
-        _one_of("logger.mode", self.mode, ("offline", "online"))
+        one_of("logger.name", self.name, ("none", "wandb"))
+        one_of("logger.mode", self.mode, ("offline", "online"))
 
 
 @dataclass
@@ -217,7 +182,6 @@ class RunConfig:
     logger: LoggerConfig
     experiment: str = "adhoc"
     seed: int = 0
-    clock: str = "virtual"
     results_dir: str = "results"
     force: bool = False
     timeline: bool = False
@@ -231,86 +195,24 @@ class RunConfig:
     device: str = field(default="auto", metadata={"key_unless_default": True})
 
     def __post_init__(self) -> None:
-        _one_of("clock", self.clock, CLOCKS)
-        _positive("seed", self.seed, allow_zero=True)
-        _int_in("threads", self.threads, 1)
-        _one_of("backend", self.backend, ("virtual", "real"))
-        _one_of("device", self.device, ("auto", "cpu", "cuda"))
-        if self.backend == "real" and self.method.name == "cloud":
-            raise ConfigError("backend", self.backend, "virtual for method=cloud (a serving simulation)")
-        serving = self.workload.prompts == "poisson"
-        if serving != (self.method.name == "cloud"):  # a serving simulation needs both, and no model
-            raise ConfigError("workload.prompts" if self.method.name == "cloud" else "method",
-                              self.workload.prompts if self.method.name == "cloud" else self.method.name,
-                              "poisson with method=cloud" if self.method.name == "cloud"
-                              else "cloud for workload.prompts=poisson")
+        positive("seed", self.seed, allow_zero=True)
+        int_in("threads", self.threads, 1)
+        one_of("backend", self.backend, ("virtual", "real"))
+        one_of("device", self.device, ("auto", "cpu", "cuda"))
+        if self.backend == "real" and self.kind == "serving":
+            raise ConfigError("backend", self.backend,
+                              "virtual for a serving simulation (workload.prompts=poisson)")
+
+    @property
+    def kind(self) -> str:
+        """What the run does, which decides how the runner drives its method: `accuracy`
+        (lm-eval tasks), `serving` (a simulation, no model), `replay` (a routing trace
+        drives the engine, no model) or `decode` (the model generates)."""
+        return "accuracy" if self.eval.tasks else self.workload.kind
 
 
 # Keys that say where or how a run is kept, not what it computes: left out of its run_key.
 NON_IDENTITY_KEYS = ("results_dir", "force", "logger", "timeline", "record_trace", "threads")
-
-
-def _type_ok(value: Any, hint: Any) -> tuple[bool, Any]:
-    """Check (and lightly coerce int -> float) a value against a simple type hint."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        for arm in typing.get_args(hint):
-            ok, coerced = _type_ok(value, arm)
-            if ok:
-                return True, coerced
-        return False, value
-    if hint is type(None):
-        return value is None, value
-    if hint is Any:
-        return True, value
-    if origin is list:
-        return isinstance(value, list), value
-    if origin is dict:
-        return isinstance(value, dict), value
-    if hint is float:
-        if isinstance(value, bool):
-            return False, value
-        return isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    return isinstance(value, hint), value
-
-
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint))
-    if hint is type(None):
-        return "null"
-    return getattr(hint, "__name__", str(hint))
-
-
-def build(cls: type, data: Any, prefix: str) -> Any:
-    """Make dataclass `cls` from a plain dict, naming `prefix.key` in every error."""
-    if not isinstance(data, dict):
-        raise ConfigError(prefix, data, f"a mapping of {cls.__name__} fields")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise ConfigError(key, data[unknown[0]], "one of the keys " + ", ".join(fields))
-    kwargs = {}
-    for name, f in fields.items():
-        key = f"{prefix}.{name}" if prefix else name
-        if name not in data:
-            no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            if no_default:
-                raise ConfigError(key, None, "a value (this key is required)")
-            continue
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = build(hint, data[name], key)
-            continue
-        ok, value = _type_ok(data[name], hint)
-        if not ok:
-            raise ConfigError(key, data[name], _type_name(hint))
-        kwargs[name] = value
-    return cls(**kwargs)
 
 
 def load_run_config(data: dict[str, Any]) -> RunConfig:

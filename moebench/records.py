@@ -1,4 +1,5 @@
-"""Run records: one `result.json` per run, the single source of truth for every number.
+"""Where run records live and how they are written: one `result.json` (or `eval.json`) per
+run, the single source of truth for every number. Their type is schema.RunRecord.
 
 A record is written atomically (temporary file + rename), so a crash leaves either the old
 state or a complete record, never half of one. Its directory is named by the run key: a
@@ -19,18 +20,32 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from moebench import SCHEMA_VERSION
-from moebench.config import NON_IDENTITY_KEYS, RunConfig, to_dict, unset_late_fields
+from moebench.config import (
+    NON_IDENTITY_KEYS,
+    RunConfig,
+    load_run_config,
+    to_dict,
+    unset_late_fields,
+)
+from moebench.schema import EVAL_FILE, RESULT_FILE, RecordModel, RunRecord, Validity, migrate_config
 
-RESULT_FILE = "result.json"
-EVAL_FILE = "eval.json"  # accuracy records: same header, lm-eval results instead of timings
 FAILURE_FILE = "failed.json"
 LIBRARIES = ("moebench", "torch", "transformers", "datasets", "lm_eval", "hydra-core", "wandb")
 
 
+# Keys since removed from RunConfig, with the one value they ever took: they stay in the
+# hashed identity so that every older record keeps its run key (and a rerun still skips).
+RETIRED_IDENTITY = {"clock": "virtual"}
+
+
+def config_of(record: dict[str, Any]) -> RunConfig:
+    """The validated RunConfig a stored record's data ran (older schemas included)."""
+    return load_run_config(migrate_config(record["config"]))
+
+
 def identity(cfg: RunConfig) -> dict[str, Any]:
     """The part of the config that decides the result (no paths, logger or overwrite flag)."""
-    data = unset_late_fields(cfg, to_dict(cfg))
+    data = unset_late_fields(cfg, to_dict(cfg)) | RETIRED_IDENTITY
     for key in NON_IDENTITY_KEYS:
         data.pop(key, None)
     return data
@@ -97,23 +112,24 @@ def environment() -> dict[str, Any]:
             "torch_threads": torch.get_num_threads(), "cpu": cpu_identity(), "numerics": numerics_state()}
 
 
-def header(cfg: RunConfig, clock: str) -> dict[str, Any]:
-    """Fields every record (speed or accuracy) starts with."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_key": run_key(cfg),
-        "experiment": cfg.experiment,
-        "method": cfg.method.name,
-        "model": {"name": cfg.model.name, "family": cfg.model.family,
-                  "proxy_of": cfg.model.proxy_of, "source": cfg.model.source},
-        "hardware": cfg.hardware.name,
-        "workload": {"name": cfg.workload.name, "version": cfg.workload.version},
-        "clock": clock,
-        "config": to_dict(cfg),
-        "git": git_state(),
-        "env": environment(),
-        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
+def make_record(cfg: RunConfig, clock: str, metrics: dict[str, Any], validity: dict[str, Any],
+                wall_sec: float, identity_of_weights: dict[str, Any] | None = None,
+                **results: Any) -> RunRecord:
+    """The record of a configured run: its config, model, clock and environment, plus what
+    it measured (`results`: method_details, raw, output_sha256, eval, replayed_from)."""
+    model = RecordModel(name=cfg.model.name, family=cfg.model.family, proxy_of=cfg.model.proxy_of,
+                        source=cfg.model.source, **(identity_of_weights or {}))
+    return RunRecord(
+        run_key=run_key(cfg), experiment=cfg.experiment, method=cfg.method.name, model=model,
+        hardware=cfg.hardware.name, clock=clock, metrics=metrics, validity=Validity(**validity),
+        git=git_state(), env=environment(), config=cfg,
+        workload={"name": cfg.workload.name, "version": cfg.workload.version},
+        started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), wall_sec=wall_sec, **results)
+
+
+def write_record(path: Path, record: RunRecord) -> None:
+    """The one way a record reaches disk (atomically)."""
+    write_json_atomic(path, record.to_dict())
 
 
 def write_failure(directory: Path, err: BaseException) -> Path:
@@ -132,28 +148,20 @@ def record_file(cfg: RunConfig) -> str:
     return EVAL_FILE if cfg.eval.tasks else RESULT_FILE
 
 
-def load_records(results_dir: str | Path, names: tuple[str, ...] = (RESULT_FILE, EVAL_FILE)) -> list[dict[str, Any]]:
-    """Every record under `results_dir`, in path order; each gains a `_path` key."""
-    records = []
-    paths = sorted(p for name in names for p in Path(results_dir).rglob(name))
-    for path in paths:
-        with open(path) as fh:
-            record = json.load(fh)
-        record["_path"] = str(path)
-        records.append(record)
-    return records
-
-
 def write_benchmark_record(results_dir: str | Path, experiment: str, model: str, proxy_of: str | None,
-                           metrics: dict[str, Any], valid: bool = True, weights_sha256: str | None = None) -> Path:
-    """A CPU wall-clock benchmark's record (no Hydra config): results/<experiment>/<model>/."""
-    record = {"experiment": experiment, "run_key": f"{experiment}-{model}", "method": experiment,
-              "model": {"name": model, "proxy_of": proxy_of, "weights_sha256": weights_sha256},
-              "hardware": "cpu", "clock": "wall",
-              "validity": {"valid": valid, "reasons": [] if valid else ["output differs from greedy"]},
-              "metrics": metrics, "git": git_state(), "env": environment()}
+                           metrics: dict[str, Any], valid: bool = True, weights_sha256: str | None = None,
+                           arguments: dict[str, Any] | None = None) -> Path:
+    """A CPU wall-clock benchmark's record (no Hydra config; `arguments` are its command
+    line's): results/<experiment>/<model>/."""
+    record = RunRecord(
+        run_key=f"{experiment}-{model}", experiment=experiment, method=experiment,
+        model=RecordModel(name=model, proxy_of=proxy_of, weights_sha256=weights_sha256),
+        hardware="cpu", clock="wall", metrics=metrics,
+        validity=Validity(valid, [] if valid else ["output differs from greedy"]),
+        git=git_state(), env=environment(), benchmark=arguments,
+        started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     path = Path(results_dir) / experiment / model / RESULT_FILE
-    write_json_atomic(path, record)
+    write_record(path, record)
     print({k: round(v, 3) if isinstance(v, float) else v for k, v in metrics.items()})
     print(f"wrote {path}")
     return path

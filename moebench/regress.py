@@ -29,6 +29,7 @@ from pathlib import Path
 from moebench.cli import compose_run_config
 from moebench.determinism import kernels_text
 from moebench.paths import MIXTRAL_TRACE, REPO_ROOT
+from moebench.schema import RunRecord, load_record
 
 GOLDEN = REPO_ROOT / "tests" / "golden" / "regress.json"
 GOLDEN_WEIGHTS = REPO_ROOT / "tests" / "golden" / "proxy_ci_weights.json"
@@ -40,9 +41,9 @@ def ci_budget_gb(max_tokens: int, with_draft: bool = False) -> float:
     """The budget (GB) at which exactly SLOTS experts per layer of proxy_ci fit (next to
     MoE-SpeQ's INT4 draft when `with_draft`)."""
     from moebench.engine.budget import budget_gb_for_slots, int4_expert_bytes
-    from moebench.engine.costs import shape_from_hf_config
-    from moebench.models.build import hf_config_for
+    from moebench.models.loaded import hf_config_for
     from moebench.models.proxies import PROXIES, proxy_arch
+    from moebench.models.shape import shape_from_hf_config
 
     spec = PROXIES["proxy_ci"]
     shape = shape_from_hf_config(hf_config_for(spec.family, proxy_arch(spec)))
@@ -50,14 +51,14 @@ def ci_budget_gb(max_tokens: int, with_draft: bool = False) -> float:
     return budget_gb_for_slots(shape, SLOTS + 0.5, max_tokens, draft)
 
 
-def _run(results: Path, overrides: list[str]) -> dict:
+def _run(results: Path, overrides: list[str]) -> RunRecord:
     from moebench.runner import execute
 
     path = execute(compose_run_config([f"results_dir={results}", "+experiment=regress", *overrides]))
-    return json.loads(path.read_text())
+    return load_record(path)
 
 
-def _proxy_ci(results: Path, method: str, budget: float, *extra: str) -> dict:
+def _proxy_ci(results: Path, method: str, budget: float, *extra: str) -> RunRecord:
     return _run(results, ["model=proxy_ci", f"method={method}", f"method.budget_gb={budget}",
                           "workload=heldout", *extra])
 
@@ -69,12 +70,12 @@ def offload_ratios(results: Path) -> dict:
     records = {m: _proxy_ci(results, m, budget) for m in PROXY_METHODS}
     out = {WEIGHTS_KEY: weights_identity(records["full_resident"]),
            "proxy_ci/mixtral_offloading/slots_per_layer": float(
-               records["mixtral_offloading"]["method_details"]["memory_plan"]["slots_per_layer"])}
-    base = records["full_resident"]["metrics"]["tpot_sec_mean"]
+               records["mixtral_offloading"].method_details["memory_plan"]["slots_per_layer"])}
+    base = records["full_resident"].metrics["tpot_sec_mean"]
     for m, r in records.items():
         if m != "full_resident":
-            out[f"proxy_ci/{m}/tpot_over_full_resident"] = r["metrics"]["tpot_sec_mean"] / base
-            out[f"proxy_ci/{m}/expert_hit_frac"] = r["metrics"]["expert_hit_frac"]
+            out[f"proxy_ci/{m}/tpot_over_full_resident"] = r.metrics["tpot_sec_mean"] / base
+            out[f"proxy_ci/{m}/expert_hit_frac"] = r.metrics["expert_hit_frac"]
     return out
 
 
@@ -82,18 +83,18 @@ def speq_ratios(results: Path) -> dict:
     """MoE-SpeQ over Mixtral-Offloading (sc and sm) at the same budget, greedy and sampled."""
     budget = ci_budget_gb(max_tokens=64, with_draft=True)
     greedy = {m: _proxy_ci(results, m, budget) for m in ("speq", "mixtral_offloading_sc", "mixtral_offloading_sm")}
-    out = {f"proxy_ci/speq/speedup_over_{base}": (greedy[base]["metrics"]["tpot_sec_mean"]
-                                                  / greedy["speq"]["metrics"]["tpot_sec_mean"])
+    out = {f"proxy_ci/speq/speedup_over_{base}": (greedy[base].metrics["tpot_sec_mean"]
+                                                  / greedy["speq"].metrics["tpot_sec_mean"])
            for base in ("mixtral_offloading_sc", "mixtral_offloading_sm")}
-    out["proxy_ci/speq/expert_hit_frac"] = greedy["speq"]["metrics"]["expert_hit_frac"]
-    out["proxy_ci/speq/draft_accept_frac"] = greedy["speq"]["metrics"]["draft_accept_frac"]
+    out["proxy_ci/speq/expert_hit_frac"] = greedy["speq"].metrics["expert_hit_frac"]
+    out["proxy_ci/speq/draft_accept_frac"] = greedy["speq"].metrics["draft_accept_frac"]
     sampled = {m: _proxy_ci(results, m, budget, "workload.decoding=sample")
                for m in ("speq", "mixtral_offloading_sm")}
     out["proxy_ci/speq_sampled/speedup_over_mixtral_offloading_sm"] = (
-        sampled["mixtral_offloading_sm"]["metrics"]["tpot_sec_mean"] / sampled["speq"]["metrics"]["tpot_sec_mean"])
-    out["proxy_ci/speq_sampled/draft_accept_frac"] = sampled["speq"]["metrics"]["draft_accept_frac"]
+        sampled["mixtral_offloading_sm"].metrics["tpot_sec_mean"] / sampled["speq"].metrics["tpot_sec_mean"])
+    out["proxy_ci/speq_sampled/draft_accept_frac"] = sampled["speq"].metrics["draft_accept_frac"]
     out["proxy_ci/mixtral_offloading_sm_sampled/expert_hit_frac"] = (
-        sampled["mixtral_offloading_sm"]["metrics"]["expert_hit_frac"])
+        sampled["mixtral_offloading_sm"].metrics["expert_hit_frac"])
     return out
 
 
@@ -106,7 +107,7 @@ def trace_hit_fracs(results: Path) -> dict:
         r = _run(results, ["model=mixtral8x7b", "workload=trace_mixtral_humaneval",
                            "method=mixtral_offloading", "method.budget_gb=60",
                            f"method.options.policy={policy}"])
-        out[f"mixtral_trace/{policy}@60GB/expert_hit_frac"] = r["metrics"]["expert_hit_frac"]
+        out[f"mixtral_trace/{policy}@60GB/expert_hit_frac"] = r.metrics["expert_hit_frac"]
     return out
 
 
@@ -122,7 +123,7 @@ def quick_prism_ratio(results: Path) -> dict:
 
 def _ppl(results: Path, overrides: list[str]) -> float:
     record = _run(results, ["model=proxy_ci", "eval=heldout", "eval.limit=1", *overrides])
-    return record["eval"]["results"]["heldout_ppl"]["word_perplexity,none"]
+    return record.eval["results"]["heldout_ppl"]["word_perplexity,none"]
 
 
 def measure(quick: bool = False) -> dict[str, float]:
@@ -157,13 +158,13 @@ def prism_ratios(results: Path) -> dict[str, float]:
     budget = ci_budget_gb(max_tokens=64)
     tpot = {m: _run(results, ["model=proxy_ci", f"method={m}", f"method.budget_gb={budget}", "workload=heldout",
                               "+method.options.slo_experts=1.5", "+method.options.fused_experts=true"]
-                    )["metrics"]["tpot_sec_mean"] for m in ("topk", "prism")}
+                    ).metrics["tpot_sec_mean"] for m in ("topk", "prism")}
     out["proxy_ci/prism_offload/tpot_over_topk"] = tpot["prism"] / tpot["topk"]
     goodput = {p: _run(results, ["model=proxy_dsv2lite", "hardware=h800", "method=cloud", "workload=poisson_dsv2",
                                  "workload.arrivals.duration_sec=60", "workload.arrivals.rate_per_sec=20",
                                  f"method.options.policy={p}",
                                  f"method.options.granularity={'prism' if p == 'prism' else 'original'}"]
-                       )["metrics"]["goodput_rps"] for p in ("fifo", "prism")}
+                       ).metrics["goodput_rps"] for p in ("fifo", "prism")}
     out["dsv2lite/prism_cloud/goodput_over_fifo"] = goodput["prism"] / goodput["fifo"]
     return out
 
@@ -171,12 +172,12 @@ def prism_ratios(results: Path) -> dict[str, float]:
 WEIGHTS_KEY = "proxy_ci/weights"
 
 
-def weights_identity(record: dict) -> dict:
+def weights_identity(record: RunRecord) -> dict:
     """What made the weights a record ran: their hash, the torch build, the kernels that ran
     and the CPU (informative: pinned kernels make it irrelevant)."""
-    numerics = record["env"]["numerics"]
-    return {"weights_sha256": record["model"]["weights_sha256"],
-            "torch": record["env"]["versions"]["torch"], "cpu": record["env"]["cpu"],
+    numerics = record.env["numerics"]
+    return {"weights_sha256": record.model.weights_sha256,
+            "torch": record.env["versions"]["torch"], "cpu": record.env["cpu"],
             "kernels": {k: numerics[k] for k in ("pinned", "aten_capability", "mkl_branch")}}
 
 

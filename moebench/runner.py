@@ -19,21 +19,26 @@ from moebench.bench.sampling import chooser_for
 from moebench.bench.workloads import make_prompts
 from moebench.config import RunConfig
 from moebench.determinism import fixed_threads, warn_if_unpinned
-from moebench.engine.costs import CostModel, ModelShape, shape_from_hf_config
+from moebench.engine.costs import CostModel
 from moebench.engine.trace import RoutingTrace
 from moebench.errors import ConfigError, UserError
-from moebench.methods import METHODS
-from moebench.models.build import LoadedModel, build_model
+from moebench.methods.protocol import DecodeMethod, ServingMethod
+from moebench.methods.registry import build_method, check_method
+from moebench.models.build import build_model
+from moebench.models.loaded import LoadedModel
+from moebench.models.shape import ModelShape, shape_from_hf_config
 from moebench.paths import REPO_ROOT
 from moebench.records import (
     FAILURE_FILE,
-    header,
+    make_record,
     record_file,
     run_dir,
     run_key,
     write_failure,
     write_json_atomic,
+    write_record,
 )
+from moebench.schema import RunRecord
 from moebench.sinks import mirror
 
 
@@ -100,8 +105,7 @@ def execute(cfg: RunConfig) -> Path | None:
     if result_path.exists() and not cfg.force:
         print(f"moebench: skip {result_path} (exists; force=true reruns)")
         return None
-    if cfg.method.name not in METHODS:
-        raise ConfigError("method", cfg.method.name, "one of " + ", ".join(sorted(METHODS)))
+    check_method(cfg)  # before any work: a bad option must not cost a model build
     try:  # before any work: a results folder that cannot be made must not cost a run
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -111,68 +115,51 @@ def execute(cfg: RunConfig) -> Path | None:
     warn_if_unpinned()
     try:
         with fixed_threads(cfg.threads):
-            if cfg.eval.tasks:
-                record = _run_eval(cfg)
-            elif cfg.workload.prompts == "poisson":
-                record = _run_serving(cfg)
-            else:
-                record = _run(cfg, out_dir)
+            record = RUNS[cfg.kind](cfg, out_dir)
     except UserError:
         raise
     except BaseException as err:
         marker = write_failure(out_dir, err)
         print(f"moebench: run failed; see {marker}")
         raise
-    write_json_atomic(result_path, record)
+    write_record(result_path, record)
     print(f"moebench: wrote {result_path}")
-    mirror(cfg.logger, record, out_dir)
+    mirror(cfg.logger, record.to_dict(), out_dir)
     return result_path
 
 
-def _run_eval(cfg: RunConfig) -> dict[str, Any]:
+def _run_eval(cfg: RunConfig, out_dir: Path) -> RunRecord:
     """Accuracy through lm-eval, with the method's engine installed (eval.json)."""
     from moebench.eval.adapter import evaluate
 
     wall_start = time.perf_counter()
     loaded = build_model(cfg.model)
-    method = METHODS[cfg.method.name](cfg, loaded, CostModel(cfg.hardware, charged_shape(cfg, loaded)))
+    method: DecodeMethod = build_method(cfg, loaded, CostModel(cfg.hardware, charged_shape(cfg, loaded)))
     out = evaluate(loaded, cfg.eval.tasks, cfg.eval.num_fewshot, cfg.eval.limit, method, seed=cfg.seed)
     metrics = {f"{task}.{key.split(',')[0]}": value for task, res in out["results"].items()
                for key, value in res.items() if isinstance(value, float) and "stderr" not in key}
-    record = header(cfg, "none")
-    record |= {
-        "model": record["model"] | model_identity(loaded),
-        "metrics": metrics,
-        "method_details": method.details(),
-        "eval": out,
-        "validity": eval_validity(cfg.eval.tasks, out["results"], metrics),
-        "wall_sec": time.perf_counter() - wall_start,
-    }
-    return record
+    return make_record(cfg, "none", metrics, eval_validity(cfg.eval.tasks, out["results"], metrics),
+                       time.perf_counter() - wall_start, model_identity(loaded),
+                       method_details=method.details(), eval=out)
 
 
-def _run_serving(cfg: RunConfig) -> dict[str, Any]:
-    """A serving simulation: arrivals, a scheduler and the cost table; no model runs (RunConfig
-    guarantees method=cloud with workload.prompts=poisson)."""
+def _run_serving(cfg: RunConfig, out_dir: Path) -> RunRecord:
+    """A serving simulation: arrivals, a scheduler and the cost table; no model runs (the
+    registry guarantees a method that serves)."""
     wall_start = time.perf_counter()
-    method = METHODS[cfg.method.name](cfg, None, CostModel(cfg.hardware, charged_shape(cfg, None)))
+    method: ServingMethod = build_method(cfg, None, CostModel(cfg.hardware, charged_shape(cfg, None)))
     metrics = method.serve()
-    record = header(cfg, method.clock_label)
-    record |= {
-        "metrics": metrics,
-        "method_details": method.details(),
-        "validity": judge(cfg, None, metrics),
-        "wall_sec": time.perf_counter() - wall_start,
-    }
-    return record
+    return make_record(cfg, method.clock_label, metrics, judge(cfg, None, metrics),
+                       time.perf_counter() - wall_start, method_details=method.details())
 
 
-def _run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
+def _run(cfg: RunConfig, out_dir: Path) -> RunRecord:
+    """A decode run (the model generates) or a replay (a routing trace drives the engine)."""
     wall_start = time.perf_counter()
-    replaying = cfg.workload.prompts == "trace"
+    replaying = cfg.kind == "replay"
     loaded = None if replaying else build_model(cfg.model)
     costs = CostModel(cfg.hardware, charged_shape(cfg, loaded))
-    method = METHODS[cfg.method.name](cfg, loaded, costs)
+    method: DecodeMethod = build_method(cfg, loaded, costs)
     if replaying:
         trace = RoutingTrace.load(resolve_data_path(cfg.workload.trace_path))
         outputs, step_sec = None, [method.replay(trace)]
@@ -197,15 +184,11 @@ def _run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
         RoutingTrace.from_steps(method.steps, [v.index for v in loaded.layers],
                                 source=run_key(cfg)).save(out_dir / "routing.npz")
         raw["routing_trace"] = "routing.npz"
-    record = header(cfg, method.clock_label)
-    record |= {
-        "model": record["model"] | model_identity(loaded),
-        "metrics": metrics,
-        "method_details": method.details(),
-        "raw": raw,
-        "replayed_from": str(cfg.workload.trace_path) if replaying else None,
-        "output_sha256": digest,
-        "validity": judge(cfg, outputs, metrics),
-        "wall_sec": time.perf_counter() - wall_start,
-    }
-    return record
+    return make_record(cfg, method.clock_label, metrics, judge(cfg, outputs, metrics),
+                       time.perf_counter() - wall_start, model_identity(loaded),
+                       method_details=method.details(), raw=raw, output_sha256=digest,
+                       replayed_from=str(cfg.workload.trace_path) if replaying else None)
+
+
+# How each kind of run (RunConfig.kind) is driven.
+RUNS = {"accuracy": _run_eval, "serving": _run_serving, "decode": _run, "replay": _run}

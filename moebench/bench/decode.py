@@ -14,8 +14,8 @@ import torch
 from transformers import DynamicCache
 
 from moebench.bench.sampling import GREEDY, TokenChooser
-from moebench.models.build import LoadedModel
 from moebench.models.families import RoutingRecorder
+from moebench.models.loaded import LoadedModel
 
 
 @dataclass

@@ -6,7 +6,7 @@ import torch
 
 from moebench.config import WorkloadConfig
 from moebench.errors import ConfigError
-from moebench.models.build import LoadedModel
+from moebench.models.loaded import LoadedModel
 
 
 def synthetic_prompts(cfg: WorkloadConfig, vocab_size: int, seed: int) -> list[torch.Tensor]:

@@ -8,8 +8,8 @@ evenly over MoE layers (mixtral-offloading keeps one LRU cache per layer).
 
 from __future__ import annotations
 
-from moebench.engine.costs import BYTES_PER_PARAM, ModelShape
 from moebench.errors import UserError
+from moebench.models.shape import BYTES_PER_PARAM, ModelShape
 
 INT4_GROUP = 128
 SCALE_BYTES = 2  # one fp16 scale per group of 128 weights

@@ -13,17 +13,18 @@ from contextlib import contextmanager
 
 from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
 
-from moebench.models.build import LoadedModel
+from moebench.models.loaded import LoadedModel
 
 NAME = "moebench"
 
 
 def _moebench_experts_forward(self, hidden_states, top_k_index, top_k_weights):
     engine, layer = self._moebench_engine, self._moebench_layer
-    draft = engine.mode == "draft"
+    draft = engine.drafting
     routed, computes = top_k_index.detach().cpu().numpy(), None
-    if draft and engine.draft_router is not None:  # a resident-experts draft: the target's own slots
-        top_k_index, top_k_weights = engine.draft_router(layer, hidden_states, top_k_index, top_k_weights)
+    restrict = engine.draft_restriction()
+    if restrict is not None:  # a resident-experts draft: the target's own slots
+        top_k_index, top_k_weights = restrict(layer, hidden_states, top_k_index, top_k_weights)
         computes, draft = top_k_index.detach().cpu().numpy(), False
     engine.on_moe_layer(layer, routed, hidden_states, draft_computes=computes)
     return engine.transport.compute(self, self._moebench_inner, layer, hidden_states,

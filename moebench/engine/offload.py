@@ -1,5 +1,6 @@
-"""The offload engine under the virtual clock: per-layer expert caches, a copy stream with
-demand priority, and the compute stream, driven layer by layer as the model runs.
+"""The offload engine: per-layer expert caches, a copy stream with demand priority, and the
+compute stream, driven layer by layer as the model runs. It decides; its transport moves
+(modeled copies under the virtual clock, or real ones timed by a real clock).
 
 The model calls `on_moe_layer` from inside each MoE layer (experts_impl.py) with the expert
 ids its router chose; the engine charges that layer's kernels, loads what is missing,
@@ -102,7 +103,8 @@ class OffloadEngine:
 
     def __init__(self, costs: CostModel, options: EngineOptions, keep_spans: bool = False,
                  futures: dict[int, list[set[int]]] | None = None,
-                 popularity: dict[int, dict[int, float]] | None = None, transport=None):
+                 popularity: dict[int, dict[int, float]] | None = None, transport=None,
+                 draft=None, predictor: Callable | None = None):
         self.costs, self.opt = costs, options
         self.transport = transport or VirtualTransport()  # carries out every load and eviction
         self.shape = costs.shape
@@ -129,14 +131,32 @@ class OffloadEngine:
         self._launched_in_layer = False
         self._next_layer = 0
         self._tokens = self._context = 0
-        self.predictor: Callable | None = None  # (layer, hidden) -> set of next-layer experts
-        # Draft mode (MoE-SpeQ): experts are the resident INT4 copies; nothing moves, and the
-        # routing goes to `draft_listener(layer, ids)` to fill the lookahead buffer.
-        self.mode = "target"
-        self.draft_listener: Callable | None = None
-        self.draft_router: Callable | None = None  # a resident-experts draft's routing (speq/resident_draft.py)
-        self.draft_cache = None  # an offloaded INT4 draft's device cache (speq/draft_cache.py)
-        self.int4_bytes_per_param = int4_expert_bytes(self.shape) / self.shape.expert_params
+        self.predictor = predictor  # (layer, hidden) -> set of next-layer experts
+        # MoE-SpeQ's draft side (speq/draft_side.py), given once: in a draft forward the
+        # experts are its INT4 copies (or, for a resident draft, the FP16 slots), and each
+        # layer's routing goes to `draft.routed` to fill the lookahead buffer.
+        self.draft = draft
+        self.drafting = False
+        if draft is not None:
+            draft.attach(self)
+
+    @property
+    def draft_bytes_per_param(self) -> float:
+        """Bytes a draft expert's kernel reads per parameter (INT4 unless the draft says)."""
+        if self.draft is not None:
+            return self.draft.bytes_per_param
+        return int4_expert_bytes(self.shape) / self.shape.expert_params
+
+    @property
+    def draft_cache(self):
+        """An offloaded INT4 draft's device cache (speq/draft_cache.py), else None."""
+        return self.draft.cache if self.draft is not None else None
+
+    def draft_restriction(self):
+        """In a draft forward of a resident-experts draft: its routing restriction."""
+        if self.drafting and self.draft is not None and self.draft.resident is not None:
+            return self.draft.resident.restrict
+        return None
 
     def _warm(self, layer: int, popularity) -> list[int]:
         """Experts resident at the start: the lowest ids (as after a warm-up), or for the
@@ -149,12 +169,15 @@ class OffloadEngine:
         return order[: opt.slots_per_layer]
 
     # --- forward bracketing ------------------------------------------------------------
-    def begin_forward(self, tokens: int, context: int) -> None:
+    def begin_forward(self, tokens: int, context: int, draft: bool = False) -> None:
+        """Start a forward of `tokens` tokens after `context`; `draft`: a MoE-SpeQ draft
+        forward (draft experts, nothing moves), until the next forward begins."""
+        self.drafting = draft
         self._tokens, self._context = tokens, context
         self._next_layer = 0
         self._start = self.clock.now
         self._busy_at_start = self.clock.compute_busy_sec
-        self._step = StepCounters(prefill=context == 0, draft=self.mode == "draft")
+        self._step = StepCounters(prefill=context == 0, draft=draft)
         self.transport.begin_step()
 
     def end_forward(self) -> float:
@@ -164,6 +187,7 @@ class OffloadEngine:
         self._step.compute_sec = self.clock.compute_busy_sec - self._busy_at_start
         self.stats.steps.append(self._step)
         self.link.compact(self.clock.now)
+        self.drafting = False
         return self.transport.end_step(self.clock.now - self._start)
 
     def _charge_layers_until(self, stop: int) -> None:
@@ -190,7 +214,7 @@ class OffloadEngine:
         self._launched_in_layer = False
         counts = np.bincount(np.asarray(ids).ravel(), minlength=s.num_experts)
         needed = [int(e) for e in np.flatnonzero(counts)]
-        if self.mode == "draft":
+        if self.drafting:
             if draft_computes is not None:  # FP16 experts already in slots: wait for their copies
                 used = np.bincount(np.asarray(draft_computes).ravel(), minlength=s.num_experts)
                 for e in np.flatnonzero(used):
@@ -199,12 +223,12 @@ class OffloadEngine:
             else:  # the INT4 copies: all resident, or behind their own cache (speq/draft_cache.py)
                 ready = self.draft_cache.make_resident(layer, needed) if self.draft_cache else {}
                 for e in needed:
-                    kernel = c.expert_kernel(int(counts[e]), bytes_per_param=self.int4_bytes_per_param)
+                    kernel = c.expert_kernel(int(counts[e]), bytes_per_param=self.draft_bytes_per_param)
                     end = self.clock.compute(f"draft expert {layer}.{e}", c.kernel_sec(kernel), after=ready.get(e, 0.0))
                     if self.draft_cache:
                         self.draft_cache.used_until(layer, e, end)
-            if self.draft_listener is not None:
-                self.draft_listener(layer, np.asarray(ids))
+            if self.draft is not None:
+                self.draft.routed(layer, np.asarray(ids))
             return
         self.accesses.setdefault(layer, []).append((set(needed), not self._step.prefill))
         self._score_guess(layer, set(needed))

@@ -266,24 +266,25 @@ class AccelerateOffloadTransport(NoSlots, RealClock):
             _move_non_meta(loaded.model, home)
 
 
-def make_transport(run, loaded, slots_per_layer: int, whole_layer: bool):
+def make_transport(backend: str, device_name: str, loaded, slots_per_layer: int,
+                   whole_layer: bool, budget_gb: float | None):
     """The one place that reads `backend`: the transport a run's engine moves experts with."""
-    if run.backend == "virtual":
+    if backend == "virtual":
         return VirtualTransport()
     if loaded is None:
-        raise ConfigError("backend", run.backend, "virtual for a trace replay (no model runs)")
-    device = resolve_device(run.device)
+        raise ConfigError("backend", backend, "virtual for a trace replay (no model runs)")
+    device = resolve_device(device_name)
     if whole_layer:
         if device.type == "cuda":
             return AccelerateOffloadTransport(device)
-        raise ConfigError("method", run.method.name, "a method with expert slots on backend=real device=cpu: "
-                          "hf_offload's real counterpart is accelerate's offload to a GPU (device=cuda); on a CPU "
-                          "host and device are the same memory, so there is nothing to offload")
+        raise ConfigError("device", device_name, "cuda for a whole-layer method (hf_offload) on "
+                          "backend=real: its real counterpart is accelerate's offload to a GPU; "
+                          "on a CPU host and device are the same memory, so nothing is offloaded")
     transport = RealTransport(loaded, slots_per_layer, device)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         if transport.pool_bytes > free:
-            raise ConfigError("method.budget_gb", run.method.budget_gb,
-                              f"a budget whose slot pool fits the device ({transport.pool_bytes / 1e9:.3g} GB asked, "
-                              f"{free / 1e9:.3g} GB free)")
+            raise ConfigError("method.budget_gb", budget_gb,
+                              f"a budget whose slot pool fits the device "
+                              f"({transport.pool_bytes / 1e9:.3g} GB asked, {free / 1e9:.3g} GB free)")
     return transport

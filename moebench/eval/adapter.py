@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from moebench.models.build import LoadedModel
+from moebench.models.loaded import LoadedModel
 
 
 @contextlib.contextmanager

@@ -10,27 +10,20 @@ baselines; the mixed pairs are its "Model Only" and "System Only" ablations.
 
 from __future__ import annotations
 
-from moebench.bench.serving import poisson_requests, serving_metrics, simulate
 from moebench.engine.costs import CostModel
-from moebench.errors import ConfigError
-from moebench.methods.offload import _option
-from moebench.prism.scheduler import POLICIES, Scheduler
+from moebench.prism.scheduler import Scheduler
+from moebench.prism.serving import poisson_requests, serving_metrics, simulate
 from moebench.prism.serving_costs import Granularity
 
 
 class CloudServing:
     clock_label = "virtual"
 
-    def __init__(self, run, loaded, costs: CostModel):
-        self.run = run
-        self.policy = _option(run, "policy", "prism", POLICIES)
-        granularity = _option(run, "granularity", "prism", ("prism", "original"))
-        n = int(_option(run, "n", 4))
-        self.b_max = int(_option(run, "b_max", 64))
-        t_max_x_slo = float(_option(run, "t_max_x_slo", 0.5))
-        if n < 1 or self.b_max < 1 or t_max_x_slo <= 0:
-            raise ConfigError("method.options", dict(run.method.options), "n >= 1, b_max >= 1, t_max_x_slo > 0")
-        w = run.workload
+    def __init__(self, setup, loaded, costs: CostModel):
+        self.setup, opt = setup, setup.options
+        self.policy, granularity, n, self.b_max = opt.policy, opt.granularity, opt.n, opt.b_max
+        t_max_x_slo = opt.t_max_x_slo
+        w = setup.workload
         self.model = Granularity(granularity, costs, n, w.prompt_len, w.new_tokens)
         isolated = self.model.cost(1, self.model.max_level)
         self.slo_sec = w.arrivals["slo_x_isolated"] * isolated
@@ -40,8 +33,8 @@ class CloudServing:
                         "max_level": self.model.max_level}
 
     def serve(self) -> dict[str, float]:
-        w = self.run.workload
-        requests = poisson_requests(w, self.model.max_level, self.run.seed)
+        w = self.setup.workload
+        requests = poisson_requests(w, self.model.max_level, self.setup.seed)
         launches = simulate(requests, Scheduler(self.policy, self.model, self.b_max, self.t_max))
         self.levels = {}
         for b in launches:

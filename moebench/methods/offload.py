@@ -25,43 +25,41 @@ from moebench.engine.offload import EngineOptions, OffloadEngine
 from moebench.engine.trace import belady_futures, popularity, replay
 from moebench.engine.transport import make_transport
 from moebench.errors import ConfigError
+from moebench.methods.registry import MethodSetup
 from moebench.models.routing import route, router_logits
-
-
-def _option(run, key, default, allowed=None):
-    value = run.method.options.get(key, default)
-    if allowed is not None and value not in allowed:
-        raise ConfigError(f"method.options.{key}", value, "one of " + ", ".join(map(str, allowed)))
-    return value
+from moebench.prism.serving_costs import decode_point
 
 
 class EngineMethod:
-    """A method = one engine configuration + the shared greedy decode loop."""
+    """A method = one engine configuration + the shared decode loop.
 
-    name = "engine"
+    Built from a `MethodSetup` (its typed options, budget and workload), a loaded model
+    (None for a trace replay) and the cost model. Decode runs call `generate`, replays
+    `replay`; every run ends with `metrics()` and `details()` for the record."""
 
     @property
     def clock_label(self) -> str:
         return self.engine.clock_label
 
-    def __init__(self, run, loaded, costs: CostModel):
-        self.run, self.loaded, self.costs = run, loaded, costs
+    def __init__(self, setup: MethodSetup, loaded, costs: CostModel):
+        self.setup, self.opt, self.loaded, self.costs = setup, setup.options, loaded, costs
         self.steps = []  # every forward's Step (routing), for trace recording
-        self.record_routing = run.record_trace
+        self.record_routing = setup.record_trace
         shape = costs.shape
-        max_tokens = run.workload.prompt_len + run.workload.new_tokens
+        max_tokens = setup.workload.prompt_len + setup.workload.new_tokens
         options, draft_bytes, min_slots = self.engine_options(shape)
-        budget = None if self.resident() else run.method.budget_gb
+        budget = None if self.resident() else setup.budget_gb
         if budget is None and not self.resident():
-            raise ConfigError("method.budget_gb", None, f"a budget in GB for {run.method.name}")
+            raise ConfigError("method.budget_gb", None, f"a budget in GB for {setup.name}")
         self.plan = plan_slots(shape, budget, max_tokens, draft_bytes, min_slots,
                                layers_held=1 if options.whole_layer else None)
         options.slots_per_layer = self.plan["slots_per_layer"]
-        options.fused_experts = bool(_option(run, "fused_experts", False, (True, False)))
-        transport = make_transport(run, loaded, options.slots_per_layer, options.whole_layer)
-        self.engine = OffloadEngine(costs, options, keep_spans=run.timeline, transport=transport)
-        if options.prefetch:
-            self.engine.predictor = self.next_layer_guess
+        options.fused_experts = self.opt.fused_experts
+        transport = make_transport(setup.backend, setup.device, loaded, options.slots_per_layer,
+                                   options.whole_layer, setup.budget_gb)
+        predictor = self.next_layer_guess if options.prefetch else None
+        self.engine = OffloadEngine(costs, options, keep_spans=setup.timeline, transport=transport,
+                                    predictor=predictor, **self.engine_extras(shape))
 
     # --- what subclasses choose ------------------------------------------------------------
     def resident(self) -> bool:
@@ -70,6 +68,10 @@ class EngineMethod:
     def engine_options(self, shape) -> tuple[EngineOptions, float, int | None]:
         """Engine options, bytes reserved for a draft, minimum slots per layer."""
         raise NotImplementedError
+
+    def engine_extras(self, shape) -> dict:
+        """Further OffloadEngine arguments (MoE-SpeQ gives its draft side here)."""
+        return {}
 
     # --- shared --------------------------------------------------------------------------------
     def next_layer_guess(self, layer: int, hidden) -> set[int]:
@@ -96,10 +98,7 @@ class EngineMethod:
 
     def replay(self, trace) -> list[float]:
         """Drive a fresh engine with a recorded routing trace instead of the model."""
-        if self.engine.opt.prefetch:
-            raise ConfigError("method", self.run.method.name,
-                              "a method without prefetch (a trace holds no hidden states to guess from)")
-        self.engine = OffloadEngine(self.costs, self.engine.opt, keep_spans=self.run.timeline,
+        self.engine = OffloadEngine(self.costs, self.engine.opt, keep_spans=self.setup.timeline,
                                     futures=belady_futures(trace), popularity=popularity(trace))
         return replay(trace, self.engine)
 
@@ -131,43 +130,47 @@ class OnDemand(EngineMethod):
         return EngineOptions(slots_per_layer=shape.top_k, reuse=False), 0.0, None
 
 
-def draft_reservation(run, shape) -> float:
+def draft_reservation(variant: str, shape) -> float:
     """Bytes a baseline reserves for MoE-SpeQ's INT4 draft: all of them for variant `sc`
     (same expert cache as SpeQ), none for `sm` (same total memory, so more cache slots)."""
-    variant = _option(run, "variant", "sm", ("sm", "sc"))
-    return int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers) if variant == "sc" else 0.0
+    if variant == "sc":
+        return int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers)
+    return 0.0
 
 
 class MixtralOffloading(EngineMethod):
     def engine_options(self, shape):
-        policy = _option(self.run, "policy", "lru", ("lru", "lfu", "static", "belady"))
-        if policy in ("static", "belady") and self.run.workload.prompts != "trace":
-            raise ConfigError("method.options.policy", policy,
-                              "lru or lfu (static and belady need a known trace: workload.prompts=trace)")
-        return EngineOptions(slots_per_layer=0, policy=policy), draft_reservation(self.run, shape), None
+        reserved = draft_reservation(self.opt.variant, shape)
+        return EngineOptions(slots_per_layer=0, policy=self.opt.policy), reserved, None
 
 
 class NextLayerPrefetch(EngineMethod):
     def engine_options(self, shape):
-        issue = _option(self.run, "issue", "sooner", ("sooner", "later"))
-        return EngineOptions(slots_per_layer=0, prefetch=issue), draft_reservation(self.run, shape), None
+        reserved = draft_reservation(self.opt.variant, shape)
+        return EngineOptions(slots_per_layer=0, prefetch=self.opt.issue), reserved, None
 
 
 class TopK(EngineMethod):
     """Lossy: each router keeps only its K' best experts (all resident when budget_gb is null)."""
 
     def resident(self):
-        return self.run.method.budget_gb is None
+        return self.setup.budget_gb is None
 
-    def __init__(self, run, loaded, costs):
-        top_k = _option(run, "top_k", max(1, costs.shape.top_k - 1))
-        if "slo_experts" in run.method.options:  # a quality floor in experts: round up
-            top_k = math.ceil(float(_option(run, "slo_experts", None)) - 1e-9)
+    def __init__(self, setup, loaded, costs):
+        opt = setup.options
+        top_k = max(1, costs.shape.top_k - 1) if opt.top_k is None else opt.top_k
+        if opt.slo_experts is not None:  # a quality floor in experts: round up
+            top_k = math.ceil(opt.slo_experts - 1e-9)
         if not 1 <= top_k <= costs.shape.top_k:
             raise ConfigError("method.options.top_k", top_k, f"an integer in 1..{costs.shape.top_k}")
         for layer in loaded.layers:
             layer.router.top_k = top_k
-        super().__init__(run, loaded, costs)
+        self.top_k = top_k
+        super().__init__(setup, loaded, costs)
+
+    def details(self):
+        """The operating point's decode cost at K' experts, for quality-against-cost curves."""
+        return super().details() | {"operating_point": decode_point(self.costs, self.top_k)}
 
     def engine_options(self, shape):
         return EngineOptions(slots_per_layer=0), 0.0, None

@@ -23,10 +23,10 @@ import torch
 from moebench.engine.costs import CostModel
 from moebench.engine.offload import EngineOptions
 from moebench.errors import ConfigError
-from moebench.methods.offload import EngineMethod, _option
+from moebench.methods.offload import EngineMethod
+from moebench.models.corpora import calibration_windows
 from moebench.prism.cache import cache_path, load_per_expert, save_per_expert, tokens_sha256
 from moebench.prism.carve import (
-    PARTITIONS,
     carve,
     expert_activations,
     partition_cost,
@@ -35,22 +35,17 @@ from moebench.prism.carve import (
 )
 from moebench.prism.finetune import cached_finetune
 from moebench.prism.gates import check_pattern, default_pattern, install_complex_gate
-from moebench.prism.serving_costs import carved_shape
+from moebench.prism.serving_costs import carved_shape, decode_point
 
 
 class Prism(EngineMethod):
-    def __init__(self, run, loaded, costs):
-        from moebench.methods.speq import calibration_windows
-
-        n = int(_option(run, "n", 4))
-        method = _option(run, "partition", "anneal", PARTITIONS)
-        gate = _option(run, "gate", "lg", ("lg", "cg", "lg_ft"))
-        k_cost = int(_option(run, "k_cost", n - 1))
-        iters = int(_option(run, "iters", 300))
+    def __init__(self, setup, loaded, costs):
+        opt = setup.options
+        n, method, gate, k_cost, iters = opt.n, opt.partition, opt.gate, opt.resolved_k_cost, opt.iters
         k_orig = loaded.hf_config.num_experts_per_tok
-        active = int(_option(run, "active_k", n * k_orig))
-        if "slo_experts" in run.method.options:  # a quality floor in experts: N x it, rounded up
-            active = math.ceil(n * float(_option(run, "slo_experts", None)) - 1e-9)
+        active = n * k_orig if opt.active_k is None else opt.active_k
+        if opt.slo_experts is not None:  # a quality floor in experts: N x it, rounded up
+            active = math.ceil(n * opt.slo_experts - 1e-9)
         if not 1 <= active <= n * k_orig:
             raise ConfigError("method.options.active_k", active, f"an integer in 1..{n * k_orig}")
         windows = calibration_windows(loaded, 16, 128, seed=5)
@@ -62,15 +57,13 @@ class Prism(EngineMethod):
                       "active_in_original_experts": active / n,
                       "partition_cost": partition_cost(loaded, acts, parts, n, k_cost) if acts else None}
         if gate == "cg":
-            pattern = check_pattern(list(_option(run, "cg_pattern", None) or default_pattern(active, k_orig, n)),
-                                    k_orig, n)
+            pattern = check_pattern(list(opt.cg_pattern or default_pattern(active, k_orig, n)), k_orig, n)
             if sum(pattern) != active:
                 raise ConfigError("method.options.cg_pattern", pattern, f"counts summing to active_k={active}")
             install_complex_gate(carved, original_config, parts, acts, n, pattern)
             self.prism |= {"gate": "CG", "cg_pattern": pattern, "gate_neurons": 4, "active_frac": 0.75}
         elif gate == "lg_ft":
-            steps = int(_option(run, "ft_steps", 200))
-            lr = float(_option(run, "ft_lr", 1e-3))
+            steps, lr = opt.ft_steps, opt.ft_lr
             k1, k2 = min(8, n * k_orig), n * k_orig
             train = calibration_windows(loaded, 256, 128, seed=11)
             losses, skipped = cached_finetune(carved, train, steps, lr, k1, k2)
@@ -83,10 +76,10 @@ class Prism(EngineMethod):
             self.prism |= {"gate": "LG w/o FT"}
         loaded.model, loaded.hf_config, loaded.layers = carved.model, carved.hf_config, carved.layers
         self.active = active
-        super().__init__(run, loaded, CostModel(costs.hw, carved_shape(costs.shape, n)))
+        super().__init__(setup, loaded, CostModel(costs.hw, carved_shape(costs.shape, n)))
 
     def resident(self):
-        return self.run.method.budget_gb is None
+        return self.setup.budget_gb is None
 
     def engine_options(self, shape):
         if self.resident():
@@ -122,8 +115,11 @@ class Prism(EngineMethod):
         curves = self.curves
         anneal = {}
         if curves:
-            start, best = sum(c[0] for c in curves.values()), sum(c[-1] for c in curves.values())
+            # fsum: the same bits whether the curves came fresh or from the cache (another order)
+            start = math.fsum(c[0] for c in curves.values())
+            best = math.fsum(c[-1] for c in curves.values())
             anneal = {"anneal_cost_greedy_total": start, "anneal_cost_best_total": best,
                       "anneal_improvement_frac": 1 - best / start if start else 0.0}
         first = next(iter(curves.values()), [])
-        return super().details() | {"prism": self.prism | anneal, "cost_curve_first_expert": first}
+        return super().details() | {"prism": self.prism | anneal, "cost_curve_first_expert": first,
+                                    "operating_point": decode_point(self.costs, self.active)}

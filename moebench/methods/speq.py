@@ -11,98 +11,85 @@ from __future__ import annotations
 from functools import cached_property
 
 import numpy as np
-import torch
 
 from moebench.bench.sampling import GREEDY, TokenChooser
 from moebench.engine.budget import draft_expert_bytes
-from moebench.engine.costs import BYTES_PER_PARAM
 from moebench.engine.experts_impl import engine_installed
 from moebench.engine.offload import EngineOptions
-from moebench.errors import ConfigError, UserError
-from moebench.methods.offload import EngineMethod, _option
+from moebench.errors import ConfigError
+from moebench.methods.offload import EngineMethod
+from moebench.models.corpora import calibration_windows
+from moebench.models.shape import BYTES_PER_PARAM
 from moebench.speq.cycle_costs import CycleCosts
 from moebench.speq.decode import speculative_decode
 from moebench.speq.draft import Draft, routing_fidelity
-from moebench.speq.draft_cache import DraftExpertCache
+from moebench.speq.draft_side import DraftSide
 from moebench.speq.governor import Governor
-from moebench.speq.orchestrator import Orchestrator
-from moebench.speq.resident_draft import MISSING, ResidentDraft
-
-DRAFTS = ("int4", "int4_cached", "resident")
-OBJECTIVES = ("roofline", "bytes")
-
-
-def calibration_windows(loaded, count: int, length: int, seed: int, split: str = "train") -> list[torch.Tensor]:
-    """Windows of the offline corpus (train split for calibration, valid for fidelity);
-    seeded random ids for a model without a tokenizer."""
-    gen = torch.Generator().manual_seed(seed)
-    if loaded.tokenizer is None:
-        return [torch.randint(0, loaded.vocab_size, (1, length), generator=gen) for _ in range(count)]
-    from moebench.models.corpora import encoded_splits, load_corpus
-
-    train, valid = encoded_splits(load_corpus(), loaded.tokenizer)
-    ids = torch.from_numpy((train if split == "train" else valid).astype(np.int64))
-    if len(ids) <= length:
-        raise UserError(f"model {loaded.name}: its tokenizer encodes the corpus's {split} split to "
-                        f"{len(ids)} tokens, fewer than the {length} MoE-SpeQ calibrates on")
-    starts = torch.randint(0, len(ids) - length, (count,), generator=gen).tolist()
-    return [ids[s:s + length].unsqueeze(0) for s in starts]
 
 
 class SpeQ(EngineMethod):
-    def __init__(self, run, loaded, costs):
-        super().__init__(run, loaded, costs)
-        opt = run.method.options
-        quant = _option(run, "quant", "gptq", ("gptq", "rtn"))
-        bits = int(opt.get("draft_bits", 4))  # charged at its true size (budget.draft_expert_bytes)
+    def __init__(self, setup, loaded, costs):
+        super().__init__(setup, loaded, costs)
+        opt = self.opt
         if self.draft_source == "resident":
-            self.engine.int4_bytes_per_param = BYTES_PER_PARAM  # the draft reads FP16 slots
-            self.draft = ResidentDraft(loaded, self.engine, _option(run, "draft_missing", "renormalize", MISSING))
+            self.draft = self.engine.draft.resident  # the target on its resident FP16 experts
             self.fidelity = None  # measured during the run (it depends on what is resident)
         else:
-            self.engine.int4_bytes_per_param = draft_expert_bytes(costs.shape, bits) / costs.shape.expert_params
-            self.draft = Draft(loaded, quant, calibration=calibration_windows(loaded, 16, 128, seed=1), bits=bits)
+            self.draft = Draft(loaded, opt.quant, calibration=calibration_windows(loaded, 16, 128, seed=1),
+                               bits=opt.draft_bits)
             self.fidelity = routing_fidelity(loaded, self.draft, calibration_windows(loaded, 4, 128, 2, "valid"))
         if self.draft_source == "int4_cached":
             if not self.engine.transport.models_draft_copies:
                 raise ConfigError("method.options.draft", "int4_cached", "int4 or resident on backend=real (the "
                                   "real transport keeps the draft's experts on the device; int4_cached is modeled "
                                   "on backend=virtual only)")
-            self.engine.draft_cache = DraftExpertCache(self.engine, self.draft_slots, draft_expert_bytes(costs.shape, bits))
             self.plan["draft_slots_per_layer"] = self.draft_slots
         self.plan["int4_share_of_expert_memory"] = self._int4_share()
-        prefetch = _option(run, "prefetch", True, (True, False, "next_token"))
-        self.orchestrator = Orchestrator(self.engine, phases=bool(prefetch), next_token=prefetch == "next_token")
-        self.engine.draft_listener = self.orchestrator.on_draft_layer
+        self.orchestrator = self.engine.draft.orchestrator
         self.cycle_costs = CycleCosts(costs, self.engine, self.plan["slots_per_layer"], self.sequential_verify)
         self.t_draft_token = self.cycle_costs.draft_token_sec
-        objective = _option(run, "governor", "roofline", OBJECTIVES)
         cc = self.cycle_costs
         self.governor = Governor(
             t_draft=cc.draft_sec, t_verify=cc.verify_sec, t_pcie_new=cc.pcie_new_sec,
             t_pcie_init=costs.transfer_sec(costs.shape.expert_bytes),
-            k_min=int(opt.get("k_min", 1)), k_max=int(opt.get("k_max", 8)),
-            ttft_budget_sec=opt.get("ttft_budget_sec", 0.5),
-            fixed_k=opt.get("fixed_k"), objective=objective, t_io=cc.cycle_io_sec,
+            k_min=opt.k_min, k_max=opt.k_max, ttft_budget_sec=opt.ttft_budget_sec,
+            fixed_k=opt.fixed_k, objective=opt.governor, t_io=cc.cycle_io_sec,
             overlap=bool(costs.hw.copies_overlap_compute), verify_stops_early=self.sequential_verify,
-            ttft_profile=_option(run, "ttft_profile", "offline" if objective == "bytes" else "online",
-                                 ("online", "offline")))
+            ttft_profile=opt.resolved_ttft_profile)
         cc.start_run()  # after the offline profile
         self.cycles = []
         self._verify_steps = None  # verify forwards so far in the current cycle (None outside one)
 
-    @cached_property
+    def engine_extras(self, shape) -> dict:
+        """The draft side the engine runs: how draft kernels are charged, an offloaded draft's
+        INT4 cache, a resident draft's routing, and the orchestrator's prefetch mode."""
+        bits = self.opt.draft_bits
+        if self.draft_source == "resident":
+            per_param = BYTES_PER_PARAM  # the draft reads FP16 slots
+        else:  # charged at its true size (budget.draft_expert_bytes)
+            per_param = draft_expert_bytes(shape, bits) / shape.expert_params
+        cached = self.draft_source == "int4_cached"
+        return {"draft": DraftSide(
+            per_param, self.opt.prefetch,
+            cache_slots=self.draft_slots if cached else None,
+            cache_expert_bytes=draft_expert_bytes(shape, bits) if cached else 0.0,
+            resident_of=self.loaded if self.draft_source == "resident" else None,
+            missing=self.opt.draft_missing)}
+
+    @property
     def draft_source(self) -> str:
         """`int4`: every INT4 expert on the device (paper); `int4_cached`: INT4 experts in host
         memory behind `draft_slots` device slots per layer; `resident`: the target on its
         resident FP16 experts drafts, no INT4 copies held."""
-        return _option(self.run, "draft", "int4", DRAFTS)
+        return self.opt.draft
 
     @cached_property
     def draft_slots(self) -> int:
         shape = self.costs.shape
-        slots = _option(self.run, "draft_slots", min(2 * shape.top_k, shape.num_experts))
-        if not isinstance(slots, int) or not shape.top_k <= slots <= shape.num_experts:
+        slots = self.opt.draft_slots
+        if slots is None:
+            slots = min(2 * shape.top_k, shape.num_experts)
+        if not shape.top_k <= slots <= shape.num_experts:
             raise ConfigError("method.options.draft_slots", slots, f"an integer in {shape.top_k}..{shape.num_experts}")
         return slots
 
@@ -112,22 +99,20 @@ class SpeQ(EngineMethod):
         return self.plan["draft_gb"] / (self.plan["draft_gb"] + fp16) if self.plan["draft_gb"] + fp16 else 0.0
 
     def engine_options(self, shape):
-        bits = int(self.run.method.options.get("draft_bits", 4))
         held = {"int4": shape.num_experts, "int4_cached": self.draft_slots, "resident": 0}[self.draft_source]
-        draft_bytes = draft_expert_bytes(shape, bits) * held * len(shape.moe_layers)
-        grouped = bool(self.run.method.options.get("grouped_verify", True))
-        return EngineOptions(slots_per_layer=0, policy="lookahead", grouped=grouped), draft_bytes, None
+        draft_bytes = draft_expert_bytes(shape, self.opt.draft_bits) * held * len(shape.moe_layers)
+        options = EngineOptions(slots_per_layer=0, policy="lookahead", grouped=self.opt.grouped_verify)
+        return options, draft_bytes, None
 
-    @cached_property
+    @property
     def sequential_verify(self) -> bool:
         """`verify=sequential`: one target forward per drafted token, stopping at the first
         rejection (only a token's own experts need slots at once), instead of one grouped
         forward over all k+1 (`verify=grouped`, the paper)."""
-        return _option(self.run, "verify", "grouped", ("grouped", "sequential")) == "sequential"
+        return self.opt.verify == "sequential"
 
     # --- decode-loop hooks ---------------------------------------------------------------------
     def begin_forward(self, tokens, context):
-        self.engine.mode = "target"
         if self._verify_steps is not None:  # a verify forward of the current cycle
             if self.sequential_verify:  # a grouped verify's lookahead is the whole buffer
                 self.orchestrator.verifying(self._verify_steps)
@@ -144,12 +129,10 @@ class SpeQ(EngineMethod):
         self.orchestrator.begin_cycle(k, self.t_draft_token)
 
     def begin_draft_forward(self, context):
-        self.engine.mode = "draft"
-        self.engine.begin_forward(1, context)
+        self.engine.begin_forward(1, context, draft=True)
 
     def end_draft_forward(self, i):
         self.engine.end_forward()
-        self.engine.mode = "target"
         self.orchestrator.after_draft_token(i)
 
     def end_cycle(self, k, accepted):
@@ -185,10 +168,10 @@ class SpeQ(EngineMethod):
         verify = [s for s in self.engine.stats.steps if not s.draft and not s.prefill]
         layers = len(self.costs.shape.moe_layers)
         out |= {
-            "accept_len_mean": float(np.mean(accepted)) if accepted else 0.0,
+            "accept_len_tokens_mean": float(np.mean(accepted)) if accepted else 0.0,
             "tokens_per_cycle_mean": float(np.mean(accepted) + 1) if accepted else 0.0,
             "draft_accept_frac": float(sum(accepted) / sum(ks)) if ks else 0.0,
-            "k_mean": float(np.mean(ks)) if ks else 0.0,
+            "k_tokens_mean": float(np.mean(ks)) if ks else 0.0,
             "cycles": len(self.cycles),
             "distinct_experts_per_verify_layer": float(np.mean([s.needed for s in verify]) / layers) if verify else 0.0,
             **{f"accept_frac_pos{j + 1}": float(taken[j] / reached[j]) for j in range(len(reached)) if reached[j]},

@@ -1,10 +1,11 @@
-"""`python -m moebench.models {list,train,inspect,cards}`: manage the trained proxies.
+"""`python -m moebench.models {list,train,inspect}`: manage the trained proxies.
 
     list              every proxy, what it stands for, and whether it is cached
     train NAME|--all  train (or verify the cache of) proxies
     inspect NAME      the cached entry: folder, training stats, topology
-    cards             regenerate reports/proxies/*.json and *.md (trains what is missing)
-    temperature       choose the default sampling temperature against the real Mixtral trace
+
+The proxy cards and the default temperature are measured by tools that run the proxies:
+`python -m moebench.tools.cards` and `python -m moebench.tools.temperature`.
 """
 
 from __future__ import annotations
@@ -26,11 +27,6 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--all", action="store_true")
     inspect = sub.add_parser("inspect")
     inspect.add_argument("name")
-    cards = sub.add_parser("cards")
-    cards.add_argument("names", nargs="*")
-    cards.add_argument("--out", default="reports/proxies")
-    temperature = sub.add_parser("temperature")
-    temperature.add_argument("--out", default="reports/proxies")
     args = parser.parse_args(argv)
 
     from moebench.models import train as training
@@ -57,16 +53,6 @@ def main(argv: list[str] | None = None) -> None:
                      if training.entry_is_intact(folder) else None)
             print(json.dumps({"folder": str(folder), "arch": proxy_arch(spec), "training": stats},
                              indent=2))
-        elif args.command == "temperature":
-            from moebench.models.temperature import write
-
-            for path in write(args.out):
-                print(f"wrote {path}")
-        elif args.command == "cards":
-            from moebench.models.cards import write_cards
-
-            for path in write_cards(args.names or list(PROXIES), args.out):
-                print(f"wrote {path}")
     except UserError as err:
         exit_with(err)
 

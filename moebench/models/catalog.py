@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from moebench.engine.costs import ModelShape, shape_from_hf_config
 from moebench.errors import UserError
+from moebench.models.shape import ModelShape, shape_from_hf_config
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def real_model(name: str) -> RealModel:
 
 def real_hf_config(name: str):
     """The real model's HF config object (built locally, no download)."""
-    from moebench.models.build import hf_config_for
+    from moebench.models.loaded import hf_config_for
 
     model = real_model(name)
     return hf_config_for(model.family, model.arch)

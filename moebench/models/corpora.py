@@ -123,3 +123,21 @@ def unigram_perplexity(train_ids: np.ndarray, valid_ids: np.ndarray, vocab_size:
     counts = np.bincount(train_ids, minlength=vocab_size).astype(np.float64) + 1.0
     logp = np.log(counts / counts.sum())
     return float(np.exp(-logp[valid_ids].mean()))
+
+
+def calibration_windows(loaded, count: int, length: int, seed: int, split: str = "train") -> list:
+    """`count` windows of `length` tokens from the offline corpus (train split for
+    calibration, valid for fidelity), as [1, length] id tensors; seeded random ids for a
+    model without a tokenizer. MoE-SpeQ's draft and MoE-Prism's partition calibrate on them."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    if loaded.tokenizer is None:
+        return [torch.randint(0, loaded.vocab_size, (1, length), generator=gen) for _ in range(count)]
+    train, valid = encoded_splits(load_corpus(), loaded.tokenizer)
+    ids = torch.from_numpy((train if split == "train" else valid).astype(np.int64))
+    if len(ids) <= length:
+        raise UserError(f"model {loaded.name}: its tokenizer encodes the corpus's {split} split to "
+                        f"{len(ids)} tokens, fewer than the {length} a calibration window needs")
+    starts = torch.randint(0, len(ids) - length, (count,), generator=gen).tolist()
+    return [ids[s:s + length].unsqueeze(0) for s in starts]

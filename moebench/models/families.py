@@ -14,25 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class Family:
-    """Names that differ between HF MoE families."""
-
-    config_class: str  # transformers config class
-    router_attr: str  # attribute of the sparse block holding the router
-    shared_attr: str | None  # attribute holding shared experts, if any
-    experts_key: str  # config key for the routed expert count
-
-
-FAMILIES: dict[str, Family] = {
-    "mixtral": Family("MixtralConfig", "gate", None, "num_local_experts"),
-    "phimoe": Family("PhimoeConfig", "router", None, "num_local_experts"),
-    "qwen2_moe": Family("Qwen2MoeConfig", "gate", "shared_expert", "num_experts"),
-    "qwen3_moe": Family("Qwen3MoeConfig", "gate", None, "num_experts"),
-    "olmoe": Family("OlmoeConfig", "gate", None, "num_experts"),
-    "deepseek_v2": Family("DeepseekV2Config", "gate", "shared_experts", "n_routed_experts"),
-}
+from moebench.models.family import FAMILIES, Family  # noqa: F401 - re-exported
 
 
 @dataclass

@@ -10,13 +10,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from moebench.models.families import MoeLayer
+from moebench.models.families import FAMILIES, MoeLayer
 
 
 def router_logits(layer: MoeLayer, hidden: torch.Tensor, family: str) -> torch.Tensor:
     """[T, D] hidden states -> [T, E] router logits (DeepSeek computes them in float32)."""
     weight = layer.router.weight
-    if family == "deepseek_v2":
+    if FAMILIES[family].router_fp32:
         return F.linear(hidden.float(), weight.float())
     return F.linear(hidden, weight)
 

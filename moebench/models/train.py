@@ -33,7 +33,6 @@ from moebench.determinism import (
     process_is_pinned,
 )
 from moebench.errors import UserError
-from moebench.models.build import LoadedModel, hf_config_for, weights_sha256
 from moebench.models.corpora import (
     cache_dir,
     encoded_splits,
@@ -42,6 +41,7 @@ from moebench.models.corpora import (
     unigram_perplexity,
 )
 from moebench.models.families import moe_layers
+from moebench.models.loaded import LoadedModel, hf_config_for, weights_sha256
 from moebench.models.proxies import PROXIES, ProxySpec, proxy_arch
 
 # 2: trained with pinned kernels (determinism.py), the same bits on any x86-64 CPU.

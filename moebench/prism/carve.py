@@ -13,12 +13,14 @@ output once; that factor N is folded into the sub-experts' down projections (the
 
 from __future__ import annotations
 
+import math
+
 import torch
 import transformers
 
 from moebench.errors import UserError
-from moebench.models.build import LoadedModel, weights_sha256
 from moebench.models.families import FAMILIES, moe_layers
+from moebench.models.loaded import LoadedModel, weights_sha256
 from moebench.prism.gates import LinearGate
 from moebench.prism.partition import (
     anneal,
@@ -31,7 +33,7 @@ from moebench.prism.partition import (
 )
 from moebench.speq.draft import calibration_inputs
 
-CARVABLE = ("mixtral", "olmoe", "qwen2_moe", "qwen3_moe", "deepseek_v2")
+CARVABLE = tuple(name for name, rules in FAMILIES.items() if rules.carvable)
 PARTITIONS = ("anneal", "random", "contiguous", "kmeans")
 
 
@@ -74,29 +76,31 @@ def partition_experts(loaded: LoadedModel, acts, n: int, k: int, method: str, it
 
 def partition_cost(loaded: LoadedModel, acts, parts, n: int, k: int) -> float:
     """The objective summed over every expert: the L1 mass each calibration token leaves in
-    its K smallest groups, as a fraction of its total mass (lower is better)."""
-    left = total = 0.0
+    its K smallest groups, as a fraction of its total mass (lower is better). Summed with
+    math.fsum: exact whatever order the experts come in (a cached partition loads them in
+    another order than a fresh one, which changed the last bits)."""
+    left, total = [], []
     for layer, per_expert in acts.items():
         for e, a in per_expert.items():
             if len(a):
-                left += cost(group_mass(a, parts[layer][e], n), k)
-                total += float(a.double().sum())
-    return left / total if total else float("nan")
+                left.append(cost(group_mass(a, parts[layer][e], n), k))
+                total.append(float(a.double().sum()))
+    return math.fsum(left) / math.fsum(total) if total else float("nan")
 
 
 def carved_config(config, family: str, n: int, pad: int = 0):
     """The config rewrite: experts x N, top-k x N, expert width / N (paper section 1.1), plus
     `pad` zero neurons per sub-expert (see `carve`)."""
     c = config.to_dict()
-    for key in ("num_local_experts", "num_experts", "n_routed_experts"):  # whichever the class stores
-        if c.get(key):
-            c[key] = c[key] * n
+    rules = FAMILIES[family]
+    c[rules.experts_key] = c[rules.experts_key] * n
     c["num_experts_per_tok"] = c["num_experts_per_tok"] * n
     width_key = "moe_intermediate_size" if "moe_intermediate_size" in c else "intermediate_size"
     c[width_key] = c[width_key] // n + pad
-    if family == "deepseek_v2":
+    if rules.router_scaling:
         c["routed_scaling_factor"] = c["routed_scaling_factor"] * n
-        c["n_shared_experts"] = c["n_shared_experts"] * n  # shared width stays the same
+    if rules.shared_count_key:  # shared experts are expert-wide: their count keeps their width
+        c[rules.shared_count_key] = c[rules.shared_count_key] * n
     c.pop("transformers_version", None)
     return type(config).from_dict(c)
 
@@ -105,7 +109,7 @@ def carved_config(config, family: str, n: int, pad: int = 0):
 def carve(loaded: LoadedModel, parts, n: int) -> LoadedModel:
     """A new LoadedModel whose routed experts are the sub-experts, with the LG w/o FT router."""
     family = loaded.family
-    if family not in CARVABLE:
+    if not FAMILIES[family].carvable:
         raise UserError(f"model.family={family} cannot be carved; one of {', '.join(CARVABLE)}")
     dtype = next(loaded.model.parameters()).dtype
     width = loaded.layers[0].experts.down_proj.shape[-1]
@@ -115,7 +119,7 @@ def carve(loaded: LoadedModel, parts, n: int) -> LoadedModel:
     config = carved_config(loaded.hf_config, family, n, pad)
     model = transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
     state = dict(loaded.model.state_dict())
-    fold = 1.0 if family == "deepseek_v2" else float(n)  # DeepSeek scales in its router
+    fold = FAMILIES[family].fold(n)  # a scaling router (DeepSeek) scales instead
     for view in loaded.layers:
         prefix = f"model.layers.{view.index}.mlp."
         gate_up, down = view.experts.gate_up_proj, view.experts.down_proj

@@ -20,8 +20,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
-from moebench.models.build import LoadedModel
 from moebench.models.families import FAMILIES
+from moebench.models.loaded import LoadedModel
 from moebench.prism.cache import cache_path, tokens_sha256
 
 

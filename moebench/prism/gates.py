@@ -72,16 +72,17 @@ class LinearGate(nn.Module):
 
     def __init__(self, weight: torch.Tensor, family: str, config, top_k: int):
         super().__init__()
-        if family == "deepseek_v2" and getattr(config, "topk_method", "greedy") != "greedy":
+        self.rules = FAMILIES[family]
+        if self.rules.router_scaling and getattr(config, "topk_method", "greedy") != "greedy":
             raise ConfigError("model.arch.topk_method", config.topk_method, "greedy for a carved DeepSeek model")
         self.weight = nn.Parameter(weight.detach().clone())
         self.family, self.top_k = family, top_k
-        self.renormalize = family == "mixtral" or bool(getattr(config, "norm_topk_prob", False))
-        self.scale = float(config.routed_scaling_factor) if family == "deepseek_v2" else 1.0
+        self.renormalize = self.rules.always_renormalize or bool(getattr(config, "norm_topk_prob", False))
+        self.scale = float(config.routed_scaling_factor) if self.rules.router_scaling else 1.0
 
     def forward(self, hidden: torch.Tensor):
         x = hidden.reshape(-1, hidden.shape[-1])
-        if self.family == "deepseek_v2":
+        if self.rules.router_scaling:  # float32 logits, scaled weights (DeepSeek)
             logits = F.linear(x.float(), self.weight.float())
             weights, ids = deepseek_topk(logits, self.top_k, "greedy", None, None, self.scale, stable=True)
             return logits, weights, ids
@@ -105,7 +106,8 @@ class ComplexGate(nn.Module):
 
     def forward(self, hidden: torch.Tensor):
         x = hidden.reshape(-1, hidden.shape[-1])
-        logits = x.float() @ self.weight.float().T if self.family == "deepseek_v2" else x @ self.weight.T
+        fp32 = FAMILIES[self.family].router_fp32
+        logits = x.float() @ self.weight.float().T if fp32 else x @ self.weight.T
         parent_logits = logits[:, :: self.n]
         weights, ids = route(self.family, self.config, parent_logits)
         order = weights.argsort(dim=-1, descending=True, stable=True)  # DeepSeek returns them unsorted
@@ -129,7 +131,7 @@ def install_complex_gate(carved, original_config, parts, acts, n: int, pattern: 
                          r: int = 4, active_frac: float = 0.75) -> dict:
     """Replace every router of the `carved` LoadedModel by a CG router; returns what was chosen."""
     family = carved.family
-    fold = 1.0 if family == "deepseek_v2" else float(n)
+    fold = FAMILIES[family].fold(n)
     chosen = {}
     for view in carved.layers:
         gate_up = view.experts.gate_up_proj  # [E N, 2 C/N, D]

@@ -1,6 +1,6 @@
 """Cloud serving under quality floors: MoE-Prism's scheduler and the FIFO / FullBatch baselines.
 
-One GPU serves static batches one at a time (the paper's reading); bench/serving.py runs the
+One GPU serves static batches one at a time (the paper's reading); prism/serving.py runs the
 event loop under the virtual clock, asking `Scheduler.choose` whenever the GPU is free. Each request carries a quality floor
 k_min (sub-experts per token); a batch runs at the largest floor among its requests, at the
 model's granularity (`serving_costs.Granularity`), so every request gets at least its floor.

@@ -17,7 +17,8 @@ import dataclasses
 import math
 from functools import cache
 
-from moebench.engine.costs import BYTES_PER_PARAM, CostModel, Kernel, ModelShape
+from moebench.engine.costs import CostModel, Kernel
+from moebench.models.shape import BYTES_PER_PARAM, ModelShape
 
 
 def carved_shape(shape: ModelShape, n: int) -> ModelShape:
@@ -84,3 +85,16 @@ class Granularity:
     def cost(self, batch: int, m: int) -> float:
         """C(batch, m): total seconds to serve the batch."""
         return sum(self.batch_sec(batch, m))
+
+
+def decode_point(costs: CostModel, active: int, context: int = 512) -> dict[str, float]:
+    """What one batch-1 decode token costs at `active` routed experts per MoE layer, with
+    `context` cached tokens, at the charged model's sizes: the bytes and FLOPs of its active
+    experts and the modeled latency. A quality run records it (method_details), so MoE-Prism's
+    operating-point curve is drawn from records alone."""
+    shape, table = costs.shape, ServingCosts(costs, prompt_len=context, new_tokens=2)
+    moe = len(shape.moe_layers)
+    return {"active_experts": active, "context_tokens": context,
+            "expert_mb_per_token": active * shape.expert_bytes * moe / 1e6,
+            "expert_gflop_per_token": 2 * active * shape.expert_params * moe / 1e9,
+            "modeled_sec_per_token": table.step_sec(1, 1, context, context, active)}

@@ -10,7 +10,6 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from moebench.records import load_records
 from moebench.report import engine
 from moebench.report.common import conditions, flag_invalid
 from moebench.report.eval import eval_report
@@ -20,6 +19,7 @@ from moebench.report.prism_offload import prism_offload
 from moebench.report.speq import speq_ablation, speq_cache, speq_cpu, speq_report, tape_coupling
 from moebench.report.speq_beyond import speq_beyond
 from moebench.report.summary import summary_rows, write_summary
+from moebench.schema import load_records
 
 RENDERERS = {
     "engine_baselines": engine.engine_baselines,
@@ -49,11 +49,11 @@ def write_reports(results_dir: Path, out_dir: Path) -> list[Path]:
     paths = [write_summary(results_dir, out_dir)]
     by_experiment = defaultdict(list)
     for record in load_records(results_dir):
-        by_experiment[record["experiment"]].append(record)
+        by_experiment[record.experiment].append(record)
     for name, records in sorted(by_experiment.items()):
         if name in PRISM_QUALITY:
             lines = PRISM_QUALITY[name](records, out_dir)
-        elif "eval" in records[0]:
+        elif records[0].eval is not None:
             lines = eval_report(records, out_dir, name)
         elif name.startswith("speq_") and name in RENDERERS:
             lines = RENDERERS[name](records, out_dir)

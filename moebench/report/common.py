@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -13,34 +12,35 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402,F401 - re-exported for the renderers
 
 from moebench.paths import REPO_ROOT  # noqa: E402
+from moebench.schema import RunRecord
 
 PROXY_CARDS = REPO_ROOT / "reports" / "proxies"
 
 
-def conditions(records: list[dict[str, Any]]) -> str:
+def conditions(records: list[RunRecord]) -> str:
     """One paragraph naming everything a reader needs to interpret the numbers."""
     r = records[0]
-    c = r["config"]
-    model = r["model"]
-    proxy = f" (proxy of `{model['proxy_of']}`, charged at its sizes)" if model.get("proxy_of") else ""
-    budgets = sorted({str(x["config"]["method"]["budget_gb"]) for x in records})
-    commits = sorted({(x["git"]["sha"] or "none")[:10] + ("+dirty" if x["git"]["dirty"] else "") for x in records})
-    clocks = sorted({x["clock"] for x in records})
-    hardware = ", ".join(f"`{h}`" for h in sorted({x["hardware"] for x in records}))
-    return (f"**Conditions.** Model `{model['name']}`{proxy}; hardware {hardware}; clock "
+    w = r.config.workload
+    model = r.model
+    proxy = f" (proxy of `{model.proxy_of}`, charged at its sizes)" if model.proxy_of else ""
+    budgets = sorted({str(x.config.method.budget_gb) for x in records})
+    commits = sorted({(x.git["sha"] or "none")[:10] + ("+dirty" if x.git["dirty"] else "") for x in records})
+    clocks = sorted({x.clock for x in records})
+    hardware = ", ".join(f"`{h}`" for h in sorted({x.hardware for x in records}))
+    return (f"**Conditions.** Model `{model.name}`{proxy}; hardware {hardware}; clock "
             f"{', '.join(f'`{k}`' for k in clocks)}; memory budgets (GB) {', '.join(budgets)}; workload "
-            f"`{c['workload']['name']}` ({c['workload']['num_prompts']} prompts x {c['workload']['prompt_len']} "
-            f"tokens, {c['workload']['new_tokens']} new tokens, decoding {decodings(records)}); commit(s) "
+            f"`{w.name}` ({w.num_prompts} prompts x {w.prompt_len} "
+            f"tokens, {w.new_tokens} new tokens, decoding {decodings(records)}); commit(s) "
             f"{', '.join(commits)}; "
             f"{len(records)} records. {weights_line(records)}").rstrip()
 
 
-def decodings(records: list[dict[str, Any]]) -> str:
+def decodings(records: list[RunRecord]) -> str:
     """How the records chose tokens: greedy, and/or sampled at which temperature."""
     kinds = set()
     for r in records:
-        w = r.get("config", {}).get("workload", {})
-        kinds.add(f"sample at T = {w['temperature']:g}" if w.get("decoding") == "sample" else "greedy")
+        sampled = r.config is not None and r.config.workload.sampling
+        kinds.add(f"sample at T = {r.config.workload.temperature:g}" if sampled else "greedy")
     return " and ".join(sorted(kinds, reverse=True)) or "greedy"
 
 
@@ -51,14 +51,13 @@ def card_weights(proxy: str) -> str | None:
     return json.loads(path.read_text()).get("weights_sha256") if path.exists() else None
 
 
-def weights_line(records: list[dict[str, Any]]) -> str:
+def weights_line(records: list[RunRecord]) -> str:
     """Which trained weights made the records, said plainly when rows come from more than one
     set of weights or from weights other than the committed proxy card's."""
     by_model: dict[str, set[str]] = {}
     for r in records:
-        sha = r.get("model", {}).get("weights_sha256") or (r.get("model", {}).get("checkpoint") or {}).get("sha256")
-        if sha:
-            by_model.setdefault(r["model"]["name"], set()).add(sha)
+        if r.model.sha256:
+            by_model.setdefault(r.model.name, set()).add(r.model.sha256)
     parts = []
     for name, shas in sorted(by_model.items()):
         short, card = ", ".join(s[:8] for s in sorted(shas)), card_weights(name)
@@ -72,9 +71,9 @@ def weights_line(records: list[dict[str, Any]]) -> str:
     return f"Weights: {'; '.join(parts)}." if parts else ""
 
 
-def flag_invalid(records: list[dict[str, Any]]) -> list[str]:
-    bad = [r for r in records if not r["validity"]["valid"]]
-    return [f"- INVALID run `{r['run_key']}`: {'; '.join(r['validity']['reasons'])}" for r in bad]
+def flag_invalid(records: list[RunRecord]) -> list[str]:
+    bad = [r for r in records if not r.validity.valid]
+    return [f"- INVALID run `{r.run_key}`: {'; '.join(r.validity.reasons)}" for r in bad]
 
 
 def save_figure(fig, path: Path) -> None:

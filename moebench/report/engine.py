@@ -3,12 +3,11 @@ reports/engine_trace_policies.md and reports/engine_bench.md."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from moebench.report.common import conditions, flag_invalid, plt, save_figure
 from moebench.report.speq import decoding_label
+from moebench.schema import RunRecord
 
 LOSSLESS = {"full_resident", "hf_offload", "ondemand", "mixtral_offloading", "next_layer_prefetch"}
 # Reference values worked out from first principles in ../shared/papers/related-systems.md
@@ -16,14 +15,14 @@ LOSSLESS = {"full_resident", "hf_offload", "ondemand", "mixtral_offloading", "ne
 REFERENCE = {"ondemand": ("402.7 ms (64 expert loads x 157.3 MB at 25 GB/s, related-systems.md s.8)", 402.7)}
 
 
-def engine_baselines(records: list[dict[str, Any]], out) -> list[str]:
+def engine_baselines(records: list[RunRecord], out) -> list[str]:
     rows = []
     for r in records:
-        m, plan = r["metrics"], r["method_details"]["memory_plan"]
-        ref = REFERENCE.get(r["method"])
+        m, plan = r.metrics, r.method_details["memory_plan"]
+        ref = REFERENCE.get(r.method)
         rows.append({
             "decoding": decoding_label(r),
-            "method": r["method"], "budget_gb": "all" if r["method"] == "full_resident" else f"{plan['budget_gb']:g}",
+            "method": r.method, "budget_gb": "all" if r.method == "full_resident" else f"{plan['budget_gb']:g}",
             "slots/layer": plan["slots_per_layer"], "tpot_ms_p50": m["tpot_sec_p50"] * 1e3,
             "tpot_ms_p90": m["tpot_sec_p90"] * 1e3, "tokens/s": m["tokens_per_sec"],
             "hit_frac": m["expert_hit_frac"], "h2d_gb/forward": m["h2d_bytes"] / (m["decode_steps"] + 1) / 1e9,
@@ -31,7 +30,7 @@ def engine_baselines(records: list[dict[str, Any]], out) -> list[str]:
             "prefetch_precision": m.get("prefetch_precision_frac", float("nan")),
             "reference_ms": ref[1] if ref else float("nan"),
             "ours/reference": m["tpot_sec_p50"] * 1e3 / ref[1] if ref else float("nan"),
-            "valid": "yes" if r["validity"]["valid"] else "NO", "output": r["output_sha256"][:8],
+            "valid": "yes" if r.validity.valid else "NO", "output": r.output_sha256[:8],
         })
     frame = pd.DataFrame(rows).drop_duplicates(subset=["decoding", "method", "budget_gb"])
     frame = frame.sort_values(["decoding", "budget_gb", "tpot_ms_p50"], ascending=[False, True, True]).reset_index(drop=True)
@@ -58,12 +57,12 @@ def engine_baselines(records: list[dict[str, Any]], out) -> list[str]:
     ]
 
 
-def engine_trace_policies(records: list[dict[str, Any]], out) -> list[str]:
-    rows = [{"policy": r["config"]["method"]["options"]["policy"],
-             "budget_gb": r["config"]["method"]["budget_gb"],
-             "slots": r["method_details"]["memory_plan"]["slots_per_layer"],
-             "hit_frac": r["metrics"]["expert_hit_frac"],
-             "tpot_ms_p50": r["metrics"]["tpot_sec_p50"] * 1e3} for r in records]
+def engine_trace_policies(records: list[RunRecord], out) -> list[str]:
+    rows = [{"policy": r.options.policy,
+             "budget_gb": r.config.method.budget_gb,
+             "slots": r.method_details["memory_plan"]["slots_per_layer"],
+             "hit_frac": r.metrics["expert_hit_frac"],
+             "tpot_ms_p50": r.metrics["tpot_sec_p50"] * 1e3} for r in records]
     frame = pd.DataFrame(rows).sort_values(["policy", "slots"])
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for policy, part in frame.groupby("policy"):
@@ -79,7 +78,7 @@ def engine_trace_policies(records: list[dict[str, Any]], out) -> list[str]:
     table.columns = [f"{v} @ {b:g} GB ({s} slots)" for v, b, s in table.columns]
     return [
         "# Cache policies on a real routing trace", "", conditions(records), "",
-        f"Replayed from `{records[0]['replayed_from']}` (Mixtral-8x7B-Instruct FP8 in vLLM, HumanEval "
+        f"Replayed from `{records[0].replayed_from}` (Mixtral-8x7B-Instruct FP8 in vLLM, HumanEval "
         "problems 0-1, 333 decode tokens with all 32 layers, top-2 of 8); no model runs. Belady knows the "
         "future and bounds what any policy can reach.", "",
         table.reset_index().to_markdown(index=False, floatfmt=".3g"), "", *flag_invalid(records), "",
@@ -89,13 +88,13 @@ def engine_trace_policies(records: list[dict[str, Any]], out) -> list[str]:
     ]
 
 
-def engine_bench(records: list[dict[str, Any]], out) -> list[str]:
+def engine_bench(records: list[RunRecord], out) -> list[str]:
     lines = ["# Engine cost (CPU wall clock)", ""]
     for r in records:
-        m = r["metrics"]
-        lines += [f"`python -m moebench.bench.engine_bench` on `{m['model']}`, {m['new_tokens']} new tokens, "
-                  f"best of {m['repeats']}, {m['torch_threads']} torch thread(s), {r['env']['device']}, commit "
-                  f"`{(r['git']['sha'] or 'none')[:10]}`:", "",
+        m = r.metrics
+        lines += [f"`python -m moebench.tools.engine_bench` on `{m['model']}`, {m['new_tokens']} new tokens, "
+                  f"best of {m['repeats']}, {m['torch_threads']} torch thread(s), {r.env['device']}, commit "
+                  f"`{(r.git['sha'] or 'none')[:10]}`:", "",
                   f"- `full_resident` {m['full_resident_sec']:.3f} s against plain transformers `generate` "
                   f"{m['plain_generate_sec']:.3f} s: overhead **{m['overhead_ratio']:.3f}x** (target <= 1.15x).",
                   f"- Virtual-clock simulation of `mixtral_offloading`: **{m['sim_live_tokens_per_sec']:.0f}** "
@@ -105,40 +104,40 @@ def engine_bench(records: list[dict[str, Any]], out) -> list[str]:
     return lines
 
 
-def engine_clock_check(records: list[dict[str, Any]], out) -> list[str]:
+def engine_clock_check(records: list[RunRecord], out) -> list[str]:
     """reports/engine_clock_check.md: virtual TPOT against wall TPOT for the same configs."""
     pairs: dict[tuple, dict[str, dict]] = {}
     for r in records:
-        key = (r["method"], r["config"]["method"]["budget_gb"])
-        pairs.setdefault(key, {})[r["clock"]] = r
+        key = (r.method, r.config.method.budget_gb)
+        pairs.setdefault(key, {})[r.clock] = r
     rows = []
     for (method, budget), pair in sorted(pairs.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
         if {"wall", "virtual"} - set(pair):
             continue
-        wall, virtual = pair["wall"]["metrics"], pair["virtual"]["metrics"]
+        wall, virtual = pair["wall"].metrics, pair["virtual"].metrics
         ratio = virtual["tpot_sec_mean"] / wall["tpot_sec_mean"]
-        rows.append({"method": method, "slots/layer": pair["wall"]["method_details"]["memory_plan"]["slots_per_layer"],
+        rows.append({"method": method, "slots/layer": pair["wall"].method_details["memory_plan"]["slots_per_layer"],
                      "budget_gb": "all" if budget is None else f"{budget:.4g}",
                      "wall TPOT ms": 1e3 * wall["tpot_sec_mean"], "virtual TPOT ms": 1e3 * virtual["tpot_sec_mean"],
                      "virtual / wall": ratio, "within 20%": "yes" if abs(ratio - 1) <= 0.2 else "NO",
                      "virtual compute-bound ms": 1e3 * virtual.get("bound_compute_sec_per_token", float("nan")),
                      "copies per token": wall["h2d_bytes"] / max(1, wall["decode_steps"])
-                                         / (pair["wall"]["method_details"]["memory_plan"]["expert_mb"] * 1e6),
-                     "same tokens": pair["wall"]["output_sha256"] == pair["virtual"]["output_sha256"]})
+                                         / (pair["wall"].method_details["memory_plan"]["expert_mb"] * 1e6),
+                     "same tokens": pair["wall"].output_sha256 == pair["virtual"].output_sha256})
     if not rows:
         return ["# Virtual clock against the wall clock", "", "No pair of records yet: run "
-                "`python -m moebench.bench.clock_check`.", ""]
+                "`python -m moebench.tools.clock_check`.", ""]
     frame = pd.DataFrame(rows)
-    hw = next(r for r in records if r["clock"] == "virtual")["config"]["hardware"]
+    hw = next(r for r in records if r.clock == "virtual").config.hardware
     misses = frame[frame["within 20%"] == "NO"]
     return [
         "# Virtual clock against the wall clock (CPU)", "", conditions(records), "",
         "Each config ran twice on the same model and prompts: on `backend=real device=cpu` (experts copied "
         "from the host store into the slot pool, every step timed by the wall clock) and on `backend=virtual "
-        "hardware=cpu`, the profile `python -m moebench.bench.calibrate` measured on this machine "
-        f"(copy {hw['h2d_bytes_per_sec'] / 1e9:.3g} GB/s + {hw['h2d_latency_sec'] * 1e6:.3g} us, weight-bound "
-        f"matmul {hw['hbm_bytes_per_sec'] / 1e9:.3g} GB/s, {hw['peak_flops'] / 1e12:.3g} TFLOP/s, "
-        f"{hw['launch_sec'] * 1e6:.3g} us per call; copies do not overlap compute on a CPU). Target: "
+        "hardware=cpu`, the profile `python -m moebench.tools.calibrate` measured on this machine "
+        f"(copy {hw.h2d_bytes_per_sec / 1e9:.3g} GB/s + {hw.h2d_latency_sec * 1e6:.3g} us, weight-bound "
+        f"matmul {hw.hbm_bytes_per_sec / 1e9:.3g} GB/s, {hw.peak_flops / 1e12:.3g} TFLOP/s, "
+        f"{hw.launch_sec * 1e6:.3g} us per call; copies do not overlap compute on a CPU). Target: "
         "virtual within 20% of wall for every config.", "",
         frame.to_markdown(index=False, floatfmt=".3g"), "", *flag_invalid(records), "",
         f"**Misses:** {len(misses)} of {len(frame)} configs outside 20%"

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from moebench.report.common import flag_invalid, plt, save_figure, weights_line
+from moebench.schema import RunRecord
 
 HEADLINE = {"wikitext": "word_perplexity", "heldout_ppl": "word_perplexity", "lambada_openai": "acc",
             "piqa": "acc", "hellaswag": "acc_norm", "arc_easy": "acc", "arc_challenge": "acc_norm",
             "winogrande": "acc", "boolq": "acc"}
 
 
-def eval_report(records: list[dict[str, Any]], out, name: str) -> list[str]:
+def eval_report(records: list[RunRecord], out, name: str) -> list[str]:
     rows = []
     for r in records:
-        for task, res in sorted(r["eval"]["results"].items()):
+        for task, res in sorted(r.eval["results"].items()):
             metrics = {k.split(",")[0]: v for k, v in res.items() if isinstance(v, float) and "stderr" not in k}
-            rows.append({"model": r["model"]["name"], "method": r["method"], "task": task,
-                         "n": r["eval"]["n-samples"].get(task, {}).get("effective"),
-                         "shots": r["eval"]["n-shot"].get(task), **metrics})
+            rows.append({"model": r.model.name, "method": r.method, "task": task,
+                         "n": r.eval["n-samples"].get(task, {}).get("effective"),
+                         "shots": r.eval["n-shot"].get(task), **metrics})
     frame = pd.DataFrame(rows)
     acc = frame[frame["task"].map(lambda t: HEADLINE.get(t, "").startswith("acc"))]
     if len(acc):
@@ -33,17 +32,17 @@ def eval_report(records: list[dict[str, Any]], out, name: str) -> list[str]:
         save_figure(fig, out / "figs" / f"{name}_accuracy.png")
     caveats = {}
     for r in records:
-        for task, cfg in r["eval"].get("configs", {}).items():
+        for task, cfg in r.eval.get("configs", {}).items():
             text = cfg.get("metadata", "")
             if "moebench_caveat" in text and "''" not in text:
                 caveats[task] = text
-    c = records[0]["config"]
+    c = records[0].config
     return [
         f"# Accuracy: {name}", "",
-        f"**Conditions.** lm-eval {records[0]['env']['versions'].get('lm_eval')}, offline task copies from "
-        f"../shared/data mirroring the standard tasks (eval/tasks.py), {c['eval']['num_fewshot']}-shot, at most "
-        f"{c['eval']['limit']} documents per task; models {', '.join(sorted({r['model']['name'] for r in records}))}; "
-        f"commit(s) {', '.join(sorted({(r['git']['sha'] or 'none')[:10] for r in records}))}. "
+        f"**Conditions.** lm-eval {records[0].env['versions'].get('lm_eval')}, offline task copies from "
+        f"../shared/data mirroring the standard tasks (eval/tasks.py), {c.eval.num_fewshot}-shot, at most "
+        f"{c.eval.limit} documents per task; models {', '.join(sorted({r.model.name for r in records}))}; "
+        f"commit(s) {', '.join(sorted({(r.git['sha'] or 'none')[:10] for r in records}))}. "
         f"{weights_line(records)}", "",
         frame.to_markdown(index=False, floatfmt=".4g"), "", *flag_invalid(records), "",
         "Caveats: boolq's local copy has no passages (question-only prompts); wikitext is rebuilt from "

@@ -3,11 +3,10 @@ FullBatch (paper section 6.2.2), with the Model Only / System Only ablations, pe
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from moebench.report.common import flag_invalid, plt, save_figure
+from moebench.schema import RunRecord
 
 SYSTEMS = {("fifo", "original"): "FIFO (original)", ("fullbatch", "original"): "FullBatch (original)",
            ("prism", "prism"): "MoE-Prism", ("fifo", "prism"): "Model Only (FIFO, carved)",
@@ -20,14 +19,14 @@ PAPER = {"dsv2lite": (13.0, 15.59), "olmoe": (15.57, 17.89)}  # high load, req/s
 LATENCY = ["ttft_sec_p50", "ttft_sec_p99", "tpot_sec_p50", "e2e_sec_p50", "e2e_sec_p90", "e2e_sec_p99"]
 
 
-def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+def _frame(records: list[RunRecord]) -> pd.DataFrame:
     rows = []
     for r in records:
-        o = r["config"]["method"]["options"]
-        rows.append({"model": r["model"]["proxy_of"], "system": SYSTEMS[(o["policy"], o["granularity"])],
-                     "rate": r["config"]["workload"]["arrivals"]["rate_per_sec"], "seed": r["config"]["seed"],
-                     "slo_sec": r["metrics"]["slo_sec"], **{k: r["metrics"][k] for k in (
-                         "goodput_rps", "throughput_rps", "slo_attainment", "level_over_floor_mean",
+        o = r.options
+        rows.append({"model": r.model.proxy_of, "system": SYSTEMS[(o.policy, o.granularity)],
+                     "rate": r.config.workload.arrivals["rate_per_sec"], "seed": r.config.seed,
+                     "slo_sec": r.metrics["slo_sec"], **{k: r.metrics[k] for k in (
+                         "goodput_rps", "throughput_rps", "slo_attainment_frac", "level_over_floor_mean",
                          "batch_size_mean", *LATENCY)}})
     return pd.DataFrame(rows)
 
@@ -42,7 +41,7 @@ def _model_section(name: str, frame: pd.DataFrame, out) -> list[str]:
     loads = LOADS.get(name, {})
     at_loads = mean[mean["rate"].isin(loads)].copy()
     at_loads.insert(1, "load", at_loads["rate"].map(loads))
-    cols = ["system", "load", "rate", "goodput_rps", "goodput_std", "goodput vs FIFO %", "slo_attainment",
+    cols = ["system", "load", "rate", "goodput_rps", "goodput_std", "goodput vs FIFO %", "slo_attainment_frac",
             "level_over_floor_mean", "batch_size_mean", *LATENCY]
     best = mean.groupby("system")["goodput_rps"].max()
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -70,23 +69,23 @@ def _model_section(name: str, frame: pd.DataFrame, out) -> list[str]:
     return lines + [f"![goodput](figs/prism_cloud_{name}.png)", ""]
 
 
-def prism_cloud(records: list[dict[str, Any]], out) -> list[str]:
+def prism_cloud(records: list[RunRecord], out) -> list[str]:
     frame = _frame(records)
     r0 = records[0]
-    w, o = r0["config"]["workload"], r0["config"]["method"]["options"]
+    w, o = r0.config.workload, r0.options
     lines = [
         "# MoE-Prism: cloud serving under quality floors (section 6.2.2)", "",
-        f"**Conditions.** Virtual clock on `{r0['hardware']}`; cost table C(batch, m) from the cost model at "
+        f"**Conditions.** Virtual clock on `{r0.hardware}`; cost table C(batch, m) from the cost model at "
         "the real models' sizes (one fused MoE kernel per layer reading every sub-expert some token uses, "
         "expected under uniform routing; static batches: one prefill, then decode); "
-        f"{w['prompt_len']}-token prompts, {w['new_tokens']} new tokens; Poisson arrivals for "
-        f"{w['arrivals']['duration_sec']:.0f} s; quality floors k_min ~ clip(int(Normal)) as in the authors' "
+        f"{w.prompt_len}-token prompts, {w.new_tokens} new tokens; Poisson arrivals for "
+        f"{w.arrivals['duration_sec']:.0f} s; quality floors k_min ~ clip(int(Normal)) as in the authors' "
         "later generator (DeepSeek (12, 4) of 24, OLMoE (16, 6) of 32); latency SLO = "
-        f"{w['arrivals']['slo_x_isolated']} x one request's isolated end-to-end time at the top level; "
-        f"B_max {o['b_max']}, T_max {o.get('t_max_x_slo')} x SLO; FIFO and FullBatch run each batch at its "
+        f"{w.arrivals['slo_x_isolated']} x one request's isolated end-to-end time at the top level; "
+        f"B_max {o.b_max}, T_max {o.t_max_x_slo} x SLO; FIFO and FullBatch run each batch at its "
         "highest floor rounded up to whole experts (original model); MoE-Prism runs the carved model at "
         "exactly that floor. Goodput = requests finished within the SLO per second of arrivals. Commit(s) "
-        f"{', '.join(sorted({(r['git']['sha'] or 'none')[:10] for r in records}))}; {len(records)} records.", "",
+        f"{', '.join(sorted({(r.git['sha'] or 'none')[:10] for r in records}))}; {len(records)} records.", "",
         *flag_invalid(records)]
     for name, part in frame.groupby("model"):
         lines += _model_section(name, part, out)

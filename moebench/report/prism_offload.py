@@ -4,30 +4,30 @@ LRU cache at the same quality floor (paper section 6.2.3, Fig. 8)."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pandas as pd
 
 from moebench.report.common import conditions, flag_invalid, plt, save_figure
 from moebench.report.speq import decoding_label
+from moebench.schema import RunRecord
 
 PAPER_CHANGE = -10.36  # % per-iteration decode latency, the abstract's "up to"
 
 
 def missed_mb_per_token(record) -> float:
     """Bytes the run's own cache missed per emitted decode token (older records: per step)."""
-    m = record["metrics"]
+    m = record.metrics
     if "decode_missed_bytes_total" in m:
         return m["decode_missed_bytes_total"] / m["decode_steps"] / 1e6
-    return m["bound_transfer_sec_per_step"] * record["config"]["hardware"]["h2d_bytes_per_sec"] / 1e6
+    return m["bound_transfer_sec_per_step"] * record.config.hardware.h2d_bytes_per_sec / 1e6
 
 
-def prism_offload(records: list[dict[str, Any]], out) -> list[str]:
+def prism_offload(records: list[RunRecord], out) -> list[str]:
     rows = {}
     for r in records:
-        o, m = r["config"]["method"]["options"], r["metrics"]
-        key = (decoding_label(r), r["hardware"], o["slo_experts"])
-        side = "prism" if r["method"] == "prism" else "original"
+        o, m = r.options, r.metrics
+        key = (decoding_label(r), r.hardware, o.slo_experts)
+        side = "prism" if r.method == "prism" else "original"
         rows.setdefault(key, {})[side] = (r, m)
     table = []
     for (decoding, hw, slo), pair in sorted(rows.items()):
@@ -36,15 +36,15 @@ def prism_offload(records: list[dict[str, Any]], out) -> list[str]:
         (ro, mo), (rp, mp) = pair["original"], pair["prism"]
         table.append({
             "decoding": decoding, "hardware": hw, "floor (experts)": slo, "original experts": math.ceil(slo - 1e-9),
-            "Prism sub-experts": rp["method_details"]["prism"]["active_k"],
+            "Prism sub-experts": rp.method_details["prism"]["active_k"],
             "original TPOT ms": 1e3 * mo["tpot_sec_mean"], "Prism TPOT ms": 1e3 * mp["tpot_sec_mean"],
             "change %": 100 * (mp["tpot_sec_mean"] / mo["tpot_sec_mean"] - 1),
-            "original slots/layer": ro["method_details"]["memory_plan"]["slots_per_layer"],
-            "Prism sub-slots/layer": rp["method_details"]["memory_plan"]["slots_per_layer"],
+            "original slots/layer": ro.method_details["memory_plan"]["slots_per_layer"],
+            "Prism sub-slots/layer": rp.method_details["memory_plan"]["slots_per_layer"],
             "original hit": mo["expert_hit_frac"], "Prism hit": mp["expert_hit_frac"],
             "original MB missed/token": missed_mb_per_token(ro),
             "Prism MB missed/token": missed_mb_per_token(rp),
-            "same tokens": ro["output_sha256"] == rp["output_sha256"]})
+            "same tokens": ro.output_sha256 == rp.output_sha256})
     frame = pd.DataFrame(table)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for (decoding, hw), part in frame.groupby(["decoding", "hardware"]):

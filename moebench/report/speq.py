@@ -3,11 +3,10 @@ averages beside ours (../shared/papers/moe-speq.md section 3.3, bars read by eye
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from moebench.report.common import conditions, flag_invalid, plt, save_figure, weights_line
+from moebench.schema import RunRecord
 
 # Fig. 13 averages, tokens/s: {model: {memory level: {method label: tok/s}}}
 PAPER_FIG13 = {
@@ -20,36 +19,36 @@ PAPER_FIG13 = {
 }
 
 
-def _label(r: dict[str, Any]) -> str:
-    options = r["config"]["method"]["options"]
-    if r["method"] == "mixtral_offloading":
-        return f"mixtral_offloading ({options.get('variant', 'sm')})"
-    if r["method"] == "next_layer_prefetch":
-        return f"next_layer_prefetch ({options.get('issue', 'sooner')}, {options.get('variant', 'sm')})"
-    if r["method"] == "speq":
-        tags = [f"fixed k={options['fixed_k']}"] if options.get("fixed_k") else []
-        tags += [f"INT{options['draft_bits']}"] if options.get("draft_bits", 4) != 4 else []
+def _label(r: RunRecord) -> str:
+    options = r.options
+    if r.method == "mixtral_offloading":
+        return f"mixtral_offloading ({options.variant})"
+    if r.method == "next_layer_prefetch":
+        return f"next_layer_prefetch ({options.issue}, {options.variant})"
+    if r.method == "speq":
+        tags = [f"fixed k={options.fixed_k}"] if options.fixed_k else []
+        tags += [f"INT{options.draft_bits}"] if options.draft_bits != 4 else []
         return f"speq ({', '.join(tags)})" if tags else "speq"
-    return r["method"]
+    return r.method
 
 
-def decoding_label(r: dict[str, Any]) -> str:
-    w = r["config"]["workload"]
-    if w.get("decoding", "greedy") == "sample":
-        return f"sample T={w['temperature']:g}" + (f" top{w['top_k']}" if w.get("top_k") else "")
+def decoding_label(r: RunRecord) -> str:
+    w = r.config.workload
+    if w.decoding == "sample":
+        return f"sample T={w.temperature:g}" + (f" top{w.top_k}" if w.top_k else "")
     return "greedy"
 
 
-def physics_lines(records: list[dict[str, Any]]) -> list[str]:
+def physics_lines(records: list[RunRecord]) -> list[str]:
     """Per row, the achieved TPOT against its physical bounds (per emitted token), and for
     MoE-SpeQ where the time goes."""
     rows = []
     for r in records:
-        m = r["metrics"]
+        m = r.metrics
         if "bound_sec_per_token" not in m:
             continue
-        rows.append({"budget_gb": r["config"]["method"]["budget_gb"], "decoding": decoding_label(r),
-                     "workload": r["workload"]["name"], "method": _label(r),
+        rows.append({"budget_gb": r.config.method.budget_gb, "decoding": decoding_label(r),
+                     "workload": r.config.workload.name, "method": _label(r),
                      "TPOT ms": 1e3 * m["tpot_sec_mean"], "compute bound ms": 1e3 * m["bound_compute_sec_per_token"],
                      "I/O bound ms (Belady, same slots)": 1e3 * m["bound_io_belady_sec_per_token"],
                      "I/O ms (own misses)": 1e3 * m["bound_io_own_misses_sec_per_token"],
@@ -63,43 +62,43 @@ def physics_lines(records: list[dict[str, Any]]) -> list[str]:
              "bandwidth; the run's own misses are the weaker second figure. TPOT / bound >= 1 always.", "",
              frame.to_markdown(index=False, floatfmt=".3g"), ""]
     for r in records:
-        m = r["metrics"]
-        if r["method"] != "speq" or "bound_sec_per_token" not in m:
+        m = r.metrics
+        if r.method != "speq" or "bound_sec_per_token" not in m:
             continue
         tokens = m["decode_steps"]
         total = m["tpot_sec_mean"] * tokens
         draft = m.get("decode_draft_compute_sec_total", 0.0)
         verify = m["decode_compute_sec_total"] - draft
-        lines.append(f"- MoE-SpeQ at {r['config']['method']['budget_gb']:g} GB, {decoding_label(r)}, "
-                     f"{r['workload']['name']}: of {total:.2f} s decoding {tokens} tokens, the compute stream "
+        lines.append(f"- MoE-SpeQ at {r.config.method.budget_gb:g} GB, {decoding_label(r)}, "
+                     f"{r.config.workload.name}: of {total:.2f} s decoding {tokens} tokens, the compute stream "
                      f"spent {draft:.2f} s drafting and {verify:.2f} s verifying, and waited {m['stall_sec']:.2f} s "
                      f"for copies, prefills included (link busy {m['link_busy_frac']:.0%}, {m['h2d_gb_per_token']:.2f} GB moved per "
-                     f"token against a Belady floor of {m['bound_io_belady_sec_per_token'] * r['config']['hardware']['h2d_bytes_per_sec'] / 1e9:.2f} GB); "
-                     f"mean k {m['k_mean']:.2f}, acceptance {m['draft_accept_frac']:.0%}.")
+                     f"token against a Belady floor of {m['bound_io_belady_sec_per_token'] * r.config.hardware.h2d_bytes_per_sec / 1e9:.2f} GB); "
+                     f"mean k {m['k_tokens_mean']:.2f}, acceptance {m['draft_accept_frac']:.0%}.")
     return lines + [""]
 
 
-def speq_report(records: list[dict[str, Any]], out, name: str) -> list[str]:
-    budgets = sorted({r["config"]["method"]["budget_gb"] for r in records if r["method"] != "full_resident"})
+def speq_report(records: list[RunRecord], out, name: str) -> list[str]:
+    budgets = sorted({r.config.method.budget_gb for r in records if r.method != "full_resident"})
     level = {b: ("low" if i == 0 else "high") for i, b in enumerate(budgets)}
-    real = records[0]["model"]["proxy_of"]
+    real = records[0].model.proxy_of
     paper = PAPER_FIG13.get(real, {})
     rows = []
     for r in records:
-        m = r["metrics"]
-        budget = r["config"]["method"]["budget_gb"]
-        if r["method"] == "full_resident":
+        m = r.metrics
+        budget = r.config.method.budget_gb
+        if r.method == "full_resident":
             budget = "all"
         label = _label(r)
         ref = paper.get(level.get(budget, ""), {}).get(label)
-        rows.append({"budget_gb": budget, "memory": level.get(budget, "-"), "workload": r["workload"]["name"],
+        rows.append({"budget_gb": budget, "memory": level.get(budget, "-"), "workload": r.config.workload.name,
                      "decoding": decoding_label(r), "method": label,
-                     "slots/layer": r["method_details"]["memory_plan"]["slots_per_layer"],
+                     "slots/layer": r.method_details["memory_plan"]["slots_per_layer"],
                      "tokens/s": m["tokens_per_sec"], "ms/token": m["tpot_sec_mean"] * 1e3,
                      "hit_frac": m["expert_hit_frac"], "h2d_gb/token": m["h2d_bytes"] / max(1, m["decode_steps"]) / 1e9,
                      "paper tokens/s": ref if ref else float("nan"),
                      "ours/paper": m["tokens_per_sec"] / ref if ref else float("nan"),
-                     "valid": "yes" if r["validity"]["valid"] else "NO", "output": r["output_sha256"][:8]})
+                     "valid": "yes" if r.validity.valid else "NO", "output": r.output_sha256[:8]})
     frame = pd.DataFrame(rows).drop_duplicates(subset=["budget_gb", "workload", "decoding", "method"])
     frame = frame.sort_values(["decoding", "workload", "budget_gb", "tokens/s"],
                               key=lambda c: -c if c.name == "tokens/s" else c.astype(str))
@@ -116,12 +115,12 @@ def speq_report(records: list[dict[str, Any]], out, name: str) -> list[str]:
             speedups.append({"budget_gb": budget, "memory": level[budget], "workload": workload,
                              "decoding": decoding, "speq over": base, "ours": ours / part.loc[base, "tokens/s"],
                              "paper (Fig. 13 average)": paper_speedup})
-    speq = [r for r in records if r["method"] == "speq"]
+    speq = [r for r in records if r.method == "speq"]
     lines = [f"# MoE-SpeQ: {name}", "", conditions(records), ""]
     if speq:
         s = speq[0]
-        g, d = s["method_details"]["governor"], s["method_details"]["draft"]
-        m = s["metrics"]
+        g, d = s.method_details["governor"], s.method_details["draft"]
+        m = s.metrics
         lines += [
             f"**Choices (the paper leaves these open).** Budgets: {', '.join(f'{b:g} GB = {level[b]}' for b in budgets)} "
             "(the paper never gives its low/high sizes). Draft: routed experts only, symmetric INT4 "
@@ -139,7 +138,7 @@ def speq_report(records: list[dict[str, Any]], out, name: str) -> list[str]:
             f"**Draft quality on this proxy.** Routing fidelity {m['draft_fidelity_frac']:.1%} "
             f"({m['draft_hard_match_frac']:.1%} hard, {m['draft_soft_match_frac']:.1%} soft; paper: 90.9% on "
             f"Qwen-MoE); drafts accepted {m['draft_accept_frac']:.1%} (paper: >90%); mean k "
-            f"{m['k_mean']:.2f}, {m['tokens_per_cycle_mean']:.2f} tokens per target call.", "",
+            f"{m['k_tokens_mean']:.2f}, {m['tokens_per_cycle_mean']:.2f} tokens per target call.", "",
         ]
     lines += [frame.to_markdown(index=False, floatfmt=".3g"), "", *flag_invalid(records), ""]
     for decoding, part in frame.groupby("decoding"):
@@ -160,15 +159,15 @@ def speq_report(records: list[dict[str, Any]], out, name: str) -> list[str]:
         fig.tight_layout()
         save_figure(fig, out / "figs" / f"{name}_tps.png")
         lines += [f"![tokens/s](figs/{name}_tps.png)", ""]
-    if len(speq) > 1 and len({r["method_details"]["draft"].get("bits", 4) for r in speq}) > 1:
-        pts = pd.DataFrame([{"decoding": decoding_label(r), "draft bits": r["method_details"]["draft"].get("bits", 4),
-                             "draft GB": r["method_details"]["memory_plan"]["draft_gb"],
-                             "FP16 slots/layer": r["method_details"]["memory_plan"]["slots_per_layer"],
-                             "routing fidelity": r["metrics"]["draft_fidelity_frac"],
-                             "draft acceptance": r["metrics"]["draft_accept_frac"],
-                             "tokens/s": r["metrics"]["tokens_per_sec"],
-                             "tokens per target call": r["metrics"]["tokens_per_cycle_mean"],
-                             "mean k": r["metrics"]["k_mean"]} for r in speq]).sort_values(["decoding", "draft bits"])
+    if len(speq) > 1 and len({r.method_details["draft"].get("bits", 4) for r in speq}) > 1:
+        pts = pd.DataFrame([{"decoding": decoding_label(r), "draft bits": r.method_details["draft"].get("bits", 4),
+                             "draft GB": r.method_details["memory_plan"]["draft_gb"],
+                             "FP16 slots/layer": r.method_details["memory_plan"]["slots_per_layer"],
+                             "routing fidelity": r.metrics["draft_fidelity_frac"],
+                             "draft acceptance": r.metrics["draft_accept_frac"],
+                             "tokens/s": r.metrics["tokens_per_sec"],
+                             "tokens per target call": r.metrics["tokens_per_cycle_mean"],
+                             "mean k": r.metrics["k_tokens_mean"]} for r in speq]).sort_values(["decoding", "draft bits"])
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
         for ax, x in zip(axes, ["routing fidelity", "draft acceptance"], strict=True):
             for decoding, part in pts.groupby("decoding"):
@@ -199,14 +198,14 @@ def speq_report(records: list[dict[str, Any]], out, name: str) -> list[str]:
     return lines
 
 
-def speq_cpu(records: list[dict[str, Any]], out) -> list[str]:
+def speq_cpu(records: list[RunRecord], out) -> list[str]:
     lines = ["# MoE-SpeQ's loop against transformers' assisted generation (CPU wall clock)", ""]
     for r in records:
-        m = r["metrics"]
+        m = r.metrics
         lines += [
-            f"`python -m moebench.bench.speq_cpu` on `{m['model']}`: {m['new_tokens']} new tokens, fixed draft "
+            f"`python -m moebench.tools.speq_cpu` on `{m['model']}`: {m['new_tokens']} new tokens, fixed draft "
             f"length k = {m['k']}, the same GPTQ INT4 draft, {m['torch_threads']} torch thread(s), "
-            f"{r['env']['device']}, commit `{(r['git']['sha'] or 'none')[:10]}`.", "",
+            f"{r.env['device']}, commit `{(r.git['sha'] or 'none')[:10]}`.", "",
             "| loop | seconds | target calls | tokens per target call | equals greedy |", "|---|---:|---:|---:|---|",
             f"| plain greedy `generate` | {m['plain_sec']:.2f} | {m['plain_target_calls']} | 1.00 | yes |",
             f"| transformers assisted generation | {m['hf_assisted_sec']:.2f} | {m['hf_assisted_target_calls']} | "
@@ -233,17 +232,17 @@ TABLE3_ROWS = {"mixtral_offloading (sc)": "LRU", "mixtral_offloading (sm)": "LRU
                "next_layer_prefetch (later, sc)": "Single Prefetch (later)", "speq": "Speculative"}
 
 
-def speq_cache(records: list[dict[str, Any]], out) -> list[str]:
+def speq_cache(records: list[RunRecord], out) -> list[str]:
     rows = []
     for r in records:
         row = TABLE3_ROWS.get(_label(r))
         if row is None:
             continue
-        budget = r["config"]["method"]["budget_gb"]
+        budget = r.config.method.budget_gb
         size, paper_hit = PAPER_TABLE3.get(int(budget), {}).get(row, (None, float("nan")))
-        m = r["metrics"]
+        m = r.metrics
         rows.append({"decoding": decoding_label(r), "capacity_gb": budget, "method": row,
-                     "slots/layer": r["method_details"]["memory_plan"]["slots_per_layer"],
+                     "slots/layer": r.method_details["memory_plan"]["slots_per_layer"],
                      "paper cache size": size, "hit % (landed)": 100 * m["expert_hit_frac"],
                      "hit % (landed or in flight)": 100 * m.get("expert_covered_frac", float("nan")),
                      "paper hit %": paper_hit, "tokens/s": m["tokens_per_sec"]})
@@ -273,27 +272,27 @@ def speq_cache(records: list[dict[str, Any]], out) -> list[str]:
 PAPER_TABLE4 = {"full (governor, GPTQ)": 13.02, "w/o async prefetch": 12.37}
 
 
-def _variant(r: dict[str, Any]) -> str:
-    o = r["config"]["method"]["options"]
-    if not o.get("prefetch", True):
+def _variant(r: RunRecord) -> str:
+    o = r.options
+    if not o.prefetch:
         return "w/o async prefetch"
-    if not o.get("grouped_verify", True):
+    if not o.grouped_verify:
         return "w/o grouped verification"
-    if o.get("fixed_k") is not None:
-        return f"fixed k = {o['fixed_k']}"
-    if o.get("quant") == "rtn":
+    if o.fixed_k is not None:
+        return f"fixed k = {o.fixed_k}"
+    if o.quant == "rtn":
         return "RTN draft"
     return "full (governor, GPTQ)"
 
 
-def speq_ablation(records: list[dict[str, Any]], out) -> list[str]:
-    rows = [{"decoding": decoding_label(r), "variant": _variant(r), "tokens/s": r["metrics"]["tokens_per_sec"],
-             "hit_frac": r["metrics"]["expert_hit_frac"], "mean k": r["metrics"]["k_mean"],
-             "tokens per target call": r["metrics"]["tokens_per_cycle_mean"],
-             "draft acceptance": r["metrics"]["draft_accept_frac"],
-             "routing fidelity": r["metrics"]["draft_fidelity_frac"],
+def speq_ablation(records: list[RunRecord], out) -> list[str]:
+    rows = [{"decoding": decoding_label(r), "variant": _variant(r), "tokens/s": r.metrics["tokens_per_sec"],
+             "hit_frac": r.metrics["expert_hit_frac"], "mean k": r.metrics["k_tokens_mean"],
+             "tokens per target call": r.metrics["tokens_per_cycle_mean"],
+             "draft acceptance": r.metrics["draft_accept_frac"],
+             "routing fidelity": r.metrics["draft_fidelity_frac"],
              "paper tokens/s": PAPER_TABLE4.get(_variant(r), float("nan")),
-             "output": r["output_sha256"][:8]} for r in records]
+             "output": r.output_sha256[:8]} for r in records]
     frame = pd.DataFrame(rows)
     full = frame[frame["variant"] == "full (governor, GPTQ)"].set_index("decoding")["tokens/s"]
     frame["ours vs full"] = frame["tokens/s"] / frame["decoding"].map(full)  # within each decoding
@@ -306,23 +305,23 @@ def speq_ablation(records: list[dict[str, Any]], out) -> list[str]:
             "by its roofline cost, and 'w/o grouped verification' charges one launch per token instead.", ""]
 
 
-def tape_coupling(records: list[dict[str, Any]], out) -> list[str]:
+def tape_coupling(records: list[RunRecord], out) -> list[str]:
     """reports/tape_coupling.md: shared-tape acceptance against rejection sampling's bound."""
     rows = []
     for r in records:
-        m = r["metrics"]
+        m = r.metrics
         for t in sorted({k.split("/")[0] for k in m if "/" in k}):
-            rows.append({"model": r["model"]["name"], "T": float(t[1:]),
+            rows.append({"model": r.model.name, "T": float(t[1:]),
                          "1 - TV (rejection sampling's acceptance)": m[f"{t}/one_minus_tv_mean"],
                          "shared-tape acceptance (measured)": m[f"{t}/tape_accept_frac"],
                          "ratio": m[f"{t}/tape_over_rejection_bound"]})
-    m = records[0]["metrics"]
+    m = records[0].metrics
     return [
         "# MoE-SpeQ under sampling: shared noise tape against rejection sampling", "",
-        f"**Conditions.** `python -m moebench.bench.tape_coupling`: the proxy's GPTQ INT4 draft and the target "
+        f"**Conditions.** `python -m moebench.tools.tape_coupling`: the proxy's GPTQ INT4 draft and the target "
         f"on {m['positions']} held-out positions with teacher forcing (same context for both), "
         f"{m['tapes_per_position']} noise tapes per position; no clock; commit "
-        f"{(records[0]['git']['sha'] or 'none')[:10]}. {weights_line(records)}", "",
+        f"{(records[0].git['sha'] or 'none')[:10]}. {weights_line(records)}", "",
         "Our verification draws draft and target from one Gumbel-max noise tape and accepts a draft iff both "
         "choose the same token, so every emitted token is the target's exact sample. Standard speculative "
         "sampling accepts with probability min(1, p/q), whose mean is 1 - TV(p, q), the most any exact scheme "

@@ -4,13 +4,12 @@ budget, with bytes moved per emitted token, and the paper's speedups over sm bes
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from moebench.report.common import conditions, flag_invalid, plt, save_figure
 from moebench.report.speq import PAPER_FIG13, decoding_label
+from moebench.schema import RunRecord
 
 BASELINE = "mixtral_offloading (sm)"
 PAPER_DESIGN = "speq [int4, grouped verify, roofline governor]"
@@ -18,30 +17,30 @@ PAPER_LABEL = f"{PAPER_DESIGN} (paper)"
 PROXY_NAMES = {"phi35moe": "Phi-3.5-MoE", "qwen15moe": "Qwen1.5-MoE", "dsv2lite": "DeepSeek-V2-Lite"}
 
 
-def variant_label(r: dict[str, Any]) -> str:
+def variant_label(r: RunRecord) -> str:
     """A short name for a method and the options that make it a variant."""
-    o = r["config"]["method"]["options"]
-    if r["method"] == "mixtral_offloading":
-        return f"mixtral_offloading ({o.get('variant', 'sm')})"
-    if r["method"] != "speq":
-        return r["method"]
-    draft = o.get("draft", "int4")
-    if draft != "resident" and o.get("draft_bits", 4) != 4:
-        draft = f"{draft} INT{o['draft_bits']}"
-    parts = [draft, "one-by-one verify" if o.get("verify") == "sequential" else "grouped verify"]
-    if o.get("prefetch", True) is False:
+    o = r.options
+    if r.method == "mixtral_offloading":
+        return f"mixtral_offloading ({o.variant})"
+    if r.method != "speq":
+        return r.method
+    draft = o.draft
+    if draft != "resident" and o.draft_bits != 4:
+        draft = f"{draft} INT{o.draft_bits}"
+    parts = [draft, "one-by-one verify" if o.verify == "sequential" else "grouped verify"]
+    if o.prefetch is False:
         parts.append("no prefetch")
-    elif o.get("prefetch") == "next_token":
+    elif o.prefetch == "next_token":
         parts.append("next-token prefetch")
-    parts.append(f"k={o['fixed_k']}" if o.get("fixed_k") else f"{o.get('governor', 'roofline')} governor")
-    if not o.get("fixed_k") and o.get("ttft_budget_sec", 0.5) is None:
+    parts.append(f"k={o.fixed_k}" if o.fixed_k else f"{o.governor} governor")
+    if not o.fixed_k and o.ttft_budget_sec is None:
         parts.append("no TTFT cap")
     label = f"speq [{', '.join(parts)}]"
     return PAPER_LABEL if label == PAPER_DESIGN else label
 
 
-def _point(r: dict[str, Any]) -> tuple[str, float]:
-    return r["model"]["proxy_of"], r["config"]["method"]["budget_gb"]
+def _point(r: RunRecord) -> tuple[str, float]:
+    return r.model.proxy_of, r.config.method.budget_gb
 
 
 def _levels(records) -> dict[tuple[str, float], str]:
@@ -57,20 +56,20 @@ def _rows(records) -> pd.DataFrame:
     levels = _levels(records)
     rows = []
     for r in records:
-        m, plan = r["metrics"], r["method_details"]["memory_plan"]
+        m, plan = r.metrics, r.method_details["memory_plan"]
         rows.append({
             "model": PROXY_NAMES.get(_point(r)[0], _point(r)[0]), "proxy_of": _point(r)[0],
             "budget_gb": _point(r)[1], "memory": levels[_point(r)], "decoding": decoding_label(r),
             "method": variant_label(r), "FP16 slots/layer": plan["slots_per_layer"],
             "draft GB": plan.get("draft_gb", 0.0), "tokens/s": m["tokens_per_sec"],
             "GB/token": m["h2d_gb_per_token"], "hit_frac": m["expert_hit_frac"],
-            "accept": m.get("draft_accept_frac", np.nan), "k": m.get("k_mean", np.nan),
+            "accept": m.get("draft_accept_frac", np.nan), "k": m.get("k_tokens_mean", np.nan),
             "tokens/cycle": m.get("tokens_per_cycle_mean", np.nan),
             "fidelity": m.get("draft_fidelity_frac", np.nan), "link busy": m["link_busy_frac"],
-            "TPOT/bound": m["tpot_over_bound_ratio"], "output": r["output_sha256"][:8],
+            "TPOT/bound": m["tpot_over_bound_ratio"], "output": r.output_sha256[:8],
             "belady/own bytes": m["decode_belady_bytes_total"] / m["decode_missed_bytes_total"]
             if m.get("decode_missed_bytes_total") else np.nan,
-            "valid": "yes" if r["validity"]["valid"] else "NO"})
+            "valid": "yes" if r.validity.valid else "NO"})
     frame = pd.DataFrame(rows).drop_duplicates(subset=["proxy_of", "budget_gb", "decoding", "method"])
     base = frame[frame["method"] == BASELINE].set_index(["proxy_of", "budget_gb", "decoding"])["tokens/s"]
     frame["over sm"] = [row["tokens/s"] / base.get((row["proxy_of"], row["budget_gb"], row["decoding"]), np.nan)
@@ -149,7 +148,7 @@ def _paper_row(part: pd.DataFrame) -> str:
             f"{p['FP16 slots/layer']} FP16 slots, k {p['k']:.2f}")
 
 
-def speq_beyond(records: list[dict[str, Any]], out) -> list[str]:
+def speq_beyond(records: list[RunRecord], out) -> list[str]:
     name = "speq_beyond"
     frame = _rows(records)
     cols = ["model", "budget_gb", "memory", "method", "tokens/s", "over sm", "GB/token", "hit_frac", "accept", "k",
@@ -193,7 +192,7 @@ def speq_beyond(records: list[dict[str, Any]], out) -> list[str]:
 def conditions_across_models(records) -> str:
     by_model = {}
     for r in records:
-        by_model.setdefault(r["model"]["name"], []).append(r)
+        by_model.setdefault(r.model.name, []).append(r)
     return "\n\n".join(conditions(rs) for _, rs in sorted(by_model.items()))
 
 

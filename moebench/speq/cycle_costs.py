@@ -53,7 +53,7 @@ class CycleCosts:
 
     def _draft_token_sec(self) -> float:
         c, s = self.costs, self.costs.shape
-        expert = c.kernel_sec(c.expert_kernel(1, bytes_per_param=self.engine.int4_bytes_per_param))
+        expert = c.kernel_sec(c.expert_kernel(1, bytes_per_param=self.engine.draft_bytes_per_param))
         return self.layers * (self.non_expert_layer_sec(1) + s.top_k * expert) + c.kernel_sec(c.lm_head_kernel(1))
 
     def draft_sec(self, k: int) -> float:

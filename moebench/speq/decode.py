@@ -18,7 +18,7 @@ import torch
 from transformers import DynamicCache
 
 from moebench.bench.sampling import GREEDY, TokenChooser
-from moebench.models.build import LoadedModel
+from moebench.models.loaded import LoadedModel
 from moebench.speq.draft import Draft
 
 

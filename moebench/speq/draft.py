@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from moebench.models.build import LoadedModel
+from moebench.models.loaded import LoadedModel
 from moebench.models.quant import quantize_gptq, quantize_rtn
 
 

@@ -34,11 +34,9 @@ class ResidentDraft:
 
     @contextmanager
     def active(self):
-        self.engine.draft_router = self.restrict
-        try:
-            yield
-        finally:
-            self.engine.draft_router = None
+        """Nothing to swap: the engine applies `restrict` in every draft forward (it holds
+        this draft through speq/draft_side.py)."""
+        yield
 
     def restrict(self, layer: int, hidden: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor):
         """(ids, weights) the draft computes with in `layer`: only resident experts."""

@@ -22,8 +22,9 @@ DEV = torch.device("cuda")
 
 def real_method(name, loaded, budget_gb, chooser_seed=None):
     from moebench.config import load_run_config
-    from moebench.engine.costs import CostModel, shape_from_hf_config
-    from moebench.methods import METHODS
+    from moebench.engine.costs import CostModel
+    from moebench.methods.registry import build_method
+    from moebench.models.shape import shape_from_hf_config
     from tests.integration.test_offload_lossless import hardware
     from tests.unit.test_config import valid
 
@@ -31,7 +32,7 @@ def real_method(name, loaded, budget_gb, chooser_seed=None):
     data["method"] = {"name": name, "budget_gb": budget_gb, "options": {}}
     data["workload"] = {"name": "t", "prompt_len": 7, "new_tokens": 16}
     data["backend"], data["device"] = "real", "cuda"
-    return METHODS[name](load_run_config(data), loaded, CostModel(hardware(), shape_from_hf_config(loaded.hf_config)))
+    return build_method(load_run_config(data), loaded, CostModel(hardware(), shape_from_hf_config(loaded.hf_config)))
 
 
 def tiny(family="mixtral"):

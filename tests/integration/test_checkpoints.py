@@ -147,7 +147,7 @@ def test_a_saved_checkpoint_runs_offloaded_on_real_copies(model_name, tmp_path):
     transformers.AutoModelForCausalLM.from_config(LAYOUTS[model_name]).save_pretrained(folder)
     bpe([corpora.load_corpus().train[:50_000]], 300).save_pretrained(folder)
     from moebench.engine.budget import kv_cache_bytes
-    from moebench.engine.costs import BYTES_PER_PARAM, shape_from_hf_config
+    from moebench.models.shape import BYTES_PER_PARAM, shape_from_hf_config
 
     shape = shape_from_hf_config(LAYOUTS[model_name])
     fixed = shape.non_expert_params() * BYTES_PER_PARAM + kv_cache_bytes(shape, 16 + 6)

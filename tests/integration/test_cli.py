@@ -16,7 +16,7 @@ def test_debug_writes_one_valid_record_then_skips_then_force_is_identical(result
     [path] = records(results_dir)
     record = json.loads(path.read_text())
     assert record["validity"]["valid"] and record["clock"] == "virtual"
-    assert record["schema_version"] == 1 and record["config"]["seed"] == 0
+    assert record["schema_version"] == 2 and record["config"]["seed"] == 0
     assert set(record["git"]) == {"sha", "dirty"} and record["env"]["versions"]["torch"]
 
     again = run_cli("+experiment=debug", f"results_dir={results_dir}")

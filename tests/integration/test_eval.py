@@ -5,9 +5,10 @@ import json
 import pytest
 
 from moebench.config import ModelConfig, load_run_config
-from moebench.engine.costs import CostModel, shape_from_hf_config
+from moebench.engine.costs import CostModel
 from moebench.eval.adapter import evaluate
-from moebench.methods import METHODS
+from moebench.methods.registry import build_method
+from moebench.models.shape import shape_from_hf_config
 from moebench.models.train import load_proxy
 from tests.conftest import SHARED_DATA, run_cli
 from tests.integration.test_offload_lossless import hardware
@@ -21,7 +22,7 @@ def offload_method(loaded):
     data["method"] = {"name": "mixtral_offloading", "budget_gb": (fixed + 3 * 4 * shape.expert_bytes + 1) / 1e9}
     data["workload"] = {"name": "w", "prompt_len": 16, "new_tokens": 16}
     run = load_run_config(data)
-    return METHODS["mixtral_offloading"](run, loaded, CostModel(hardware(), shape))
+    return build_method(run, loaded, CostModel(hardware(), shape))
 
 
 def test_offloaded_proxy_has_exactly_the_plain_perplexity(ci_cache):

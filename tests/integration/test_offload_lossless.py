@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from moebench.config import HardwareConfig, load_run_config
-from moebench.engine.costs import CostModel, shape_from_hf_config
-from moebench.methods import METHODS
+from moebench.engine.costs import CostModel
+from moebench.methods.registry import build_method
+from moebench.models.shape import shape_from_hf_config
 from tests.tiny import TINY_ARCH, tiny_model
 from tests.unit.test_config import valid
 
@@ -45,7 +46,7 @@ def test_offload_methods_are_token_identical_to_generate(family):
         if method == "hf_offload":  # needs one whole layer of experts on the device
             hw_budget = budget + shape.num_experts * shape.expert_bytes / 1e9
         run = run_config(method, hw_budget)
-        m = METHODS[method](run, loaded, CostModel(hardware(), shape))
+        m = build_method(run, loaded, CostModel(hardware(), shape))
         tokens, steps = m.generate(prompt, 10)
         assert tokens == reference, method
         tpot[method] = sum(steps[1:])
@@ -56,7 +57,7 @@ def test_offload_methods_are_token_identical_to_generate(family):
 def test_offloading_misses_and_hits_are_counted():
     loaded = tiny_model("mixtral")
     budget, shape = small_budget_gb(loaded)
-    m = METHODS["mixtral_offloading"](run_config("mixtral_offloading", budget), loaded, CostModel(hardware(), shape))
+    m = build_method(run_config("mixtral_offloading", budget), loaded, CostModel(hardware(), shape))
     m.generate(torch.randint(1, 96, (1, 7), generator=torch.Generator().manual_seed(5)), 10)
     metrics = m.metrics()
     assert 0 < metrics["expert_hit_frac"] < 1
@@ -67,7 +68,7 @@ def test_offloading_misses_and_hits_are_counted():
 def test_topk_activates_fewer_experts():
     loaded = tiny_model("olmoe")
     budget, shape = small_budget_gb(loaded)
-    m = METHODS["topk"](run_config("topk", budget, top_k=2), loaded, CostModel(hardware(), shape))
+    m = build_method(run_config("topk", budget, top_k=2), loaded, CostModel(hardware(), shape))
     seen = []
     from moebench.bench.decode import decode
 
@@ -82,7 +83,7 @@ def test_too_small_budget_fails_with_the_minimum():
     loaded = tiny_model("mixtral")
     shape = shape_from_hf_config(loaded.hf_config)
     with pytest.raises(UserError, match="too small"):
-        METHODS["mixtral_offloading"](run_config("mixtral_offloading", 1e-6), loaded, CostModel(hardware(), shape))
+        build_method(run_config("mixtral_offloading", 1e-6), loaded, CostModel(hardware(), shape))
 
 
 def test_prism_sub_expert_cache_is_lossless_and_packs_finer(tmp_path, monkeypatch):
@@ -102,7 +103,7 @@ def test_prism_sub_expert_cache_is_lossless_and_packs_finer(tmp_path, monkeypatc
                                   ("prism_fused", "prism", budget, {"active_k": 4 * k, "iters": 10,
                                                                     "fused_experts": True})]:
         loaded = tiny_model("olmoe")
-        m = METHODS[method](run_config(method, b, **opts), loaded, CostModel(hardware(), shape))
+        m = build_method(run_config(method, b, **opts), loaded, CostModel(hardware(), shape))
         tokens, steps = m.generate(prompt, 10)
         out[name] = (tokens, m.plan["slots_per_layer"], m.metrics(), sum(steps[1:]))
     assert out["prism_offload"][0] == out["prism_resident"][0] == out["original"][0]

@@ -4,7 +4,7 @@ import json
 
 from moebench.config import load_run_config
 from moebench.paths import REPO_ROOT
-from moebench.records import identity, run_key
+from moebench.records import config_of, identity, run_key
 from tests.conftest import run_cli
 
 SHORT = ["model=proxy_dsv2lite", "hardware=h800", "method=cloud", "workload=poisson_dsv2",
@@ -59,13 +59,12 @@ def test_committed_records_keep_their_run_keys():
     assert paths
     for path in paths:
         record = json.loads(path.read_text())
-        config = {k: v for k, v in record["config"].items() if k not in ("results_dir", "force")}
-        assert run_key(load_run_config(config)) == record["run_key"]
+        assert run_key(config_of(record)) == record["run_key"]
 
 
 def test_report_puts_each_policy_beside_fifo(results_dir, tmp_path):
-    from moebench.records import load_records
     from moebench.report.prism_cloud import prism_cloud
+    from moebench.schema import load_records
 
     for policy, granularity in (("fifo", "original"), ("prism", "prism")):
         out = run_cli(*SHORT, f"method.options.policy={policy}", f"method.options.granularity={granularity}",

@@ -97,7 +97,7 @@ def test_linear_gate_breaks_ties_by_index_order(family):
 
 def test_calibration_statistics_are_cached_and_reloaded(tmp_path, monkeypatch):
     from moebench.methods.prism import Prism
-    from moebench.methods.speq import calibration_windows
+    from moebench.models.corpora import calibration_windows
 
     monkeypatch.setenv("MOEBENCH_CACHE", str(tmp_path))
     loaded = tiny_model("qwen3_moe")

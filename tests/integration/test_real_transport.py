@@ -12,7 +12,7 @@ from moebench.engine.costs import CostModel
 from moebench.engine.experts_impl import engine_installed
 from moebench.engine.transport import RealTransport
 from moebench.errors import ConfigError
-from moebench.methods import METHODS
+from moebench.methods.registry import build_method
 from tests.conftest import run_cli
 from tests.integration.test_offload_lossless import hardware, small_budget_gb
 from tests.integration.test_speq import speq_run
@@ -43,7 +43,7 @@ def test_every_lossless_method_on_real_copies_emits_the_plain_tokens(family, cho
     plain = decode(loaded, prompt(), NEW, chooser=chooser)
     budget, shape = small_budget_gb(loaded)
     for method in METHODS_REAL:
-        m = METHODS[method](real_run(method, None if method == "full_resident" else budget), loaded,
+        m = build_method(real_run(method, None if method == "full_resident" else budget), loaded,
                             CostModel(hardware(), shape))
         assert isinstance(m.engine.transport, RealTransport) and m.clock_label == "wall"
         plan = m.plan
@@ -57,7 +57,7 @@ def test_every_lossless_method_on_real_copies_emits_the_plain_tokens(family, cho
     speq_budget = budget + (int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers) + shape.expert_bytes / 2) / 1e9
     run = speq_run(speq_budget)
     run.backend, run.device = "real", "cpu"
-    speq = METHODS["speq"](run, loaded, CostModel(hardware(), shape))
+    speq = build_method(run, loaded, CostModel(hardware(), shape))
     tokens, _ = speq.generate(prompt(), NEW, chooser)
     assert tokens == plain, "speq"
 
@@ -65,7 +65,7 @@ def test_every_lossless_method_on_real_copies_emits_the_plain_tokens(family, cho
 def test_the_models_own_experts_are_on_meta_while_installed():
     loaded = tiny_model("qwen2_moe")
     budget, shape = small_budget_gb(loaded)
-    m = METHODS["mixtral_offloading"](real_run("mixtral_offloading", budget), loaded, CostModel(hardware(), shape))
+    m = build_method(real_run("mixtral_offloading", budget), loaded, CostModel(hardware(), shape))
     with engine_installed(loaded, m.engine):
         assert all(v.experts.gate_up_proj.is_meta and v.experts.down_proj.is_meta for v in loaded.layers)
     assert not any(v.experts.gate_up_proj.is_meta for v in loaded.layers)
@@ -76,7 +76,7 @@ def test_the_host_store_holds_each_expert_once_in_one_contiguous_buffer():
     loaded = tiny_model("mixtral")
     before = {v.index: (v.experts.gate_up_proj.data.clone(), v.experts.down_proj.data.clone()) for v in loaded.layers}
     budget, shape = small_budget_gb(loaded)
-    m = METHODS["mixtral_offloading"](real_run("mixtral_offloading", budget), loaded, CostModel(hardware(), shape))
+    m = build_method(real_run("mixtral_offloading", budget), loaded, CostModel(hardware(), shape))
     store = m.engine.transport.store
     for v in loaded.layers:
         gate_up, down = v.experts.gate_up_proj, v.experts.down_proj
@@ -97,7 +97,7 @@ def test_a_corrupted_slot_changes_the_tokens():
     loaded = tiny_model("mixtral")
     plain = decode(loaded, prompt(), NEW)
     budget, shape = small_budget_gb(loaded)
-    m = METHODS["mixtral_offloading"](real_run("mixtral_offloading", budget), loaded, CostModel(hardware(), shape))
+    m = build_method(real_run("mixtral_offloading", budget), loaded, CostModel(hardware(), shape))
     transport = m.engine.transport
     copy_in = transport.load
 
@@ -122,7 +122,7 @@ def test_accelerates_offload_hooks_emit_the_plain_tokens():
     budget, shape = small_budget_gb(loaded)
     virtual = real_run("hf_offload", budget + shape.num_experts * shape.expert_bytes / 1e9)
     virtual.backend = "virtual"
-    m = METHODS["hf_offload"](virtual, loaded, CostModel(hardware(), shape))
+    m = build_method(virtual, loaded, CostModel(hardware(), shape))
     m.engine.transport = AccelerateOffloadTransport(torch.device("cpu"))
     at_rest = []  # a pre-hook runs before accelerate's hook brings the weights in
     hook = loaded.layers[0].experts.register_forward_pre_hook(lambda mod, _a: at_rest.append(mod.gate_up_proj.is_meta))
@@ -139,7 +139,7 @@ def test_hf_offload_has_no_real_counterpart_on_this_backend():
     loaded = tiny_model("mixtral")
     budget, shape = small_budget_gb(loaded)
     with pytest.raises(ConfigError, match="hf_offload"):
-        METHODS["hf_offload"](real_run("hf_offload", budget + 1), loaded, CostModel(hardware(), shape))
+        build_method(real_run("hf_offload", budget + 1), loaded, CostModel(hardware(), shape))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")

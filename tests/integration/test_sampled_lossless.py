@@ -8,8 +8,9 @@ import torch
 from moebench.bench.decode import decode
 from moebench.bench.metrics import bound_metrics, latency_metrics
 from moebench.bench.sampling import TokenChooser
-from moebench.engine.costs import CostModel, shape_from_hf_config
-from moebench.methods import METHODS
+from moebench.engine.costs import CostModel
+from moebench.methods.registry import build_method
+from moebench.models.shape import shape_from_hf_config
 from moebench.speq.decode import speculative_decode
 from moebench.speq.draft import Draft
 from tests.integration.test_offload_lossless import LOSSLESS, hardware, run_config, small_budget_gb
@@ -36,7 +37,7 @@ def test_every_lossless_method_emits_the_plain_sampled_tokens(family):
         b = None if method == "full_resident" else budget
         if method == "hf_offload":
             b = budget + shape.num_experts * shape.expert_bytes / 1e9
-        m = METHODS[method](run_config(method, b), loaded, CostModel(hardware(), shape))
+        m = build_method(run_config(method, b), loaded, CostModel(hardware(), shape))
         tokens, steps = m.generate(prompt(), NEW, SAMPLE)
         assert tokens == plain, method
         assert_within_physics(m, steps)
@@ -85,7 +86,7 @@ def test_prism_sub_expert_cache_is_lossless_under_sampling(family, backend, tmp_
     budget = (fixed + (k + 0.9) * len(shape.moe_layers) * shape.expert_bytes + 1) / 1e9
     run = run_config("prism", budget, active_k=4 * k, iters=10)
     run.backend, run.device = backend, "cpu"  # real: sub-experts copied into a real slot pool
-    m = METHODS["prism"](run, tiny_model(family), CostModel(hardware(), shape))
+    m = build_method(run, tiny_model(family), CostModel(hardware(), shape))
     assert m.clock_label == ("wall" if backend == "real" else "virtual")
     tokens, _ = m.generate(prompt(), NEW, SAMPLE)
     assert tokens == plain

@@ -7,8 +7,9 @@ import torch
 
 from moebench.config import load_run_config
 from moebench.engine.budget import int4_expert_bytes
-from moebench.engine.costs import CostModel, shape_from_hf_config
-from moebench.methods import METHODS
+from moebench.engine.costs import CostModel
+from moebench.methods.registry import build_method
+from moebench.models.shape import shape_from_hf_config
 from moebench.speq.decode import speculative_decode
 from moebench.speq.draft import Draft
 from tests.integration.test_offload_lossless import hardware, small_budget_gb
@@ -26,7 +27,7 @@ def speq_run(budget_gb, **options):
 def speq_method(loaded, **options):
     budget, shape = small_budget_gb(loaded)
     budget += (int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers) + shape.expert_bytes / 2) / 1e9
-    return METHODS["speq"](speq_run(budget, **options), loaded, CostModel(hardware(), shape))
+    return build_method(speq_run(budget, **options), loaded, CostModel(hardware(), shape))
 
 
 @pytest.mark.parametrize("family", sorted(TINY_ARCH))
@@ -86,7 +87,7 @@ def test_the_bytes_governor_tries_each_k_once_under_a_one_by_one_verify_then_kee
     run = speq_run(budget, draft="resident", verify="sequential", prefetch=False, governor="bytes",
                    ttft_budget_sec=None, k_max=4)
     slow_link = dataclasses.replace(hardware(), h2d_bytes_per_sec=1e5)  # copies dominate, as at Phi's sizes
-    method = METHODS["speq"](run, loaded, CostModel(slow_link, shape))
+    method = build_method(run, loaded, CostModel(slow_link, shape))
     assert method.plan["slots_per_layer"] < shape.num_experts
     prompt = torch.randint(1, 96, (1, 7), generator=torch.Generator().manual_seed(2))
     method.generate(prompt, 40)

@@ -4,9 +4,9 @@ import dataclasses
 
 import pytest
 
-from moebench.bench.calibrate import copy_line, fit_copy_line, matmul_rates
-from moebench.bench.clock_check import budget_gb
 from moebench.errors import UserError
+from moebench.tools.calibrate import copy_line, fit_copy_line, matmul_rates
+from moebench.tools.clock_check import budget_gb
 
 
 def test_copy_line_recovers_latency_and_bandwidth():
@@ -39,7 +39,7 @@ def test_copies_that_do_not_overlap_compute_serialize_on_the_virtual_clock():
     import torch
 
     from moebench.engine.costs import CostModel
-    from moebench.methods import METHODS
+    from moebench.methods.registry import build_method
     from tests.integration.test_offload_lossless import hardware, run_config, small_budget_gb
     from tests.tiny import tiny_model
 
@@ -49,7 +49,7 @@ def test_copies_that_do_not_overlap_compute_serialize_on_the_virtual_clock():
     out = {}
     for overlap in (True, False):
         hw = dataclasses.replace(hardware(), copies_overlap_compute=overlap)
-        m = METHODS["next_layer_prefetch"](run_config("next_layer_prefetch", budget), loaded, CostModel(hw, shape))
+        m = build_method(run_config("next_layer_prefetch", budget), loaded, CostModel(hw, shape))
         tokens, steps = m.generate(prompt, 10)
         out[overlap] = (tokens, sum(steps[1:]), m.metrics())
     assert out[True][0] == out[False][0]

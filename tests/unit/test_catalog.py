@@ -39,8 +39,8 @@ def test_proxy_topology_equals_its_real_model(name):
     for key in TOPOLOGY_KEYS:
         if key in real:
             assert arch[key] == real[key], key
-    from moebench.engine.costs import shape_from_hf_config
-    from moebench.models.build import hf_config_for
+    from moebench.models.loaded import hf_config_for
+    from moebench.models.shape import shape_from_hf_config
 
     proxy_shape = shape_from_hf_config(hf_config_for(spec.family, arch))
     real_shape = real_model_shape(spec.base)

@@ -1,7 +1,8 @@
 import pytest
 
 from moebench.engine.clock import VirtualClock
-from moebench.engine.costs import CostModel, Kernel, shape_from_hf_config
+from moebench.engine.costs import CostModel, Kernel
+from moebench.models.shape import shape_from_hf_config
 
 
 def test_compute_waits_for_copy_and_counts_the_stall():

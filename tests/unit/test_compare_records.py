@@ -6,7 +6,8 @@ import json
 from moebench import compare_records
 
 RECORD = {"experiment": "e", "run_key": "k1", "clock": "virtual", "output_sha256": "abc",
-          "validity": {"valid": True, "reasons": []}, "model": {"weights_sha256": "w"},
+          "schema_version": 2, "method": "m", "hardware": "h", "git": {"sha": None, "dirty": None},
+          "validity": {"valid": True, "reasons": []}, "model": {"name": "x", "weights_sha256": "w"},
           "metrics": {"tokens_per_sec": 4.63, "expert_hit_frac": 0.48}, "raw": {"step_sec": [0.1, 0.2]},
           "method_details": {"memory_plan": {"slots_per_layer": 6}},
           "env": {"cpu": {"model": "Xeon"}}, "started_at": "t0", "wall_sec": 12.0}

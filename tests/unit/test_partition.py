@@ -50,3 +50,16 @@ def test_optimised_partitions_beat_random_ones():
     best, _ = anneal(acts, greedy(acts, 4), 4, 3, iters=600)
     assert cost(group_mass(acts, best, 4), 3) < cost(group_mass(acts, random_partition(32, 4), 4), 3)
 
+
+
+def test_partition_cost_is_the_same_bits_in_any_expert_order():
+    """A cached partition loads its experts in another order than a fresh one computed them;
+    the recorded objective must not change in its last bits (it did, with a running sum)."""
+    from moebench.prism.carve import partition_cost
+
+    gen = torch.Generator().manual_seed(0)  # a running sum differs between the two orders here
+    acts = {layer: {e: torch.rand(7, 16, generator=gen, dtype=torch.float64) * 3.0 ** e for e in range(12)}
+            for layer in (1, 3, 5)}
+    parts = {layer: {e: torch.arange(16) % 4 for e in range(12)} for layer in (1, 3, 5)}
+    backwards = {layer: dict(reversed(per.items())) for layer, per in reversed(acts.items())}
+    assert partition_cost(None, acts, parts, 4, 3) == partition_cost(None, backwards, parts, 4, 3)

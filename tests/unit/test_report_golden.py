@@ -11,7 +11,7 @@ def record(key, valid, tpot, reasons=()):
         "model": {"name": "proxy_x", "proxy_of": "real_x"}, "hardware": "a100_40g_pcie4",
         "clock": "virtual", "validity": {"valid": valid, "reasons": list(reasons)},
         "metrics": {"tpot_sec_p50": tpot, "tokens_per_sec": 1 / tpot, "h2d_bytes": 2.5e9},
-        "output_sha256": "ab" * 32,
+        "output_sha256": "ab" * 32, "git": {"sha": None, "dirty": None}, "env": {},
     }
 
 

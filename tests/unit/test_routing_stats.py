@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from moebench.models.routing_stats import distinct_in_windows, layer_stats, lru_hit_frac
+from moebench.bench.routing_stats import distinct_in_windows, layer_stats, lru_hit_frac
 
 
 def test_distinct_experts_in_windows():

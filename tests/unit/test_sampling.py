@@ -57,7 +57,7 @@ def test_default_temperature_is_the_one_the_committed_sweep_chose():
 
 
 def test_choice_prefers_t_near_one_within_noise():
-    from moebench.models.temperature import NOISE, choose
+    from moebench.tools.temperature import NOISE, choose
 
     rows = [{"temperature": t, "errors": {"reuse": e}} for t, e in [(0.7, 0.09), (1.0, 0.05), (1.2, 0.04)]]
     assert choose(rows) == 1.0

@@ -2,10 +2,10 @@
 
 import pytest
 
-from moebench.bench.serving import simulate
 from moebench.engine.costs import CostModel
 from moebench.models.catalog import real_model_shape
 from moebench.prism.scheduler import Request, Scheduler
+from moebench.prism.serving import simulate
 from moebench.prism.serving_costs import Granularity, ServingCosts, carved_shape
 
 

@@ -1,4 +1,4 @@
-"""`python -m moebench.bench.speq_cpu`: our speculative loop against transformers' assisted
+"""`python -m moebench.tools.speq_cpu`: our speculative loop against transformers' assisted
 generation with the same INT4 draft on the same proxy, CPU wall clock, one run.
 
 transformers needs the draft as a separate model object, so it gets a copy of the proxy whose
@@ -33,7 +33,7 @@ def count_calls(model) -> list[int]:
 def measure(name: str, new_tokens: int, k: int) -> dict:
     spec = PROXIES[name]
     loaded = load_proxy(ModelConfig(name=name, family=spec.family, source="proxy", proxy_of=spec.proxy_of))
-    from moebench.methods.speq import calibration_windows
+    from moebench.models.corpora import calibration_windows
 
     draft = Draft(loaded, "gptq", calibration=calibration_windows(loaded, 16, 128, seed=1))
     prompt = calibration_windows(loaded, 1, 64, seed=3, split="valid")[0]
@@ -75,7 +75,7 @@ def measure(name: str, new_tokens: int, k: int) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m moebench.bench.speq_cpu", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m moebench.tools.speq_cpu", description=__doc__)
     parser.add_argument("--model", default="proxy_phi35moe")
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("-k", type=int, default=4)

@@ -1,5 +1,5 @@
 """Proxy cards: what each proxy is, how it was trained, how good it is, and how realistic
-its routing is, as JSON and markdown under reports/proxies/ (`python -m moebench.models cards`).
+its routing is, as JSON and markdown under reports/proxies/ (`python -m moebench.tools.cards`).
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from moebench.bench.routing_stats import layer_stats, read_mixtral_trace
 from moebench.bench.sampling import DEFAULT_TEMPERATURE
 from moebench.config import ModelConfig
 from moebench.determinism import fixed_threads, kernels_text
-from moebench.engine.costs import shape_from_hf_config
 from moebench.models.catalog import real_model, real_model_shape
 from moebench.models.corpora import encoded_splits, load_corpus
 from moebench.models.families import RoutingRecorder
 from moebench.models.proxies import PROXIES
-from moebench.models.routing_stats import layer_stats, read_mixtral_trace
+from moebench.models.shape import shape_from_hf_config
 from moebench.models.train import ensure_proxy, load_proxy
 from moebench.paths import MIXTRAL_TRACE
 
@@ -114,7 +114,7 @@ def card_markdown(card: dict) -> str:
         "",
         f"Family `{card['family']}`. Real sizes from {card['config_source']}. The virtual clock "
         f"charges {'`' + card['proxy_of'] + '`' if card['proxy_of'] else 'the proxy itself (reduced proxy)'}.",
-        "Regenerate with `python -m moebench.models cards`.",
+        "Regenerate with `python -m moebench.tools.cards`.",
         "",
         "| | proxy | real model |", "|---|---:|---:|",
     ]
@@ -225,3 +225,24 @@ def write_cards(names: list[str], out: str | Path) -> list[Path]:
         (out / f"{name}.md").write_text(card_markdown(card))
         written += [out / f"{name}.json", out / f"{name}.md"]
     return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m moebench.tools.cards [NAME ...] [--out DIR]`: regenerate the proxy cards."""
+    import argparse
+
+    from moebench.errors import UserError, exit_with
+
+    parser = argparse.ArgumentParser(prog="python -m moebench.tools.cards", description=__doc__)
+    parser.add_argument("names", nargs="*", help="proxies (default: all)")
+    parser.add_argument("--out", default="reports/proxies")
+    args = parser.parse_args(argv)
+    try:
+        for path in write_cards(args.names or list(PROXIES), args.out):
+            print(f"wrote {path}")
+    except UserError as err:
+        exit_with(err)
+
+
+if __name__ == "__main__":
+    main()

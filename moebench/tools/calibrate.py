@@ -1,6 +1,6 @@
-"""`python -m moebench.bench.calibrate`: measure this CPU as a hardware profile for the
+"""`python -m moebench.tools.calibrate`: measure this CPU as a hardware profile for the
 virtual clock (conf/hardware/cpu.yaml), so the virtual clock can be checked against the real
-transport's wall clock (`python -m moebench.bench.clock_check`).
+transport's wall clock (`python -m moebench.tools.clock_check`).
 
 Measured at the run's fixed thread count, in bf16 (what the cost model charges):
 - copy bandwidth and per-copy latency: a least-squares line through the median time of
@@ -115,7 +115,7 @@ def measure(hidden: int, intermediate: int, threads: int) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m moebench.bench.calibrate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m moebench.tools.calibrate", description=__doc__)
     parser.add_argument("--hidden", type=int, default=1024)
     parser.add_argument("--intermediate", type=int, default=3584)
     parser.add_argument("--threads", type=int, default=1, help="the runs' threads (RunConfig.threads)")
@@ -125,7 +125,7 @@ def main(argv=None) -> None:
         profile = measure(args.hidden, args.intermediate, args.threads)
     except UserError as err:
         exit_with(err)
-    header = ("# This machine's CPU as a hardware profile, written by `python -m moebench.bench.calibrate`\n"
+    header = ("# This machine's CPU as a hardware profile, written by `python -m moebench.tools.calibrate`\n"
               "# (rerun it on your machine before comparing the virtual clock with the wall clock).\n")
     Path(args.out).write_text(header + yaml.safe_dump(profile, sort_keys=False, width=200))
     print({k: v for k, v in profile.items() if k != "sources"})

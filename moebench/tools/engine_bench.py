@@ -1,4 +1,4 @@
-"""`python -m moebench.bench.engine_bench`: how much the engine costs on a CPU.
+"""`python -m moebench.tools.engine_bench`: how much the engine costs on a CPU.
 
 Two numbers, one record (results/engine_bench/<model>/result.json), rendered into
 reports/engine.md by `python -m moebench.report`:
@@ -21,7 +21,7 @@ from moebench.cli import CONF_DIR
 from moebench.config import load_run_config
 from moebench.engine.costs import CostModel
 from moebench.engine.trace import RoutingTrace
-from moebench.methods import METHODS
+from moebench.methods.registry import build_method
 from moebench.models.build import build_model
 from moebench.records import write_benchmark_record
 from moebench.runner import charged_shape
@@ -48,13 +48,13 @@ def measure(model: str, new_tokens: int, repeats: int) -> dict:
     loaded = build_model(run.model)
     costs = CostModel(run.hardware, charged_shape(run, loaded))
     prompt = torch.randint(0, loaded.vocab_size, (1, 32), generator=torch.Generator().manual_seed(0))
-    full = METHODS["full_resident"](run, loaded, costs)
+    full = build_method(run, loaded, costs)
     plain_sec = _timed(lambda: loaded.model.generate(prompt, max_new_tokens=new_tokens,
                                                      min_new_tokens=new_tokens, do_sample=False), repeats)
     ours_sec = _timed(lambda: full.generate(prompt, new_tokens), repeats)
 
     off_run = _config(model, "mixtral_offloading", new_tokens)
-    offload = METHODS["mixtral_offloading"](off_run, loaded, costs)
+    offload = build_method(off_run, loaded, costs)
     offload.record_routing = True  # keep the routing to replay it below
     live_sec = _timed(lambda: offload.generate(prompt, new_tokens), 1)
     trace = RoutingTrace.from_steps(offload.steps, [v.index for v in loaded.layers])
@@ -70,7 +70,7 @@ def measure(model: str, new_tokens: int, repeats: int) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m moebench.bench.engine_bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m moebench.tools.engine_bench", description=__doc__)
     parser.add_argument("--model", default="proxy_phi35moe")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)

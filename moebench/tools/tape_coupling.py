@@ -1,4 +1,4 @@
-"""`python -m moebench.bench.tape_coupling`: how often MoE-SpeQ's draft is accepted when draft
+"""`python -m moebench.tools.tape_coupling`: how often MoE-SpeQ's draft is accepted when draft
 and target sample from one shared noise tape, against rejection sampling's 1 - TV bound.
 
 Standard speculative sampling accepts a drafted token with probability min(1, p/q), whose
@@ -27,7 +27,7 @@ from moebench.speq.draft import Draft
 
 @torch.no_grad()
 def measure(name: str, temperatures: list[float], windows: int, length: int, tapes: int) -> dict:
-    from moebench.methods.speq import calibration_windows
+    from moebench.models.corpora import calibration_windows
 
     spec = PROXIES[name]
     loaded = load_proxy(ModelConfig(name=name, family=spec.family, source="proxy", proxy_of=spec.proxy_of))
@@ -52,7 +52,7 @@ def measure(name: str, temperatures: list[float], windows: int, length: int, tap
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m moebench.bench.tape_coupling", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m moebench.tools.tape_coupling", description=__doc__)
     parser.add_argument("--model", default="proxy_phi35moe", choices=sorted(PROXIES))
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 0.7, 1.0])
     parser.add_argument("--windows", type=int, default=4)

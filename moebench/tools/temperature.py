@@ -4,7 +4,7 @@ holding proxy_mixtral8x7b's own sampled output against the real Mixtral-8x7B tra
 For each temperature of a grid, the proxy continues held-out prompts on the noise tape and
 we compare what an expert cache lives on: consecutive-token reuse, distinct experts among
 2/4/8 consecutive tokens, and a cold per-layer LRU's hits at 2/4/6 slots. The temperature
-with the smallest worst relative error wins; `python -m moebench.models temperature` writes
+with the smallest worst relative error wins; `python -m moebench.tools.temperature` writes
 the whole comparison to reports/proxies/temperature.{json,md}.
 """
 
@@ -46,12 +46,12 @@ def choose(rows: list[dict]) -> float:
 
 
 def sweep(grid=GRID) -> dict:
+    from moebench.bench.routing_stats import layer_stats, read_mixtral_trace
     from moebench.config import ModelConfig
-    from moebench.models.cards import generated_routing
     from moebench.models.corpora import encoded_splits, load_corpus
-    from moebench.models.routing_stats import layer_stats, read_mixtral_trace
     from moebench.models.train import load_proxy
     from moebench.paths import MIXTRAL_TRACE
+    from moebench.tools.cards import generated_routing
 
     real = observables(layer_stats(read_mixtral_trace(MIXTRAL_TRACE), 8))
     loaded = load_proxy(ModelConfig(name="proxy_mixtral8x7b", family="mixtral", source="proxy",
@@ -70,7 +70,7 @@ def markdown(result: dict) -> str:
     real = result["real_trace"]
     keys = list(real)
     lines = ["# Default sampling temperature", "",
-             "Chosen by `python -m moebench.models temperature`: proxy_mixtral8x7b (weights "
+             "Chosen by `python -m moebench.tools.temperature`: proxy_mixtral8x7b (weights "
              f"`{result['proxy_weights_sha256'][:16]}`) continues 2 held-out prompts by 256 tokens at each "
              "temperature on the noise tape; its routing is compared with the real Mixtral-8x7B HumanEval "
              "trace (../shared/data/moe_routing_traces, 333 tokens x 32 layers). Of the temperatures whose "
@@ -110,3 +110,17 @@ def write(out: str | Path) -> list[Path]:
     return [out / "temperature.json", out / "temperature.md"]
 
 
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m moebench.tools.temperature [--out DIR]`: choose the default temperature."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m moebench.tools.temperature", description=__doc__)
+    parser.add_argument("--out", default="reports/proxies")
+    for path in write(parser.parse_args(argv).out):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

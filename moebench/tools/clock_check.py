@@ -1,9 +1,9 @@
-"""`python -m moebench.bench.clock_check`: the virtual clock checked against the wall clock.
+"""`python -m moebench.tools.clock_check`: the virtual clock checked against the wall clock.
 
 The same configs run twice on a CPU-sized random Mixtral-shaped model whose 22 MB experts
 make copies and expert compute dominate: once on `backend=real device=cpu` (real copies into
 the slot pool, timed by the wall clock) and once on `backend=virtual hardware=cpu` (the
-profile `python -m moebench.bench.calibrate` measured on this machine). Records go to
+profile `python -m moebench.tools.calibrate` measured on this machine). Records go to
 results/engine_clock_check/; `python -m moebench.report` puts virtual/wall TPOT per config in
 reports/engine_clock_check.md. Both runs emit the same tokens (same output hash).
 """
@@ -28,8 +28,8 @@ def budget_gb(slots: int, max_tokens: int) -> float:
     import yaml
 
     from moebench.engine.budget import budget_gb_for_slots
-    from moebench.engine.costs import shape_from_hf_config
-    from moebench.models.build import hf_config_for
+    from moebench.models.loaded import hf_config_for
+    from moebench.models.shape import shape_from_hf_config
 
     data = yaml.safe_load((CONF_DIR / "model" / "clock_check_mixtral.yaml").read_text())
     cfg = ModelConfig(**data)
@@ -44,7 +44,7 @@ def run(results: str, overrides: list[str]) -> Path:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m moebench.bench.clock_check", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m moebench.tools.clock_check", description=__doc__)
     parser.add_argument("--results", default="results")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)

@@ -82,7 +82,7 @@ def serving_metrics(requests: list[Request], launches: list[Launch], duration: f
         "requests": len(requests),
         "throughput_rps": len(requests) / float(finish.max()),
         "goodput_rps": float((e2e <= slo_sec).sum()) / duration,
-        "slo_attainment": float((e2e <= slo_sec).mean()),
+        "slo_attainment_frac": float((e2e <= slo_sec).mean()),
         "slo_sec": slo_sec,
         **_percentiles("ttft_sec", first - arrival),
         **_percentiles("tpot_sec", tpot),
