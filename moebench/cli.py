@@ -58,7 +58,7 @@ def check_arguments(argv: list[str]) -> None:
     variants = [first]
     for i, ov in enumerate(overrides):
         if ov.is_sweep_override():
-            variants += [first[:i] + [_with_value(ov, v)] + first[i + 1:] for v in _values(ov)[1:]]
+            variants += [first[:i] + [_with_value(ov, v)] + first[i + 1 :] for v in _values(ov)[1:]]
     for variant in variants:
         validate(variant)
 

@@ -35,10 +35,17 @@ def _computed(record: RunRecord) -> dict[str, Any]:
 
 def _differences(a: Any, b: Any, path: str) -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b), key=str)
-                for d in _differences(a.get(k), b.get(k), f"{path}.{k}")]
+        return [
+            d
+            for k in sorted(set(a) | set(b), key=str)
+            for d in _differences(a.get(k), b.get(k), f"{path}.{k}")
+        ]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{path}[{i}]")]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _differences(x, y, f"{path}[{i}]")
+        ]
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
@@ -49,13 +56,18 @@ def compare_folders(first: Path, second: Path) -> tuple[int, list[str]]:
     lines = [f"only in {first}: {k[0]}/{k[1]}" for k in sorted(set(a) - set(b))]
     lines += [f"only in {second}: {k[0]}/{k[1]}" for k in sorted(set(b) - set(a))]
     for key in sorted(set(a) & set(b)):
-        lines += [f"{key[0]}/{key[1]} {d}" for d in _differences(_computed(a[key]), _computed(b[key]), "")]
+        lines += [
+            f"{key[0]}/{key[1]} {d}" for d in _differences(_computed(a[key]), _computed(b[key]), "")
+        ]
     return len(set(a) & set(b)), lines
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m moebench.compare_records", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m moebench.compare_records",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("first", type=Path)
     parser.add_argument("second", type=Path)
     args = parser.parse_args(argv)

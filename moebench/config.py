@@ -92,7 +92,9 @@ class WorkloadConfig:
     """What is generated: prompts, their lengths and how many new tokens (greedy)."""
 
     name: str
-    prompts: str = "synthetic"  # synthetic | heldout (offline corpus) | trace (replay) | poisson (serving)
+    prompts: str = (
+        "synthetic"  # synthetic | heldout (offline corpus) | trace (replay) | poisson (serving)
+    )
     trace_path: str | None = None  # routing trace to replay (prompts=trace)
     num_prompts: int = 1
     prompt_len: int = 16
@@ -105,8 +107,12 @@ class WorkloadConfig:
     # (optionally among the top_k logits) from a noise tape keyed by (seed, prompt, position).
     # Left out of the run key at their defaults, so greedy records keep their keys.
     decoding: str = field(default="greedy", metadata={"key_unless_default": True})
-    temperature: float = field(default=1.0, metadata={"key_unless_default": True, "key_if": "sampling"})
-    top_k: int | None = field(default=None, metadata={"key_unless_default": True, "key_if": "sampling"})
+    temperature: float = field(
+        default=1.0, metadata={"key_unless_default": True, "key_if": "sampling"}
+    )
+    top_k: int | None = field(
+        default=None, metadata={"key_unless_default": True, "key_if": "sampling"}
+    )
 
     @property
     def kind(self) -> str:
@@ -130,16 +136,23 @@ class WorkloadConfig:
         if self.top_k is not None:
             int_in("workload.top_k", self.top_k, 1)
         if self.kind == "replay" and not self.trace_path:
-            raise ConfigError("workload.trace_path", self.trace_path, "a routing trace file (prompts=trace)")
+            raise ConfigError(
+                "workload.trace_path", self.trace_path, "a routing trace file (prompts=trace)"
+            )
         if self.kind == "serving":
             for key in ARRIVAL_KEYS:
                 value = self.arrivals.get(key)
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                    raise ConfigError(f"workload.arrivals.{key}", value, "a number > 0 (prompts=poisson)")
+                    raise ConfigError(
+                        f"workload.arrivals.{key}", value, "a number > 0 (prompts=poisson)"
+                    )
             unknown = sorted(set(self.arrivals) - set(ARRIVAL_KEYS))
             if unknown:
-                raise ConfigError(f"workload.arrivals.{unknown[0]}", self.arrivals[unknown[0]],
-                                  "one of the keys " + ", ".join(ARRIVAL_KEYS))
+                raise ConfigError(
+                    f"workload.arrivals.{unknown[0]}",
+                    self.arrivals[unknown[0]],
+                    "one of the keys " + ", ".join(ARRIVAL_KEYS),
+                )
 
 
 @dataclass
@@ -200,8 +213,11 @@ class RunConfig:
         one_of("backend", self.backend, ("virtual", "real"))
         one_of("device", self.device, ("auto", "cpu", "cuda"))
         if self.backend == "real" and self.kind == "serving":
-            raise ConfigError("backend", self.backend,
-                              "virtual for a serving simulation (workload.prompts=poisson)")
+            raise ConfigError(
+                "backend",
+                self.backend,
+                "virtual for a serving simulation (workload.prompts=poisson)",
+            )
 
     @property
     def kind(self) -> str:

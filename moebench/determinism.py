@@ -97,10 +97,16 @@ def numerics_state() -> dict[str, object]:
     capability = torch.backends.cpu.get_cpu_capability()
     branch = mkl_branch()
     mkl_pinned = branch in (None, "COMPATIBLE") or (
-        branch == "unknown" and os.environ.get("MKL_CBWR") == PINNED_ENV["MKL_CBWR"])
+        branch == "unknown" and os.environ.get("MKL_CBWR") == PINNED_ENV["MKL_CBWR"]
+    )
     pinned = capability == "DEFAULT" and mkl_pinned
-    return {"mode": numerics_mode(), "pinned": pinned, "aten_capability": capability,
-            "mkl_branch": branch, "torch_threads": torch.get_num_threads()}
+    return {
+        "mode": numerics_mode(),
+        "pinned": pinned,
+        "aten_capability": capability,
+        "mkl_branch": branch,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def process_is_pinned() -> bool:
@@ -112,8 +118,11 @@ def warn_if_unpinned() -> None:
     imported before moebench, or set its kernels otherwise)."""
     state = numerics_state()
     if state["mode"] == "pinned" and not state["pinned"]:
-        print(f"moebench: kernels {kernels_text(state)} in this process: import moebench before torch; "
-              "records name the kernels that ran", file=sys.stderr)
+        print(
+            f"moebench: kernels {kernels_text(state)} in this process: import moebench before "
+            "torch; records name the kernels that ran",
+            file=sys.stderr,
+        )
 
 
 def kernels_text(state: dict | None) -> str:
@@ -143,12 +152,17 @@ def cpu_identity() -> dict[str, str]:
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("model name") and model == (platform.processor() or platform.machine()):
+            if line.startswith("model name") and model == (
+                platform.processor() or platform.machine()
+            ):
                 model = line.split(":", 1)[1].strip()
             elif line.startswith("flags") and not flags:
                 flags = set(line.split(":", 1)[1].split())
-    return {"model": model, "isa": " ".join(f for f in KERNEL_ISA_FLAGS if f in flags),
-            "machine": platform.machine()}
+    return {
+        "model": model,
+        "isa": " ".join(f for f in KERNEL_ISA_FLAGS if f in flags),
+        "machine": platform.machine(),
+    }
 
 
 # CPU flags that change which kernels ATen and MKL pick when they are not pinned.

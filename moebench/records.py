@@ -84,14 +84,17 @@ def git_state() -> dict[str, Any]:
 
     def git(*args: str) -> str | None:
         try:
-            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                                  check=True, timeout=10).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None
 
     sha = git("rev-parse", "HEAD")
     # dirty = the code differs from the commit; records and reports being written do not count
-    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results", ":!reports")
+    status = git(
+        "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results", ":!reports"
+    )
     return {"sha": sha, "dirty": None if status is None else bool(status)}
 
 
@@ -105,26 +108,58 @@ def environment() -> dict[str, Any]:
             versions[lib] = None
     import torch
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})"
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"cpu ({platform.machine()})"
+    )
     from moebench.determinism import cpu_identity, numerics_state
 
-    return {"python": platform.python_version(), "versions": versions, "device": device,
-            "torch_threads": torch.get_num_threads(), "cpu": cpu_identity(), "numerics": numerics_state()}
+    return {
+        "python": platform.python_version(),
+        "versions": versions,
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_identity(),
+        "numerics": numerics_state(),
+    }
 
 
-def make_record(cfg: RunConfig, clock: str, metrics: dict[str, Any], validity: dict[str, Any],
-                wall_sec: float, identity_of_weights: dict[str, Any] | None = None,
-                **results: Any) -> RunRecord:
+def make_record(
+    cfg: RunConfig,
+    clock: str,
+    metrics: dict[str, Any],
+    validity: dict[str, Any],
+    wall_sec: float,
+    identity_of_weights: dict[str, Any] | None = None,
+    **results: Any,
+) -> RunRecord:
     """The record of a configured run: its config, model, clock and environment, plus what
     it measured (`results`: method_details, raw, output_sha256, eval, replayed_from)."""
-    model = RecordModel(name=cfg.model.name, family=cfg.model.family, proxy_of=cfg.model.proxy_of,
-                        source=cfg.model.source, **(identity_of_weights or {}))
+    model = RecordModel(
+        name=cfg.model.name,
+        family=cfg.model.family,
+        proxy_of=cfg.model.proxy_of,
+        source=cfg.model.source,
+        **(identity_of_weights or {}),
+    )
     return RunRecord(
-        run_key=run_key(cfg), experiment=cfg.experiment, method=cfg.method.name, model=model,
-        hardware=cfg.hardware.name, clock=clock, metrics=metrics, validity=Validity(**validity),
-        git=git_state(), env=environment(), config=cfg,
+        run_key=run_key(cfg),
+        experiment=cfg.experiment,
+        method=cfg.method.name,
+        model=model,
+        hardware=cfg.hardware.name,
+        clock=clock,
+        metrics=metrics,
+        validity=Validity(**validity),
+        git=git_state(),
+        env=environment(),
+        config=cfg,
         workload={"name": cfg.workload.name, "version": cfg.workload.version},
-        started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), wall_sec=wall_sec, **results)
+        started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        wall_sec=wall_sec,
+        **results,
+    )
 
 
 def write_record(path: Path, record: RunRecord) -> None:
@@ -135,11 +170,14 @@ def write_record(path: Path, record: RunRecord) -> None:
 def write_failure(directory: Path, err: BaseException) -> Path:
     """Leave a marker that says why the run died (never a result.json)."""
     path = directory / FAILURE_FILE
-    write_json_atomic(path, {
-        "error": f"{type(err).__name__}: {err}",
-        "traceback": traceback.format_exception(err),
-        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    })
+    write_json_atomic(
+        path,
+        {
+            "error": f"{type(err).__name__}: {err}",
+            "traceback": traceback.format_exception(err),
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+    )
     return path
 
 
@@ -148,18 +186,32 @@ def record_file(cfg: RunConfig) -> str:
     return EVAL_FILE if cfg.eval.tasks else RESULT_FILE
 
 
-def write_benchmark_record(results_dir: str | Path, experiment: str, model: str, proxy_of: str | None,
-                           metrics: dict[str, Any], valid: bool = True, weights_sha256: str | None = None,
-                           arguments: dict[str, Any] | None = None) -> Path:
+def write_benchmark_record(
+    results_dir: str | Path,
+    experiment: str,
+    model: str,
+    proxy_of: str | None,
+    metrics: dict[str, Any],
+    valid: bool = True,
+    weights_sha256: str | None = None,
+    arguments: dict[str, Any] | None = None,
+) -> Path:
     """A CPU wall-clock benchmark's record (no Hydra config; `arguments` are its command
     line's): results/<experiment>/<model>/."""
     record = RunRecord(
-        run_key=f"{experiment}-{model}", experiment=experiment, method=experiment,
+        run_key=f"{experiment}-{model}",
+        experiment=experiment,
+        method=experiment,
         model=RecordModel(name=model, proxy_of=proxy_of, weights_sha256=weights_sha256),
-        hardware="cpu", clock="wall", metrics=metrics,
+        hardware="cpu",
+        clock="wall",
+        metrics=metrics,
         validity=Validity(valid, [] if valid else ["output differs from greedy"]),
-        git=git_state(), env=environment(), benchmark=arguments,
-        started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        git=git_state(),
+        env=environment(),
+        benchmark=arguments,
+        started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
     path = Path(results_dir) / experiment / model / RESULT_FILE
     write_record(path, record)
     print({k: round(v, 3) if isinstance(v, float) else v for k, v in metrics.items()})

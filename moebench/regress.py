@@ -33,7 +33,13 @@ from moebench.schema import RunRecord, load_record
 
 GOLDEN = REPO_ROOT / "tests" / "golden" / "regress.json"
 GOLDEN_WEIGHTS = REPO_ROOT / "tests" / "golden" / "proxy_ci_weights.json"
-PROXY_METHODS = ["full_resident", "hf_offload", "ondemand", "mixtral_offloading", "next_layer_prefetch"]
+PROXY_METHODS = [
+    "full_resident",
+    "hf_offload",
+    "ondemand",
+    "mixtral_offloading",
+    "next_layer_prefetch",
+]
 SLOTS = 3  # of proxy_ci's 8 experts per layer: forces misses, keeps reuse
 
 
@@ -47,20 +53,32 @@ def ci_budget_gb(max_tokens: int, with_draft: bool = False) -> float:
 
     spec = PROXIES["proxy_ci"]
     shape = shape_from_hf_config(hf_config_for(spec.family, proxy_arch(spec)))
-    draft = int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers) if with_draft else 0.0
+    draft = (
+        int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers) if with_draft else 0.0
+    )
     return budget_gb_for_slots(shape, SLOTS + 0.5, max_tokens, draft)
 
 
 def _run(results: Path, overrides: list[str]) -> RunRecord:
     from moebench.runner import execute
 
-    path = execute(compose_run_config([f"results_dir={results}", "+experiment=regress", *overrides]))
+    path = execute(
+        compose_run_config([f"results_dir={results}", "+experiment=regress", *overrides])
+    )
     return load_record(path)
 
 
 def _proxy_ci(results: Path, method: str, budget: float, *extra: str) -> RunRecord:
-    return _run(results, ["model=proxy_ci", f"method={method}", f"method.budget_gb={budget}",
-                          "workload=heldout", *extra])
+    return _run(
+        results,
+        [
+            "model=proxy_ci",
+            f"method={method}",
+            f"method.budget_gb={budget}",
+            "workload=heldout",
+            *extra,
+        ],
+    )
 
 
 def offload_ratios(results: Path) -> dict:
@@ -68,9 +86,12 @@ def offload_ratios(results: Path) -> dict:
     experts per layer (and `WEIGHTS_KEY`: proxy_ci's weights identity)."""
     budget = ci_budget_gb(max_tokens=64)  # workload=heldout: 32-token prompts + 32 new
     records = {m: _proxy_ci(results, m, budget) for m in PROXY_METHODS}
-    out = {WEIGHTS_KEY: weights_identity(records["full_resident"]),
-           "proxy_ci/mixtral_offloading/slots_per_layer": float(
-               records["mixtral_offloading"].method_details["memory_plan"]["slots_per_layer"])}
+    out = {
+        WEIGHTS_KEY: weights_identity(records["full_resident"]),
+        "proxy_ci/mixtral_offloading/slots_per_layer": float(
+            records["mixtral_offloading"].method_details["memory_plan"]["slots_per_layer"]
+        ),
+    }
     base = records["full_resident"].metrics["tpot_sec_mean"]
     for m, r in records.items():
         if m != "full_resident":
@@ -82,19 +103,30 @@ def offload_ratios(results: Path) -> dict:
 def speq_ratios(results: Path) -> dict:
     """MoE-SpeQ over Mixtral-Offloading (sc and sm) at the same budget, greedy and sampled."""
     budget = ci_budget_gb(max_tokens=64, with_draft=True)
-    greedy = {m: _proxy_ci(results, m, budget) for m in ("speq", "mixtral_offloading_sc", "mixtral_offloading_sm")}
-    out = {f"proxy_ci/speq/speedup_over_{base}": (greedy[base].metrics["tpot_sec_mean"]
-                                                  / greedy["speq"].metrics["tpot_sec_mean"])
-           for base in ("mixtral_offloading_sc", "mixtral_offloading_sm")}
+    greedy = {
+        m: _proxy_ci(results, m, budget)
+        for m in ("speq", "mixtral_offloading_sc", "mixtral_offloading_sm")
+    }
+    out = {
+        f"proxy_ci/speq/speedup_over_{base}": (
+            greedy[base].metrics["tpot_sec_mean"] / greedy["speq"].metrics["tpot_sec_mean"]
+        )
+        for base in ("mixtral_offloading_sc", "mixtral_offloading_sm")
+    }
     out["proxy_ci/speq/expert_hit_frac"] = greedy["speq"].metrics["expert_hit_frac"]
     out["proxy_ci/speq/draft_accept_frac"] = greedy["speq"].metrics["draft_accept_frac"]
-    sampled = {m: _proxy_ci(results, m, budget, "workload.decoding=sample")
-               for m in ("speq", "mixtral_offloading_sm")}
+    sampled = {
+        m: _proxy_ci(results, m, budget, "workload.decoding=sample")
+        for m in ("speq", "mixtral_offloading_sm")
+    }
     out["proxy_ci/speq_sampled/speedup_over_mixtral_offloading_sm"] = (
-        sampled["mixtral_offloading_sm"].metrics["tpot_sec_mean"] / sampled["speq"].metrics["tpot_sec_mean"])
+        sampled["mixtral_offloading_sm"].metrics["tpot_sec_mean"]
+        / sampled["speq"].metrics["tpot_sec_mean"]
+    )
     out["proxy_ci/speq_sampled/draft_accept_frac"] = sampled["speq"].metrics["draft_accept_frac"]
-    out["proxy_ci/mixtral_offloading_sm_sampled/expert_hit_frac"] = (
-        sampled["mixtral_offloading_sm"].metrics["expert_hit_frac"])
+    out["proxy_ci/mixtral_offloading_sm_sampled/expert_hit_frac"] = sampled[
+        "mixtral_offloading_sm"
+    ].metrics["expert_hit_frac"]
     return out
 
 
@@ -104,9 +136,16 @@ def trace_hit_fracs(results: Path) -> dict:
         return {}
     out = {}
     for policy in ("lru", "lfu", "static", "belady"):
-        r = _run(results, ["model=mixtral8x7b", "workload=trace_mixtral_humaneval",
-                           "method=mixtral_offloading", "method.budget_gb=60",
-                           f"method.options.policy={policy}"])
+        r = _run(
+            results,
+            [
+                "model=mixtral8x7b",
+                "workload=trace_mixtral_humaneval",
+                "method=mixtral_offloading",
+                "method.budget_gb=60",
+                f"method.options.policy={policy}",
+            ],
+        )
         out[f"mixtral_trace/{policy}@60GB/expert_hit_frac"] = r.metrics["expert_hit_frac"]
     return out
 
@@ -130,8 +169,11 @@ def measure(quick: bool = False) -> dict[str, float]:
     """The key ratios, freshly computed (and `WEIGHTS_KEY`: proxy_ci's weights identity).
     `quick` (what the any-CPU test runs under several kernel sets): offloading, MoE-SpeQ and
     one perplexity ratio; the full set adds Prism and the real trace."""
-    groups = ((offload_ratios, speq_ratios, quick_prism_ratio) if quick
-              else (offload_ratios, speq_ratios, prism_ratios, trace_hit_fracs))
+    groups = (
+        (offload_ratios, speq_ratios, quick_prism_ratio)
+        if quick
+        else (offload_ratios, speq_ratios, prism_ratios, trace_hit_fracs)
+    )
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for group in groups:
@@ -147,24 +189,57 @@ def prism_ratios(results: Path) -> dict[str, float]:
     ppl = partial(_ppl, results)
     full = ppl(["method=full_resident"])
     out = {
-        "proxy_ci/prism/ppl_k8_over_original": ppl(["method=prism", "method.options.active_k=8"]) / full,
-        "proxy_ci/prism/ppl_k4_over_original": ppl(["method=prism", "method.options.active_k=4"]) / full,
-        "proxy_ci/prism_cg/ppl_k4_over_original": ppl(["method=prism", "method.options.active_k=4",
-                                                        "method.options.gate=cg"]) / full,
-        "proxy_ci/prism_lg_ft/ppl_k4_over_original": ppl(["method=prism", "method.options.active_k=4",
-                                                           "method.options.gate=lg_ft", "method.options.ft_steps=40"]) / full,
+        "proxy_ci/prism/ppl_k8_over_original": ppl(["method=prism", "method.options.active_k=8"])
+        / full,
+        "proxy_ci/prism/ppl_k4_over_original": ppl(["method=prism", "method.options.active_k=4"])
+        / full,
+        "proxy_ci/prism_cg/ppl_k4_over_original": ppl(
+            ["method=prism", "method.options.active_k=4", "method.options.gate=cg"]
+        )
+        / full,
+        "proxy_ci/prism_lg_ft/ppl_k4_over_original": ppl(
+            [
+                "method=prism",
+                "method.options.active_k=4",
+                "method.options.gate=lg_ft",
+                "method.options.ft_steps=40",
+            ]
+        )
+        / full,
         TOP1_PPL_KEY: ppl(TOP1) / full,
     }
     budget = ci_budget_gb(max_tokens=64)
-    tpot = {m: _run(results, ["model=proxy_ci", f"method={m}", f"method.budget_gb={budget}", "workload=heldout",
-                              "+method.options.slo_experts=1.5", "+method.options.fused_experts=true"]
-                    ).metrics["tpot_sec_mean"] for m in ("topk", "prism")}
+    tpot = {
+        m: _run(
+            results,
+            [
+                "model=proxy_ci",
+                f"method={m}",
+                f"method.budget_gb={budget}",
+                "workload=heldout",
+                "+method.options.slo_experts=1.5",
+                "+method.options.fused_experts=true",
+            ],
+        ).metrics["tpot_sec_mean"]
+        for m in ("topk", "prism")
+    }
     out["proxy_ci/prism_offload/tpot_over_topk"] = tpot["prism"] / tpot["topk"]
-    goodput = {p: _run(results, ["model=proxy_dsv2lite", "hardware=h800", "method=cloud", "workload=poisson_dsv2",
-                                 "workload.arrivals.duration_sec=60", "workload.arrivals.rate_per_sec=20",
-                                 f"method.options.policy={p}",
-                                 f"method.options.granularity={'prism' if p == 'prism' else 'original'}"]
-                       ).metrics["goodput_rps"] for p in ("fifo", "prism")}
+    goodput = {
+        p: _run(
+            results,
+            [
+                "model=proxy_dsv2lite",
+                "hardware=h800",
+                "method=cloud",
+                "workload=poisson_dsv2",
+                "workload.arrivals.duration_sec=60",
+                "workload.arrivals.rate_per_sec=20",
+                f"method.options.policy={p}",
+                f"method.options.granularity={'prism' if p == 'prism' else 'original'}",
+            ],
+        ).metrics["goodput_rps"]
+        for p in ("fifo", "prism")
+    }
     out["dsv2lite/prism_cloud/goodput_over_fifo"] = goodput["prism"] / goodput["fifo"]
     return out
 
@@ -176,25 +251,36 @@ def weights_identity(record: RunRecord) -> dict:
     """What made the weights a record ran: their hash, the torch build, the kernels that ran
     and the CPU (informative: pinned kernels make it irrelevant)."""
     numerics = record.env["numerics"]
-    return {"weights_sha256": record.model.weights_sha256,
-            "torch": record.env["versions"]["torch"], "cpu": record.env["cpu"],
-            "kernels": {k: numerics[k] for k in ("pinned", "aten_capability", "mkl_branch")}}
+    return {
+        "weights_sha256": record.model.weights_sha256,
+        "torch": record.env["versions"]["torch"],
+        "cpu": record.env["cpu"],
+        "kernels": {k: numerics[k] for k in ("pinned", "aten_capability", "mkl_branch")},
+    }
 
 
 def weights_note(measured: dict, golden: dict) -> str | None:
     """One line when this machine's proxy_ci is not the one the golden values were made with."""
     if measured["weights_sha256"] == golden["weights_sha256"]:
         return None
-    causes = [f"torch {golden['torch']} -> {measured['torch']}"] if measured["torch"] != golden["torch"] else []
+    causes = (
+        [f"torch {golden['torch']} -> {measured['torch']}"]
+        if measured["torch"] != golden["torch"]
+        else []
+    )
     want, got = golden.get("kernels"), measured.get("kernels")
     if want != got:
         causes.append(f"kernels {kernels_text(want)} -> {kernels_text(got)}")
-    why = "; ".join(causes) or "same torch build and pinned kernels, so a change in training or its inputs"
+    why = (
+        "; ".join(causes)
+        or "same torch build and pinned kernels, so a change in training or its inputs"
+    )
     where = f"{golden['cpu']['model']} -> {measured['cpu']['model']}"
-    return (f"moebench.regress: proxy_ci weights {measured['weights_sha256'][:12]} differ from the golden "
-            f"values' {golden['weights_sha256'][:12]} (likely cause: {why}; CPU {where}); comparing anyway, "
-            "and `make golden` makes new golden values")
-
+    return (
+        f"moebench.regress: proxy_ci weights {measured['weights_sha256'][:12]} differ from the "
+        f"golden values' {golden['weights_sha256'][:12]} (likely cause: {why}; CPU {where}); "
+        "comparing anyway, and `make golden` makes new golden values"
+    )
 
 
 def tolerance(key: str) -> dict:
@@ -203,26 +289,58 @@ def tolerance(key: str) -> dict:
     return {"abs": 0.0}
 
 
-def compare(measured: dict[str, float], golden: dict[str, dict], unavailable: tuple[str, ...] = ()) -> list[dict]:
+def compare(
+    measured: dict[str, float], golden: dict[str, dict], unavailable: tuple[str, ...] = ()
+) -> list[dict]:
     """One row per key: golden, measured, change, allowed, ok. Keys under a prefix in
     `unavailable` (their data is not on this machine) are reported as skipped."""
     rows = []
     for key in sorted(set(golden) | set(measured)):
         if key.startswith(unavailable) and key not in measured:
-            rows.append({"key": key, "golden": golden[key]["value"], "measured": None, "change": None,
-                         "allowed": "skipped", "ok": True})
+            rows.append(
+                {
+                    "key": key,
+                    "golden": golden[key]["value"],
+                    "measured": None,
+                    "change": None,
+                    "allowed": "skipped",
+                    "ok": True,
+                }
+            )
             continue
         want, got = golden.get(key, {}).get("value"), measured.get(key)
         if want is None or got is None:
-            rows.append({"key": key, "golden": want, "measured": got, "change": None, "allowed": "-", "ok": False})
+            rows.append(
+                {
+                    "key": key,
+                    "golden": want,
+                    "measured": got,
+                    "change": None,
+                    "allowed": "-",
+                    "ok": False,
+                }
+            )
             continue
         tol = golden[key]
         if "rel" in tol:
-            change, ok, allowed = (got - want) / want, abs(got - want) <= tol["rel"] * abs(want), f"±{tol['rel']:.0%}"
+            change, ok, allowed = (
+                (got - want) / want,
+                abs(got - want) <= tol["rel"] * abs(want),
+                f"±{tol['rel']:.0%}",
+            )
         else:
             allowed = "exact" if tol["abs"] == 0 else f"±{tol['abs']}"
             change, ok = got - want, abs(got - want) <= tol["abs"]
-        rows.append({"key": key, "golden": want, "measured": got, "change": change, "allowed": allowed, "ok": ok})
+        rows.append(
+            {
+                "key": key,
+                "golden": want,
+                "measured": got,
+                "change": change,
+                "allowed": allowed,
+                "ok": ok,
+            }
+        )
     return rows
 
 
@@ -230,8 +348,10 @@ def table(rows: list[dict]) -> str:
     lines = [f"{'key':55s} {'golden':>10s} {'measured':>10s} {'change':>9s} {'allowed':>8s}  ok"]
     for r in rows:
         fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
-        lines.append(f"{r['key']:55s} {fmt(r['golden']):>10s} {fmt(r['measured']):>10s} "
-                     f"{fmt(r['change']):>9s} {r['allowed']:>8s}  {'yes' if r['ok'] else 'NO'}")
+        lines.append(
+            f"{r['key']:55s} {fmt(r['golden']):>10s} {fmt(r['measured']):>10s} "
+            f"{fmt(r['change']):>9s} {r['allowed']:>8s}  {'yes' if r['ok'] else 'NO'}"
+        )
     return "\n".join(lines)
 
 
@@ -239,8 +359,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m moebench.regress", description=__doc__)
     parser.add_argument("--golden", default=str(GOLDEN))
     parser.add_argument("--update", action="store_true", help="rewrite the golden file")
-    parser.add_argument("--quick", action="store_true",
-                        help="only the offloading, MoE-SpeQ and top-1 perplexity keys")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the offloading, MoE-SpeQ and top-1 perplexity keys",
+    )
     args = parser.parse_args(argv)
     if args.update and args.quick:
         parser.error("--update rewrites every key: run it without --quick")
@@ -249,8 +372,14 @@ def main(argv=None) -> int:
     golden_path = Path(args.golden)
     weights_path = golden_path.with_name(GOLDEN_WEIGHTS.name)
     if args.update:
-        golden_path.write_text(json.dumps({k: {"value": v} | tolerance(k) for k, v in measured.items()},
-                                          indent=2, sort_keys=True) + "\n")
+        golden_path.write_text(
+            json.dumps(
+                {k: {"value": v} | tolerance(k) for k, v in measured.items()},
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n"
+        )
         weights_path.write_text(json.dumps(weights, indent=2, sort_keys=True) + "\n")
         print(f"moebench.regress: wrote {golden_path} and {weights_path}")
         return 0
@@ -268,7 +397,10 @@ def main(argv=None) -> int:
     failed = [r for r in rows if not r["ok"]]
     print(table(failed if failed else rows))
     if failed:
-        print(f"moebench.regress: {len(failed)} of {len(rows)} key ratios moved beyond tolerance", file=sys.stderr)
+        print(
+            f"moebench.regress: {len(failed)} of {len(rows)} key ratios moved beyond tolerance",
+            file=sys.stderr,
+        )
         print(f"regress: {len(rows) - len(failed)} passed, {len(failed)} failed")
         return 1
     print(f"moebench.regress: all {len(rows)} key ratios within tolerance")

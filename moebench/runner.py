@@ -52,7 +52,9 @@ def charged_shape(cfg: RunConfig, loaded: LoadedModel | None) -> ModelShape:
     if loaded is not None:
         return shape_from_hf_config(loaded.hf_config)
     if cfg.model.name not in REAL_MODELS:
-        raise ConfigError("model", cfg.model.name, "a real model or proxy from the catalog to replay a trace")
+        raise ConfigError(
+            "model", cfg.model.name, "a real model or proxy from the catalog to replay a trace"
+        )
     return real_model_shape(cfg.model.name)
 
 
@@ -62,7 +64,9 @@ def resolve_data_path(path: str) -> Path:
     if not candidate.exists():
         candidate = REPO_ROOT / path
     if not candidate.exists():
-        raise UserError(f"data file {path} not found (looked in the working directory and the repo root)")
+        raise UserError(
+            f"data file {path} not found (looked in the working directory and the repo root)"
+        )
     return candidate.resolve()
 
 
@@ -77,7 +81,9 @@ def model_identity(loaded: LoadedModel | None) -> dict[str, Any]:
     return out
 
 
-def judge(cfg: RunConfig, outputs: list[list[int]] | None, metrics: dict[str, Any]) -> dict[str, Any]:
+def judge(
+    cfg: RunConfig, outputs: list[list[int]] | None, metrics: dict[str, Any]
+) -> dict[str, Any]:
     """A run is valid when every prompt got all its tokens and every metric is finite."""
     reasons = []
     short = [i for i, out in enumerate(outputs or []) if len(out) != cfg.workload.new_tokens]
@@ -109,8 +115,11 @@ def execute(cfg: RunConfig) -> Path | None:
     try:  # before any work: a results folder that cannot be made must not cost a run
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError("results_dir", cfg.results_dir,
-                          f"a folder that can be created ({err.strerror}: {out_dir})") from None
+        raise ConfigError(
+            "results_dir",
+            cfg.results_dir,
+            f"a folder that can be created ({err.strerror}: {out_dir})",
+        ) from None
     (out_dir / FAILURE_FILE).unlink(missing_ok=True)
     warn_if_unpinned()
     try:
@@ -134,23 +143,46 @@ def _run_eval(cfg: RunConfig, out_dir: Path) -> RunRecord:
 
     wall_start = time.perf_counter()
     loaded = build_model(cfg.model)
-    method: DecodeMethod = build_method(cfg, loaded, CostModel(cfg.hardware, charged_shape(cfg, loaded)))
-    out = evaluate(loaded, cfg.eval.tasks, cfg.eval.num_fewshot, cfg.eval.limit, method, seed=cfg.seed)
-    metrics = {f"{task}.{key.split(',')[0]}": value for task, res in out["results"].items()
-               for key, value in res.items() if isinstance(value, float) and "stderr" not in key}
-    return make_record(cfg, "none", metrics, eval_validity(cfg.eval.tasks, out["results"], metrics),
-                       time.perf_counter() - wall_start, model_identity(loaded),
-                       method_details=method.details(), eval=out)
+    method: DecodeMethod = build_method(
+        cfg, loaded, CostModel(cfg.hardware, charged_shape(cfg, loaded))
+    )
+    out = evaluate(
+        loaded, cfg.eval.tasks, cfg.eval.num_fewshot, cfg.eval.limit, method, seed=cfg.seed
+    )
+    metrics = {
+        f"{task}.{key.split(',')[0]}": value
+        for task, res in out["results"].items()
+        for key, value in res.items()
+        if isinstance(value, float) and "stderr" not in key
+    }
+    return make_record(
+        cfg,
+        "none",
+        metrics,
+        eval_validity(cfg.eval.tasks, out["results"], metrics),
+        time.perf_counter() - wall_start,
+        model_identity(loaded),
+        method_details=method.details(),
+        eval=out,
+    )
 
 
 def _run_serving(cfg: RunConfig, out_dir: Path) -> RunRecord:
     """A serving simulation: arrivals, a scheduler and the cost table; no model runs (the
     registry guarantees a method that serves)."""
     wall_start = time.perf_counter()
-    method: ServingMethod = build_method(cfg, None, CostModel(cfg.hardware, charged_shape(cfg, None)))
+    method: ServingMethod = build_method(
+        cfg, None, CostModel(cfg.hardware, charged_shape(cfg, None))
+    )
     metrics = method.serve()
-    return make_record(cfg, method.clock_label, metrics, judge(cfg, None, metrics),
-                       time.perf_counter() - wall_start, method_details=method.details())
+    return make_record(
+        cfg,
+        method.clock_label,
+        metrics,
+        judge(cfg, None, metrics),
+        time.perf_counter() - wall_start,
+        method_details=method.details(),
+    )
 
 
 def _run(cfg: RunConfig, out_dir: Path) -> RunRecord:
@@ -167,9 +199,17 @@ def _run(cfg: RunConfig, out_dir: Path) -> RunRecord:
     else:
         outputs, step_sec = [], []
         prompts = make_prompts(cfg.workload, loaded, cfg.seed)
-        for i, prompt in enumerate(tqdm(prompts, unit="prompt", desc=f"{cfg.method.name} {cfg.model.name}",
-                                        disable=cfg.workload.num_prompts < 2)):
-            tokens, steps = method.generate(prompt, cfg.workload.new_tokens, chooser_for(cfg.workload, cfg.seed, i))
+        for i, prompt in enumerate(
+            tqdm(
+                prompts,
+                unit="prompt",
+                desc=f"{cfg.method.name} {cfg.model.name}",
+                disable=cfg.workload.num_prompts < 2,
+            )
+        ):
+            tokens, steps = method.generate(
+                prompt, cfg.workload.new_tokens, chooser_for(cfg.workload, cfg.seed, i)
+            )
             outputs.append(tokens)
             step_sec.append(steps)
         digest = output_sha256(outputs)
@@ -181,13 +221,22 @@ def _run(cfg: RunConfig, out_dir: Path) -> RunRecord:
         raw["timeline"] = "timeline.json"
     if cfg.record_trace and not replaying:
         out_dir.mkdir(parents=True, exist_ok=True)
-        RoutingTrace.from_steps(method.steps, [v.index for v in loaded.layers],
-                                source=run_key(cfg)).save(out_dir / "routing.npz")
+        RoutingTrace.from_steps(
+            method.steps, [v.index for v in loaded.layers], source=run_key(cfg)
+        ).save(out_dir / "routing.npz")
         raw["routing_trace"] = "routing.npz"
-    return make_record(cfg, method.clock_label, metrics, judge(cfg, outputs, metrics),
-                       time.perf_counter() - wall_start, model_identity(loaded),
-                       method_details=method.details(), raw=raw, output_sha256=digest,
-                       replayed_from=str(cfg.workload.trace_path) if replaying else None)
+    return make_record(
+        cfg,
+        method.clock_label,
+        metrics,
+        judge(cfg, outputs, metrics),
+        time.perf_counter() - wall_start,
+        model_identity(loaded),
+        method_details=method.details(),
+        raw=raw,
+        output_sha256=digest,
+        replayed_from=str(cfg.workload.trace_path) if replaying else None,
+    )
 
 
 # How each kind of run (RunConfig.kind) is driven.

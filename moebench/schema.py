@@ -24,9 +24,11 @@ RESULT_FILE = "result.json"
 EVAL_FILE = "eval.json"  # accuracy records: lm-eval results instead of timings
 RETIRED_CONFIG_KEYS = ("clock",)  # schema 1 kept `clock`, which no run ever read
 # schema 1 -> 2: metric keys gained their units
-RENAMED_METRICS = {"slo_attainment": "slo_attainment_frac",
-                   "accept_len_mean": "accept_len_tokens_mean",
-                   "k_mean": "k_tokens_mean"}
+RENAMED_METRICS = {
+    "slo_attainment": "slo_attainment_frac",
+    "accept_len_mean": "accept_len_tokens_mean",
+    "k_mean": "k_tokens_mean",
+}
 
 
 @dataclass
@@ -85,7 +87,9 @@ class RunRecord:
         from moebench.methods.registry import options_of
 
         if self.config is None:
-            raise UserError(f"record {self.path or self.run_key} has no config (a benchmark record)")
+            raise UserError(
+                f"record {self.path or self.run_key} has no config (a benchmark record)"
+            )
         return options_of(self.config.method.name, self.config.method.options)
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,8 +114,10 @@ class RunRecord:
         names = {f.name for f in dataclasses.fields(cls) if f.metadata.get("stored", True)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise UserError(f"{where}: unknown record key {unknown[0]!r} (schema "
-                            f"{data['schema_version']}); one of {', '.join(sorted(names))}")
+            raise UserError(
+                f"{where}: unknown record key {unknown[0]!r} (schema "
+                f"{data['schema_version']}); one of {', '.join(sorted(names))}"
+            )
         try:
             model = RecordModel(**data["model"])
             validity = Validity(**data["validity"])
@@ -127,8 +133,10 @@ def migrate(data: dict[str, Any], where: str) -> dict[str, Any]:
     renamed. A record without a schema_version is schema 1 (command-line benchmarks)."""
     version = data.get("schema_version", 1)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise UserError(f"{where}: schema_version {version!r} is newer than this moebench reads "
-                        f"({SCHEMA_VERSION}); update moebench")
+        raise UserError(
+            f"{where}: schema_version {version!r} is newer than this moebench reads "
+            f"({SCHEMA_VERSION}); update moebench"
+        )
     data = dict(data)
     if version < 2:
         if data.get("config"):
@@ -154,7 +162,9 @@ def load_record(path: str | Path) -> RunRecord:
     return RunRecord.from_dict(data, str(path))
 
 
-def load_records(results_dir: str | Path, names: tuple[str, ...] = (RESULT_FILE, EVAL_FILE)) -> list[RunRecord]:
+def load_records(
+    results_dir: str | Path, names: tuple[str, ...] = (RESULT_FILE, EVAL_FILE)
+) -> list[RunRecord]:
     """Every record under `results_dir`, in path order."""
     paths = sorted(p for name in names for p in Path(results_dir).rglob(name))
     return [load_record(p) for p in paths]

@@ -17,8 +17,12 @@ def mirror(logger: LoggerConfig, record: dict[str, Any], record_dir: Path) -> No
         import wandb
 
         run = wandb.init(
-            project=logger.project, mode=logger.mode, dir=str(record_dir),
-            name=record["run_key"], group=record["experiment"], config=record["config"],
+            project=logger.project,
+            mode=logger.mode,
+            dir=str(record_dir),
+            name=record["run_key"],
+            group=record["experiment"],
+            config=record["config"],
             reinit="finish_previous",
         )
         run.log({k: v for k, v in record["metrics"].items() if isinstance(v, (int, float))})
@@ -26,5 +30,8 @@ def mirror(logger: LoggerConfig, record: dict[str, Any], record_dir: Path) -> No
         run.summary["valid"] = record["validity"]["valid"]
         run.finish()
     except Exception as err:  # noqa: BLE001 - a mirror must never cost the local record
-        print(f"moebench: warning: {logger.name} mirror failed ({type(err).__name__}: {err}); "
-              f"the record is safe at {record_dir}", file=sys.stderr)
+        print(
+            f"moebench: warning: {logger.name} mirror failed ({type(err).__name__}: {err}); "
+            f"the record is safe at {record_dir}",
+            file=sys.stderr,
+        )

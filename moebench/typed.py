@@ -30,8 +30,12 @@ def one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
 
 def int_in(key: str, value: Any, low: int, high: int | None = None) -> int:
     """`value` as an int in [low, high] (high None = unbounded), else a ConfigError."""
-    if (isinstance(value, bool) or not isinstance(value, int) or value < low
-            or (high is not None and value > high)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
         allowed = f"an integer in {low}..{high}" if high is not None else f"an integer >= {low}"
         raise ConfigError(key, value, allowed)
     return value
@@ -60,7 +64,9 @@ def _type_ok(value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is float:
         if isinstance(value, bool):
             return False, value
-        return isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else value
+        return isinstance(value, (int, float)), float(value) if isinstance(
+            value, (int, float)
+        ) else value
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool), value
     return isinstance(value, hint), value
@@ -95,7 +101,9 @@ def build(cls: type, data: Any, prefix: str) -> Any:
     for name, f in fields.items():
         key = f"{prefix}.{name}" if prefix else name
         if name not in data:
-            no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            no_default = (
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            )
             if no_default:
                 raise ConfigError(key, None, "a value (this key is required)")
             continue

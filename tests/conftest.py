@@ -13,12 +13,19 @@ from moebench.paths import REPO_ROOT as REPO
 from moebench.paths import SHARED_DATA  # noqa: F401 - tests import it from here
 
 
-def run_cli(*args: str, cwd: Path | None = None, module: str = "moebench",
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, module: str = "moebench", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """`python -m moebench ARGS` in a subprocess (extra environment in `env`)."""
     env = dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="disabled", **(env or {}))
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or REPO,
-                          capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
 @pytest.fixture

@@ -53,7 +53,9 @@ def decode(
             if on_step is not None:
                 on_step(Step(step, inputs.shape[1], context, recorder.take()))
             context += inputs.shape[1]
-            next_id = chooser.one(logits[0, -1], context)  # the token at absolute position `context`
+            next_id = chooser.one(
+                logits[0, -1], context
+            )  # the token at absolute position `context`
             generated.append(next_id)
             inputs = torch.tensor([[next_id]], dtype=prompt_ids.dtype, device=device)
     return generated

@@ -47,7 +47,11 @@ def bound_metrics(metrics: dict[str, float], h2d_bytes_per_sec: float) -> dict[s
     belady = metrics["decode_belady_bytes_total"] / h2d_bytes_per_sec / tokens
     own = metrics["decode_missed_bytes_total"] / h2d_bytes_per_sec / tokens
     bound = max(compute, belady)
-    return {"bound_compute_sec_per_token": compute, "bound_io_belady_sec_per_token": belady,
-            "bound_io_own_misses_sec_per_token": own, "bound_sec_per_token": bound,
-            "h2d_gb_per_token": metrics.get("h2d_bytes", 0.0) / 1e9 / tokens,
-            "tpot_over_bound_ratio": metrics["tpot_sec_mean"] / bound if bound > 0 else float("nan")}
+    return {
+        "bound_compute_sec_per_token": compute,
+        "bound_io_belady_sec_per_token": belady,
+        "bound_io_own_misses_sec_per_token": own,
+        "bound_sec_per_token": bound,
+        "h2d_gb_per_token": metrics.get("h2d_bytes", 0.0) / 1e9 / tokens,
+        "tpot_over_bound_ratio": metrics["tpot_sec_mean"] / bound if bound > 0 else float("nan"),
+    }

@@ -24,7 +24,9 @@ def reuse_rate(ids: np.ndarray) -> float:
     if len(ids) < 2:
         return float("nan")
     k = ids.shape[1]
-    overlaps = [len(set(a) & set(b)) / k for a, b in zip(ids[1:].tolist(), ids[:-1].tolist(), strict=True)]
+    overlaps = [
+        len(set(a) & set(b)) / k for a, b in zip(ids[1:].tolist(), ids[:-1].tolist(), strict=True)
+    ]
     return float(np.mean(overlaps))
 
 
@@ -36,7 +38,7 @@ def distinct_in_windows(ids: np.ndarray, n: int) -> float:
     """Mean number of distinct experts among n consecutive tokens, in one layer; ids [T, k]."""
     if len(ids) < n:
         return float("nan")
-    return float(np.mean([len(np.unique(ids[t:t + n])) for t in range(len(ids) - n + 1)]))
+    return float(np.mean([len(np.unique(ids[t : t + n])) for t in range(len(ids) - n + 1)]))
 
 
 def lru_hit_frac(ids: np.ndarray, slots: int) -> float:
@@ -76,16 +78,35 @@ def layer_stats(sequences: list[np.ndarray], num_experts: int) -> dict:
         all_ids = np.concatenate([seq[:, layer] for seq in sequences])
         entropy.append(load_entropy_bits(all_ids, num_experts))
         pairs = [reuse_rate(seq[:, layer]) for seq in sequences if len(seq) > 1]
-        reuse.append(float(np.average(pairs, weights=[len(s) - 1 for s in sequences if len(s) > 1])))
-    union = {str(n): float(np.nanmean([_mean_over(sequences, layer, lambda x, n=n: distinct_in_windows(x, n))
-                                        for layer in range(layers)])) for n in UNION_WINDOWS}
-    lru = {str(c): [_mean_over(sequences, layer, lambda x, c=c: lru_hit_frac(x, c)) for layer in range(layers)]
-           for c in LRU_SLOTS}
+        reuse.append(
+            float(np.average(pairs, weights=[len(s) - 1 for s in sequences if len(s) > 1]))
+        )
+    union = {
+        str(n): float(
+            np.nanmean(
+                [
+                    _mean_over(sequences, layer, lambda x, n=n: distinct_in_windows(x, n))
+                    for layer in range(layers)
+                ]
+            )
+        )
+        for n in UNION_WINDOWS
+    }
+    lru = {
+        str(c): [
+            _mean_over(sequences, layer, lambda x, c=c: lru_hit_frac(x, c))
+            for layer in range(layers)
+        ]
+        for c in LRU_SLOTS
+    }
     return {
-        "num_experts": num_experts, "top_k": k,
+        "num_experts": num_experts,
+        "top_k": k,
         "distinct_experts_in_window": union,
         "lru_hit_frac": lru,
-        "lru_hit_frac_mean": {c: (float(np.mean(v)) if not np.isnan(v).all() else None) for c, v in lru.items()},
+        "lru_hit_frac_mean": {
+            c: (float(np.mean(v)) if not np.isnan(v).all() else None) for c, v in lru.items()
+        },
         "tokens": int(sum(len(s) for s in sequences)),
         "load_entropy_bits": entropy,
         "max_entropy_bits": float(np.log2(num_experts)),
@@ -102,6 +123,9 @@ def read_mixtral_trace(path: Path) -> list[np.ndarray]:
     from moebench.engine.trace import RoutingTrace
 
     trace = RoutingTrace.from_vllm_jsonl(path)
-    starts = [0] + [i for i in range(1, len(trace.step_context))
-                    if trace.step_context[i] <= trace.step_context[i - 1]]  # a new problem begins
+    starts = [0] + [
+        i
+        for i in range(1, len(trace.step_context))
+        if trace.step_context[i] <= trace.step_context[i - 1]
+    ]  # a new problem begins
     return np.split(trace.ids, starts[1:])

@@ -51,8 +51,10 @@ class TokenChooser:
         if self.top_k is not None and self.top_k < scores.shape[-1]:
             cut = np.partition(scores, -self.top_k, axis=-1)[:, -self.top_k][:, None]
             scores = np.where(scores >= cut, scores, -np.inf)
-        return [int(np.argmax(row + gumbel_noise(self.seed, self.prompt, p, row.shape[0])))
-                for row, p in zip(scores, positions, strict=True)]
+        return [
+            int(np.argmax(row + gumbel_noise(self.seed, self.prompt, p, row.shape[0])))
+            for row, p in zip(scores, positions, strict=True)
+        ]
 
     def one(self, logits_row: torch.Tensor, position: int) -> int:
         return self.choose(logits_row.reshape(1, -1), [position])[0]

@@ -25,13 +25,16 @@ def heldout_prompts(cfg: WorkloadConfig, tokenizer, seed: int) -> list[torch.Ten
 
     _, valid = encoded_splits(load_corpus(), tokenizer)
     if len(valid) <= cfg.prompt_len:
-        raise ConfigError("workload.prompt_len", cfg.prompt_len,
-                          f"fewer than the {len(valid)} tokens the held-out split encodes to with this "
-                          "model's tokenizer (workload.prompts=heldout)")
+        raise ConfigError(
+            "workload.prompt_len",
+            cfg.prompt_len,
+            f"fewer than the {len(valid)} tokens the held-out split encodes to with this "
+            "model's tokenizer (workload.prompts=heldout)",
+        )
     ids = torch.from_numpy(valid.astype("int64"))
     gen = torch.Generator().manual_seed(seed)
     starts = torch.randint(0, len(ids) - cfg.prompt_len, (cfg.num_prompts,), generator=gen)
-    return [ids[s:s + cfg.prompt_len].unsqueeze(0) for s in starts.tolist()]
+    return [ids[s : s + cfg.prompt_len].unsqueeze(0) for s in starts.tolist()]
 
 
 def shared_prompts(cfg: WorkloadConfig, tokenizer, name: str) -> list[torch.Tensor]:
@@ -43,16 +46,27 @@ def shared_prompts(cfg: WorkloadConfig, tokenizer, name: str) -> list[torch.Tens
     for text in texts:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) >= cfg.prompt_len:
-            out.append(torch.tensor([ids[:cfg.prompt_len]]))
+            out.append(torch.tensor([ids[: cfg.prompt_len]]))
         if len(out) == cfg.num_prompts:
             return out
-    raise ConfigError("workload.num_prompts", cfg.num_prompts,
-                      f"at most {len(out)}: only {len(out)} of the {len(texts)} texts of shared:{name} reach "
-                      f"workload.prompt_len={cfg.prompt_len} tokens")
+    raise ConfigError(
+        "workload.num_prompts",
+        cfg.num_prompts,
+        f"at most {len(out)}: only {len(out)} of the {len(texts)} texts of shared:{name} reach "
+        f"workload.prompt_len={cfg.prompt_len} tokens",
+    )
 
 
-PROMPT_SETS = ("synthetic", "heldout", "trace", "shared:wikitext", "shared:humaneval", "shared:gsm8k",
-               "shared:c4", "shared:gpqa")
+PROMPT_SETS = (
+    "synthetic",
+    "heldout",
+    "trace",
+    "shared:wikitext",
+    "shared:humaneval",
+    "shared:gsm8k",
+    "shared:c4",
+    "shared:gpqa",
+)
 
 
 def make_prompts(cfg: WorkloadConfig, loaded: LoadedModel, seed: int) -> list[torch.Tensor]:
@@ -61,8 +75,11 @@ def make_prompts(cfg: WorkloadConfig, loaded: LoadedModel, seed: int) -> list[to
         return synthetic_prompts(cfg, loaded.vocab_size, seed)
     if cfg.prompts == "heldout":
         if loaded.tokenizer is None:
-            raise ConfigError("workload.prompts", cfg.prompts,
-                              f"synthetic for model {loaded.name}, which has no tokenizer")
+            raise ConfigError(
+                "workload.prompts",
+                cfg.prompts,
+                f"synthetic for model {loaded.name}, which has no tokenizer",
+            )
         return heldout_prompts(cfg, loaded.tokenizer, seed)
     if cfg.prompts.startswith("shared:"):
         if loaded.tokenizer is None:

@@ -55,13 +55,31 @@ class VirtualClock:
 
 def chrome_trace(spans: list[Span], copies) -> dict:
     """Both streams as a Chrome trace (open in Perfetto or chrome://tracing); times in us."""
-    events = [{"name": "compute stream", "ph": "M", "pid": 0, "tid": 0, "args": {"name": "compute"}},
-              {"name": "thread_name", "ph": "M", "pid": 0, "tid": 1, "args": {"name": "h2d copy"}}]
+    events = [
+        {"name": "compute stream", "ph": "M", "pid": 0, "tid": 0, "args": {"name": "compute"}},
+        {"name": "thread_name", "ph": "M", "pid": 0, "tid": 1, "args": {"name": "h2d copy"}},
+    ]
     events[0]["name"] = "thread_name"
     for span in spans:
-        events.append({"name": span.name, "ph": "X", "pid": 0, "tid": 0,
-                       "ts": span.start * 1e6, "dur": (span.end - span.start) * 1e6})
+        events.append(
+            {
+                "name": span.name,
+                "ph": "X",
+                "pid": 0,
+                "tid": 0,
+                "ts": span.start * 1e6,
+                "dur": (span.end - span.start) * 1e6,
+            }
+        )
     for c in copies:
-        events.append({"name": f"{c.kind} {c.key[0]}.{c.key[1]}", "ph": "X", "pid": 0, "tid": 1,
-                       "ts": c.start * 1e6, "dur": (c.end - c.start) * 1e6})
+        events.append(
+            {
+                "name": f"{c.kind} {c.key[0]}.{c.key[1]}",
+                "ph": "X",
+                "pid": 0,
+                "tid": 1,
+                "ts": c.start * 1e6,
+                "dur": (c.end - c.start) * 1e6,
+            }
+        )
     return {"traceEvents": events, "displayTimeUnit": "ms"}

@@ -31,7 +31,9 @@ class CostModel:
 
     def kernel_sec(self, kernel: Kernel) -> float:
         hw = self.hw
-        return max(kernel.flops / hw.peak_flops, kernel.bytes / hw.hbm_bytes_per_sec) + hw.launch_sec
+        return (
+            max(kernel.flops / hw.peak_flops, kernel.bytes / hw.hbm_bytes_per_sec) + hw.launch_sec
+        )
 
     def transfer_sec(self, num_bytes: float) -> float:
         return self.hw.h2d_latency_sec + num_bytes / self.hw.h2d_bytes_per_sec

@@ -27,8 +27,9 @@ def _moebench_experts_forward(self, hidden_states, top_k_index, top_k_weights):
         top_k_index, top_k_weights = restrict(layer, hidden_states, top_k_index, top_k_weights)
         computes, draft = top_k_index.detach().cpu().numpy(), False
     engine.on_moe_layer(layer, routed, hidden_states, draft_computes=computes)
-    return engine.transport.compute(self, self._moebench_inner, layer, hidden_states,
-                                    top_k_index, top_k_weights, draft=draft)
+    return engine.transport.compute(
+        self, self._moebench_inner, layer, hidden_states, top_k_index, top_k_weights, draft=draft
+    )
 
 
 ALL_EXPERTS_FUNCTIONS.register(NAME, _moebench_experts_forward)
@@ -41,7 +42,11 @@ def engine_installed(loaded: LoadedModel, engine):
     previous = model.config._experts_implementation or "eager"
     for layer in loaded.layers:
         experts = layer.experts
-        inner = ALL_EXPERTS_FUNCTIONS[previous] if previous in ALL_EXPERTS_FUNCTIONS else type(experts).forward.__wrapped__
+        inner = (
+            ALL_EXPERTS_FUNCTIONS[previous]
+            if previous in ALL_EXPERTS_FUNCTIONS
+            else type(experts).forward.__wrapped__
+        )
         experts._moebench_inner = inner
         experts._moebench_engine = engine
         experts._moebench_layer = layer.index

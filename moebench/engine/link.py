@@ -54,7 +54,11 @@ class Link:
         copy = Copy(key, "demand", issued, seconds, not_before)
         self._remember(copy)
         pos = len(self.copies)
-        while pos > 0 and self.copies[pos - 1].kind == "prefetch" and self.copies[pos - 1].start > issued:
+        while (
+            pos > 0
+            and self.copies[pos - 1].kind == "prefetch"
+            and self.copies[pos - 1].start > issued
+        ):
             pos -= 1
         self.copies.insert(pos, copy)
         self._reschedule(pos)

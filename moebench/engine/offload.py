@@ -75,8 +75,9 @@ class EngineStats:
     steps: list[StepCounters] = field(default_factory=list)
 
 
-def make_policy(name: str, future: list[set[int]] | None = None,
-                popularity: dict[int, float] | None = None) -> CachePolicy:
+def make_policy(
+    name: str, future: list[set[int]] | None = None, popularity: dict[int, float] | None = None
+) -> CachePolicy:
     if name == "lru":
         return LRU()
     if name == "lfu":
@@ -101,10 +102,17 @@ class OffloadEngine:
         """The run's clock: virtual seconds, or the wall clock for a real transport."""
         return self.transport.now(self.clock.now)
 
-    def __init__(self, costs: CostModel, options: EngineOptions, keep_spans: bool = False,
-                 futures: dict[int, list[set[int]]] | None = None,
-                 popularity: dict[int, dict[int, float]] | None = None, transport=None,
-                 draft=None, predictor: Callable | None = None):
+    def __init__(
+        self,
+        costs: CostModel,
+        options: EngineOptions,
+        keep_spans: bool = False,
+        futures: dict[int, list[set[int]]] | None = None,
+        popularity: dict[int, dict[int, float]] | None = None,
+        transport=None,
+        draft=None,
+        predictor: Callable | None = None,
+    ):
         self.costs, self.opt = costs, options
         self.transport = transport or VirtualTransport()  # carries out every load and eviction
         self.shape = costs.shape
@@ -114,8 +122,12 @@ class OffloadEngine:
         self.copy_sec = costs.transfer_sec(self.expert_bytes)
         self.caches: dict[int, LayerCache] = {}
         for layer in self.shape.moe_layers:
-            policy = make_policy(options.policy, (futures or {}).get(layer), (popularity or {}).get(layer))
-            self.caches[layer] = LayerCache(options.slots_per_layer, policy, self._warm(layer, popularity))
+            policy = make_policy(
+                options.policy, (futures or {}).get(layer), (popularity or {}).get(layer)
+            )
+            self.caches[layer] = LayerCache(
+                options.slots_per_layer, policy, self._warm(layer, popularity)
+            )
             for e in sorted(self.caches[layer].resident):  # the warm start, before any timed step
                 self.transport.load(layer, e)
         self.landing: dict[Key, float] = {}  # when a resident expert's copy lands
@@ -195,22 +207,34 @@ class OffloadEngine:
         c, s = self.costs, self.shape
         moe = set(s.moe_layers)
         for layer in range(self._next_layer, stop):
-            self.clock.compute(f"attention {layer}", c.kernel_sec(c.attention_kernel(self._tokens, self._context)))
+            self.clock.compute(
+                f"attention {layer}", c.kernel_sec(c.attention_kernel(self._tokens, self._context))
+            )
             if layer not in moe:
-                self.clock.compute(f"mlp {layer}", c.kernel_sec(c.mlp_kernel(self._tokens, s.dense_intermediate, "mlp")))
+                self.clock.compute(
+                    f"mlp {layer}",
+                    c.kernel_sec(c.mlp_kernel(self._tokens, s.dense_intermediate, "mlp")),
+                )
         self._next_layer = max(self._next_layer, stop)
 
     # --- one MoE layer -----------------------------------------------------------------
-    def on_moe_layer(self, layer: int, ids: np.ndarray, hidden=None, draft_computes: np.ndarray | None = None) -> None:
+    def on_moe_layer(
+        self, layer: int, ids: np.ndarray, hidden=None, draft_computes: np.ndarray | None = None
+    ) -> None:
         """Charge layer `layer` (attention, router, shared, experts) for routing `ids` [T, k];
         a resident-experts draft computes with `draft_computes` (resident FP16 experts) instead."""
         c, s = self.costs, self.shape
         self._charge_layers_until(layer)
-        self.clock.compute(f"attention {layer}", c.kernel_sec(c.attention_kernel(self._tokens, self._context)))
+        self.clock.compute(
+            f"attention {layer}", c.kernel_sec(c.attention_kernel(self._tokens, self._context))
+        )
         self._next_layer = layer + 1
         self.clock.compute(f"router {layer}", c.kernel_sec(c.router_kernel(self._tokens)))
         if s.shared_intermediate:
-            self.clock.compute(f"shared {layer}", c.kernel_sec(c.mlp_kernel(self._tokens, s.shared_intermediate, "shared")))
+            self.clock.compute(
+                f"shared {layer}",
+                c.kernel_sec(c.mlp_kernel(self._tokens, s.shared_intermediate, "shared")),
+            )
         self._launched_in_layer = False
         counts = np.bincount(np.asarray(ids).ravel(), minlength=s.num_experts)
         needed = [int(e) for e in np.flatnonzero(counts)]
@@ -218,13 +242,20 @@ class OffloadEngine:
             if draft_computes is not None:  # FP16 experts already in slots: wait for their copies
                 used = np.bincount(np.asarray(draft_computes).ravel(), minlength=s.num_experts)
                 for e in np.flatnonzero(used):
-                    self.clock.compute(f"draft expert {layer}.{e}", c.kernel_sec(c.expert_kernel(int(used[e]))),
-                                       after=self.landing.get((layer, int(e)), 0.0))
+                    self.clock.compute(
+                        f"draft expert {layer}.{e}",
+                        c.kernel_sec(c.expert_kernel(int(used[e]))),
+                        after=self.landing.get((layer, int(e)), 0.0),
+                    )
             else:  # the INT4 copies: all resident, or behind their own cache (speq/draft_cache.py)
                 ready = self.draft_cache.make_resident(layer, needed) if self.draft_cache else {}
                 for e in needed:
-                    kernel = c.expert_kernel(int(counts[e]), bytes_per_param=self.draft_bytes_per_param)
-                    end = self.clock.compute(f"draft expert {layer}.{e}", c.kernel_sec(kernel), after=ready.get(e, 0.0))
+                    kernel = c.expert_kernel(
+                        int(counts[e]), bytes_per_param=self.draft_bytes_per_param
+                    )
+                    end = self.clock.compute(
+                        f"draft expert {layer}.{e}", c.kernel_sec(kernel), after=ready.get(e, 0.0)
+                    )
                     if self.draft_cache:
                         self.draft_cache.used_until(layer, e, end)
             if self.draft is not None:
@@ -341,7 +372,9 @@ class OffloadEngine:
         self.landing.pop(key, None)
         return self.last_use_end.get(key, 0.0)
 
-    def queue_copy(self, key, seconds: float, kind: str, issued: float, not_before: float = 0.0) -> float:
+    def queue_copy(
+        self, key, seconds: float, kind: str, issued: float, not_before: float = 0.0
+    ) -> float:
         """Put one copy on the link (a demand ahead of queued prefetches); return when it lands.
         Where copies cannot overlap compute, the copy waits for the kernels issued so far
         and the kernels wait for it."""
@@ -390,7 +423,9 @@ class OffloadEngine:
             return float(sum(s.missed_bytes for s in steps))
         total = 0
         for layer, stream in self.accesses.items():
-            misses = belady_misses([needed for needed, _ in stream], self.opt.slots_per_layer, self._warm(layer, None))
+            misses = belady_misses(
+                [needed for needed, _ in stream], self.opt.slots_per_layer, self._warm(layer, None)
+            )
             total += sum(m for m, (_, decode) in zip(misses, stream, strict=True) if decode)
         return float(total * self.expert_bytes)
 
@@ -415,16 +450,22 @@ class OffloadEngine:
             "missed_bytes": st.missed_bytes,
             # totals over decode forwards; bench/metrics.bound_metrics divides by emitted tokens
             "decode_compute_sec_total": float(sum(s.compute_sec for s in decode_steps)),
-            "decode_draft_compute_sec_total": float(sum(s.compute_sec for s in decode_steps if s.draft)),
+            "decode_draft_compute_sec_total": float(
+                sum(s.compute_sec for s in decode_steps if s.draft)
+            ),
             "decode_missed_bytes_total": float(sum(s.missed_bytes for s in decode_steps)),
             "decode_belady_bytes_total": self.belady_decode_bytes(),
         }
         if self.opt.prefetch or st.prefetch_issued:
             out |= {
                 "prefetch_precision_frac": st.guessed_right / st.guessed if st.guessed else 0.0,
-                "prefetch_recall_frac": st.guessed_right / st.needed_after_guess if st.needed_after_guess else 0.0,
+                "prefetch_recall_frac": st.guessed_right / st.needed_after_guess
+                if st.needed_after_guess
+                else 0.0,
                 "prefetch_issued": st.prefetch_issued,
-                "prefetch_used_frac": st.prefetch_used / st.prefetch_issued if st.prefetch_issued else 0.0,
+                "prefetch_used_frac": st.prefetch_used / st.prefetch_issued
+                if st.prefetch_issued
+                else 0.0,
                 "prefetch_wasted_bytes": wasted,
             }
         return out

@@ -143,8 +143,9 @@ class LayerCache:
         self.resident.add(expert)
 
 
-def simulate_hits(accesses: list[set[int]], slots: int, policy: CachePolicy,
-                  initial: Iterable[int] = ()) -> float:
+def simulate_hits(
+    accesses: list[set[int]], slots: int, policy: CachePolicy, initial: Iterable[int] = ()
+) -> float:
     """Hit fraction of a per-layer access stream under `policy` (no timing): a quick,
     clock-free way to compare policies on a routing trace."""
     cache = LayerCache(slots, policy, initial)
@@ -156,7 +157,7 @@ def simulate_hits(accesses: list[set[int]], slots: int, policy: CachePolicy,
         for i, e in enumerate(order):
             policy.used(e, t)
             if e not in cache:
-                cache.make_room(t, protect=set(order[i + 1:]))
+                cache.make_room(t, protect=set(order[i + 1 :]))
                 cache.admit(e)
     return hits / total if total else float("nan")
 

@@ -28,8 +28,10 @@ class RoutingTrace:
     def steps(self):
         """Yield (tokens, context, ids [tokens, L, k]) per forward step."""
         offset = 0
-        for tokens, context in zip(self.step_tokens.tolist(), self.step_context.tolist(), strict=True):
-            yield tokens, context, self.ids[offset:offset + tokens]
+        for tokens, context in zip(
+            self.step_tokens.tolist(), self.step_context.tolist(), strict=True
+        ):
+            yield tokens, context, self.ids[offset : offset + tokens]
             offset += tokens
 
     def per_layer_accesses(self) -> list[tuple[int, set[int]]]:
@@ -41,9 +43,14 @@ class RoutingTrace:
         return out
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, layers=np.array(self.layers), step_tokens=self.step_tokens,
-                            step_context=self.step_context, ids=self.ids,
-                            source=np.array(self.source))
+        np.savez_compressed(
+            path,
+            layers=np.array(self.layers),
+            step_tokens=self.step_tokens,
+            step_context=self.step_context,
+            ids=self.ids,
+            source=np.array(self.source),
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> RoutingTrace:
@@ -54,16 +61,29 @@ class RoutingTrace:
             return cls.from_vllm_jsonl(path)
         try:
             with np.load(path, allow_pickle=False) as d:
-                return cls(d["layers"].tolist(), d["step_tokens"], d["step_context"], d["ids"], str(d["source"]))
+                return cls(
+                    d["layers"].tolist(),
+                    d["step_tokens"],
+                    d["step_context"],
+                    d["ids"],
+                    str(d["source"]),
+                )
         except (ValueError, KeyError, OSError) as err:
             raise UserError(f"trace file {path} is not a moebench routing trace ({err})") from None
 
     @classmethod
     def from_steps(cls, steps, layers: list[int], source: str = "") -> RoutingTrace:
         """From the decode loop's `Step`s (bench/decode.py)."""
-        ids = np.concatenate([np.stack([s.routing[layer].numpy() for layer in layers], axis=1) for s in steps])
-        return cls(layers, np.array([s.tokens_in for s in steps]), np.array([s.context for s in steps]),
-                   ids.astype(np.int16), source)
+        ids = np.concatenate(
+            [np.stack([s.routing[layer].numpy() for layer in layers], axis=1) for s in steps]
+        )
+        return cls(
+            layers,
+            np.array([s.tokens_in for s in steps]),
+            np.array([s.context for s in steps]),
+            ids.astype(np.int16),
+            source,
+        )
 
     @classmethod
     def from_vllm_jsonl(cls, path: Path) -> RoutingTrace:
@@ -74,7 +94,9 @@ class RoutingTrace:
         with open(path) as fh:
             for line in fh:
                 rec = json.loads(line)
-                token = by_problem.setdefault(rec["problem_id"], {}).setdefault(rec["token_idx"], {})
+                token = by_problem.setdefault(rec["problem_id"], {}).setdefault(
+                    rec["token_idx"], {}
+                )
                 token[rec["layer"]] = rec["experts"]
         num_layers = 1 + max(layer for p in by_problem.values() for t in p.values() for layer in t)
         rows, contexts = [], []
@@ -85,8 +107,13 @@ class RoutingTrace:
                     rows.append([token[layer] for layer in range(num_layers)])
                     contexts.append(context)
         ids = np.array(rows, dtype=np.int16)
-        return cls(list(range(num_layers)), np.ones(len(rows), dtype=np.int64), np.array(contexts),
-                   ids, f"vllm jsonl {path.name}")
+        return cls(
+            list(range(num_layers)),
+            np.ones(len(rows), dtype=np.int64),
+            np.array(contexts),
+            ids,
+            f"vllm jsonl {path.name}",
+        )
 
 
 def replay(trace: RoutingTrace, engine) -> list[float]:

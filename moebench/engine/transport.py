@@ -115,17 +115,25 @@ class RealTransport(RealClock):
         self.cuda = device.type == "cuda"
         self.clock_label = "cuda" if self.cuda else "wall"
         self.store: dict[tuple[int, int], torch.Tensor] = {}  # (layer, expert) -> host buffer
-        self.pool: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # layer -> (gate_up, down) slots
+        self.pool: dict[
+            int, tuple[torch.Tensor, torch.Tensor]
+        ] = {}  # layer -> (gate_up, down) slots
         self.slot_of: dict[tuple[int, int], int] = {}
         self.free: dict[int, list[int]] = {}
         self.ready: dict[tuple[int, int], object] = {}  # (layer, slot) -> event after its copy
-        self.released: dict[tuple[int, int], object] = {}  # (layer, slot) -> event after its last kernel
+        self.released: dict[
+            tuple[int, int], object
+        ] = {}  # (layer, slot) -> event after its last kernel
         self.copy_stream = self.dev.Stream()
         for view in loaded.layers:
             gate_up, down = view.experts.gate_up_proj.data, view.experts.down_proj.data
             self._take_layer(view.index, view.experts)
-            self.pool[view.index] = (torch.empty((slots_per_layer, *gate_up.shape[1:]), dtype=gate_up.dtype, device=device),
-                                     torch.empty((slots_per_layer, *down.shape[1:]), dtype=down.dtype, device=device))
+            self.pool[view.index] = (
+                torch.empty(
+                    (slots_per_layer, *gate_up.shape[1:]), dtype=gate_up.dtype, device=device
+                ),
+                torch.empty((slots_per_layer, *down.shape[1:]), dtype=down.dtype, device=device),
+            )
             self.free[view.index] = list(range(slots_per_layer - 1, -1, -1))
         self.copies = 0
 
@@ -140,14 +148,21 @@ class RealTransport(RealClock):
         buffer = torch.empty((count, gu + dn), dtype=gate_up.dtype, pin_memory=self.cuda)
         buffer[:, :gu].copy_(gate_up.reshape(count, gu))
         buffer[:, gu:].copy_(down.reshape(count, dn))
-        experts.gate_up_proj = nn.Parameter(buffer[:, :gu].unflatten(1, gate_up.shape[1:]), requires_grad=False)
-        experts.down_proj = nn.Parameter(buffer[:, gu:].unflatten(1, down.shape[1:]), requires_grad=False)
+        experts.gate_up_proj = nn.Parameter(
+            buffer[:, :gu].unflatten(1, gate_up.shape[1:]), requires_grad=False
+        )
+        experts.down_proj = nn.Parameter(
+            buffer[:, gu:].unflatten(1, down.shape[1:]), requires_grad=False
+        )
         for e in range(count):
             self.store[(layer, e)] = buffer[e]
 
     @property
     def pool_bytes(self) -> int:
-        return sum(g.numel() * g.element_size() + d.numel() * d.element_size() for g, d in self.pool.values())
+        return sum(
+            g.numel() * g.element_size() + d.numel() * d.element_size()
+            for g, d in self.pool.values()
+        )
 
     # --- what the engine decided -------------------------------------------------------
     def load(self, layer: int, expert: int) -> None:
@@ -179,7 +194,9 @@ class RealTransport(RealClock):
             ex.gate_up_proj = nn.Parameter(ex.gate_up_proj.data.to("meta"), requires_grad=False)
             ex.down_proj = nn.Parameter(ex.down_proj.data.to("meta"), requires_grad=False)
         home = next(p.device for p in loaded.model.parameters() if not p.is_meta)
-        _move_non_meta(loaded.model, self.device)  # non-expert weights to the device (no-op on a CPU)
+        _move_non_meta(
+            loaded.model, self.device
+        )  # non-expert weights to the device (no-op on a CPU)
         try:
             yield
         finally:
@@ -225,8 +242,14 @@ class RealTransport(RealClock):
             self._copy_in(layer, e, gate_up[i], down[i])
         return gate_up, down
 
-    def _copy_in(self, layer: int, expert: int, gate_up: torch.Tensor, down: torch.Tensor,
-                 non_blocking: bool = False) -> None:
+    def _copy_in(
+        self,
+        layer: int,
+        expert: int,
+        gate_up: torch.Tensor,
+        down: torch.Tensor,
+        non_blocking: bool = False,
+    ) -> None:
         """Copy an expert's host buffer into one row of gate_up and one of down."""
         buffer, split = self.store[(layer, expert)], gate_up.numel()
         gate_up.copy_(buffer[:split].view_as(gate_up), non_blocking=non_blocking)
@@ -244,8 +267,14 @@ class AccelerateOffloadTransport(NoSlots, RealClock):
     models_draft_copies = False
 
     def __init__(self, device: torch.device):
-        self.device, self.dev, self.cuda = device, torch.get_device_module(device), device.type == "cuda"
-        self.clock_label = "cuda" if self.cuda else "wall"  # a CPU device only in tests of the hooks
+        self.device, self.dev, self.cuda = (
+            device,
+            torch.get_device_module(device),
+            device.type == "cuda",
+        )
+        self.clock_label = (
+            "cuda" if self.cuda else "wall"
+        )  # a CPU device only in tests of the hooks
 
     @contextmanager
     def installed(self, loaded):
@@ -254,7 +283,9 @@ class AccelerateOffloadTransport(NoSlots, RealClock):
 
         saved = {v.index: (v.experts.gate_up_proj, v.experts.down_proj) for v in loaded.layers}
         home = next(p.device for p in loaded.model.parameters() if not p.is_meta)
-        for view in loaded.layers:  # params to meta, a host state dict, a hook that brings them per forward
+        for view in (
+            loaded.layers
+        ):  # params to meta, a host state dict, a hook that brings them per forward
             cpu_offload(view.experts, execution_device=self.device)
         _move_non_meta(loaded.model, self.device)
         try:
@@ -266,8 +297,14 @@ class AccelerateOffloadTransport(NoSlots, RealClock):
             _move_non_meta(loaded.model, home)
 
 
-def make_transport(backend: str, device_name: str, loaded, slots_per_layer: int,
-                   whole_layer: bool, budget_gb: float | None):
+def make_transport(
+    backend: str,
+    device_name: str,
+    loaded,
+    slots_per_layer: int,
+    whole_layer: bool,
+    budget_gb: float | None,
+):
     """The one place that reads `backend`: the transport a run's engine moves experts with."""
     if backend == "virtual":
         return VirtualTransport()
@@ -277,14 +314,21 @@ def make_transport(backend: str, device_name: str, loaded, slots_per_layer: int,
     if whole_layer:
         if device.type == "cuda":
             return AccelerateOffloadTransport(device)
-        raise ConfigError("device", device_name, "cuda for a whole-layer method (hf_offload) on "
-                          "backend=real: its real counterpart is accelerate's offload to a GPU; "
-                          "on a CPU host and device are the same memory, so nothing is offloaded")
+        raise ConfigError(
+            "device",
+            device_name,
+            "cuda for a whole-layer method (hf_offload) on "
+            "backend=real: its real counterpart is accelerate's offload to a GPU; "
+            "on a CPU host and device are the same memory, so nothing is offloaded",
+        )
     transport = RealTransport(loaded, slots_per_layer, device)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         if transport.pool_bytes > free:
-            raise ConfigError("method.budget_gb", budget_gb,
-                              f"a budget whose slot pool fits the device "
-                              f"({transport.pool_bytes / 1e9:.3g} GB asked, {free / 1e9:.3g} GB free)")
+            raise ConfigError(
+                "method.budget_gb",
+                budget_gb,
+                f"a budget whose slot pool fits the device "
+                f"({transport.pool_bytes / 1e9:.3g} GB asked, {free / 1e9:.3g} GB free)",
+            )
     return transport

@@ -31,8 +31,10 @@ def engine_bracketed(loaded: LoadedModel, method) -> Any:
     def after(_module, _args, _output):
         engine.end_forward()
 
-    handles = [loaded.model.register_forward_pre_hook(before, with_kwargs=True),
-               loaded.model.register_forward_hook(after)]
+    handles = [
+        loaded.model.register_forward_pre_hook(before, with_kwargs=True),
+        loaded.model.register_forward_hook(after),
+    ]
     try:
         with engine_installed(loaded, engine):
             yield
@@ -41,8 +43,16 @@ def engine_bracketed(loaded: LoadedModel, method) -> Any:
             h.remove()
 
 
-def evaluate(loaded: LoadedModel, tasks: list[str], num_fewshot: int, limit: int | None,
-             method=None, batch_size: int = 8, offline: bool = True, seed: int = 0) -> dict[str, Any]:
+def evaluate(
+    loaded: LoadedModel,
+    tasks: list[str],
+    num_fewshot: int,
+    limit: int | None,
+    method=None,
+    batch_size: int = 8,
+    offline: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
     """lm-eval results for `tasks` on `loaded` (optionally under `method`)."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
@@ -51,21 +61,46 @@ def evaluate(loaded: LoadedModel, tasks: list[str], num_fewshot: int, limit: int
     if loaded.tokenizer is None:
         from moebench.errors import UserError
 
-        raise UserError(f"model {loaded.name} has no tokenizer; evaluate a proxy or a real checkpoint")
+        raise UserError(
+            f"model {loaded.name} has no tokenizer; evaluate a proxy or a real checkpoint"
+        )
     from moebench.eval.tasks import check_available, task_dir
 
     folder = task_dir()
     if offline:
         check_available(tasks, folder)
     manager = TaskManager(include_path=str(folder), include_defaults=not offline)
-    lm = HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=batch_size,
-              max_length=loaded.hf_config.max_position_embeddings)
+    lm = HFLM(
+        pretrained=loaded.model,
+        tokenizer=loaded.tokenizer,
+        batch_size=batch_size,
+        max_length=loaded.hf_config.max_position_embeddings,
+    )
     with engine_bracketed(loaded, method):
-        out = simple_evaluate(model=lm, tasks=tasks, num_fewshot=num_fewshot, limit=limit,
-                              task_manager=manager, random_seed=seed, numpy_random_seed=seed,
-                              torch_random_seed=seed, fewshot_random_seed=seed,
-                              log_samples=False, bootstrap_iters=0)
-    return {"results": out["results"], "versions": out.get("versions", {}),
-            "n-shot": out.get("n-shot", {}), "n-samples": out.get("n-samples", {}),
-            "configs": {t: {k: str(v) for k, v in c.items() if k in ("dataset_kwargs", "metadata", "output_type")}
-                        for t, c in out.get("configs", {}).items()}}
+        out = simple_evaluate(
+            model=lm,
+            tasks=tasks,
+            num_fewshot=num_fewshot,
+            limit=limit,
+            task_manager=manager,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+            log_samples=False,
+            bootstrap_iters=0,
+        )
+    return {
+        "results": out["results"],
+        "versions": out.get("versions", {}),
+        "n-shot": out.get("n-shot", {}),
+        "n-samples": out.get("n-samples", {}),
+        "configs": {
+            t: {
+                k: str(v)
+                for k, v in c.items()
+                if k in ("dataset_kwargs", "metadata", "output_type")
+            }
+            for t, c in out.get("configs", {}).items()
+        },
+    }

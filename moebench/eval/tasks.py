@@ -22,19 +22,41 @@ LM_EVAL_TASKS = Path(lm_eval.__file__).parent / "tasks"
 
 # task -> (lm-eval YAML to include, local source, converter name, caveat shown in the report)
 OFFLINE_TASKS = {
-    "wikitext": ("wikitext/wikitext.yaml", "wikitext-2-raw/wiki.test.raw", "wikitext",
-                 "WikiText-2 raw test split rebuilt into articles from the 2,891 non-empty lines "
-                 "(the original's blank lines are missing, so word counts differ slightly)"),
+    "wikitext": (
+        "wikitext/wikitext.yaml",
+        "wikitext-2-raw/wiki.test.raw",
+        "wikitext",
+        "WikiText-2 raw test split rebuilt into articles from the 2,891 non-empty lines "
+        "(the original's blank lines are missing, so word counts differ slightly)",
+    ),
     "lambada_openai": ("lambada/lambada_openai.yaml", "lambada/lambada_test.jsonl", "lambada", ""),
     "piqa": ("piqa/piqa.yaml", "piqa/valid.jsonl", "piqa", ""),
-    "hellaswag": ("hellaswag/hellaswag.yaml", "hellaswag/hellaswag_val_full.txt.bz2", "hellaswag",
-                  "context taken from the llama.cpp text export (ctx_a + ctx_b joined)"),
+    "hellaswag": (
+        "hellaswag/hellaswag.yaml",
+        "hellaswag/hellaswag_val_full.txt.bz2",
+        "hellaswag",
+        "context taken from the llama.cpp text export (ctx_a + ctx_b joined)",
+    ),
     "arc_easy": ("arc/arc_easy.yaml", "commonsense_llm_adapters/ARC-Easy/test.json", "arc", ""),
-    "arc_challenge": ("arc/arc_easy.yaml", "commonsense_llm_adapters/ARC-Challenge/test.json", "arc", ""),
-    "winogrande": ("winogrande/default.yaml", "commonsense_llm_adapters/winogrande/test.json", "winogrande", ""),
-    "boolq": ("super_glue/boolq/default.yaml", "commonsense_llm_adapters/boolq/test.json", "boolq",
-              "the local copy has no passages: the prompt's passage is empty, so scores measure "
-              "question-only priors, not reading comprehension"),
+    "arc_challenge": (
+        "arc/arc_easy.yaml",
+        "commonsense_llm_adapters/ARC-Challenge/test.json",
+        "arc",
+        "",
+    ),
+    "winogrande": (
+        "winogrande/default.yaml",
+        "commonsense_llm_adapters/winogrande/test.json",
+        "winogrande",
+        "",
+    ),
+    "boolq": (
+        "super_glue/boolq/default.yaml",
+        "commonsense_llm_adapters/boolq/test.json",
+        "boolq",
+        "the local copy has no passages: the prompt's passage is empty, so scores measure "
+        "question-only priors, not reading comprehension",
+    ),
 }
 
 
@@ -68,8 +90,16 @@ def _hellaswag(path: Path):
     docs = []
     for i in range(0, len(lines) - 5, 6):
         activity, _, ctx = lines[i].partition(": ")
-        docs.append({"activity_label": activity, "ctx_a": ctx, "ctx_b": "", "ctx": ctx,
-                     "endings": lines[i + 2:i + 6], "label": lines[i + 1].strip()})
+        docs.append(
+            {
+                "activity_label": activity,
+                "ctx_a": ctx,
+                "ctx_b": "",
+                "ctx": ctx,
+                "endings": lines[i + 2 : i + 6],
+                "label": lines[i + 1].strip(),
+            }
+        )
     return docs
 
 
@@ -81,8 +111,13 @@ def _arc(path: Path):
         options = options.split("\n\nAnswer format")[0]
         texts = [t.strip() for t in re.split(r"Answer\d+: ", options) if t.strip()]
         labels = [str(i + 1) for i in range(len(texts))]
-        docs.append({"question": question.strip(), "choices": {"text": texts, "label": labels},
-                     "answerKey": item["answer"].replace("answer", "")})
+        docs.append(
+            {
+                "question": question.strip(),
+                "choices": {"text": texts, "label": labels},
+                "answerKey": item["answer"].replace("answer", ""),
+            }
+        )
     return docs
 
 
@@ -92,8 +127,14 @@ def _winogrande(path: Path):
         body = item["instruction"].split("sentence: ", 1)[1]
         sentence, _, options = body.partition("\n\n")
         m = re.match(r"Option1: (.*) Option2: (.*?) Answer format", options)
-        docs.append({"sentence": sentence.strip(), "option1": m.group(1).strip(),
-                     "option2": m.group(2).strip(), "answer": item["answer"].replace("option", "")})
+        docs.append(
+            {
+                "sentence": sentence.strip(),
+                "option1": m.group(1).strip(),
+                "option2": m.group(2).strip(),
+                "answer": item["answer"].replace("option", ""),
+            }
+        )
     return docs
 
 
@@ -101,18 +142,35 @@ def _boolq(path: Path):
     docs = []
     for item in json.loads(path.read_text()):
         question = item["instruction"].split("question: ", 1)[1].split("\n\nAnswer format")[0]
-        docs.append({"passage": "", "question": question.rstrip("?"), "label": int(item["answer"] == "true")})
+        docs.append(
+            {
+                "passage": "",
+                "question": question.rstrip("?"),
+                "label": int(item["answer"] == "true"),
+            }
+        )
     return docs
 
 
-CONVERTERS = {"wikitext": _wikitext, "lambada": _lambada, "piqa": _piqa, "hellaswag": _hellaswag,
-              "arc": _arc, "winogrande": _winogrande, "boolq": _boolq}
+CONVERTERS = {
+    "wikitext": _wikitext,
+    "lambada": _lambada,
+    "piqa": _piqa,
+    "hellaswag": _hellaswag,
+    "arc": _arc,
+    "winogrande": _winogrande,
+    "boolq": _boolq,
+}
 
 
 def _heldout_docs():
     from moebench.models.corpora import SPECIAL_TOKENS, load_corpus
 
-    return [{"page": work.strip() + "\n"} for work in load_corpus().valid.split(SPECIAL_TOKENS[0]) if work.strip()]
+    return [
+        {"page": work.strip() + "\n"}
+        for work in load_corpus().valid.split(SPECIAL_TOKENS[0])
+        if work.strip()
+    ]
 
 
 HELDOUT_TASK = "heldout_ppl"
@@ -125,8 +183,12 @@ def task_dir(data_root: Path = SHARED_DATA) -> Path:
     out = cache_dir() / "eval_tasks"
     out.mkdir(parents=True, exist_ok=True)
     tasks = dict(OFFLINE_TASKS) if data_root.exists() else {}
-    tasks[HELDOUT_TASK] = ("wikitext/wikitext.yaml", None, "heldout",
-                           "rolling perplexity on the held-out Shakespeare works no proxy trained on")
+    tasks[HELDOUT_TASK] = (
+        "wikitext/wikitext.yaml",
+        None,
+        "heldout",
+        "rolling perplexity on the held-out Shakespeare works no proxy trained on",
+    )
     for task, (include, source, converter, caveat) in tasks.items():
         data = out / f"{task}.jsonl"
         if not data.exists():
@@ -134,12 +196,23 @@ def task_dir(data_root: Path = SHARED_DATA) -> Path:
             tmp = data.with_suffix(".tmp")
             tmp.write_text("".join(json.dumps(d) + "\n" for d in docs))
             tmp.replace(data)
-        yaml = [f"include: {LM_EVAL_TASKS / include}", f"task: {task}", "dataset_path: json",
-                "dataset_name: null", "dataset_kwargs:", "  data_files:", f"    test: {data}",
-                "training_split: null", "validation_split: null", "test_split: test",
-                "fewshot_split: test", "metadata:", "  version: 1.0",
-                f"  moebench_source: {data_root / source if source else 'moebench.models.corpora'}",
-                f"  moebench_caveat: \"{caveat}\""]
+        yaml = [
+            f"include: {LM_EVAL_TASKS / include}",
+            f"task: {task}",
+            "dataset_path: json",
+            "dataset_name: null",
+            "dataset_kwargs:",
+            "  data_files:",
+            f"    test: {data}",
+            "training_split: null",
+            "validation_split: null",
+            "test_split: test",
+            "fewshot_split: test",
+            "metadata:",
+            "  version: 1.0",
+            f"  moebench_source: {data_root / source if source else 'moebench.models.corpora'}",
+            f'  moebench_caveat: "{caveat}"',
+        ]
         if source is None:
             yaml.append('doc_to_target: "{{page}}"')
         (out / f"{task}.yaml").write_text("\n".join(yaml) + "\n")
@@ -150,4 +223,7 @@ def check_available(tasks: list[str], folder: Path) -> None:
     missing = [t for t in tasks if not (folder / f"{t}.yaml").exists()]
     if missing:
         known = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise UserError(f"eval.tasks: {', '.join(missing)} not available offline here; available: {', '.join(known)}")
+        raise UserError(
+            f"eval.tasks: {', '.join(missing)} not available offline here; available: "
+            f"{', '.join(known)}"
+        )

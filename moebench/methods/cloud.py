@@ -28,9 +28,16 @@ class CloudServing:
         isolated = self.model.cost(1, self.model.max_level)
         self.slo_sec = w.arrivals["slo_x_isolated"] * isolated
         self.t_max = t_max_x_slo * self.slo_sec
-        self.options = {"policy": self.policy, "granularity": granularity, "n": n, "b_max": self.b_max,
-                        "t_max_sec": self.t_max, "slo_sec": self.slo_sec, "isolated_e2e_sec_at_max_level": isolated,
-                        "max_level": self.model.max_level}
+        self.options = {
+            "policy": self.policy,
+            "granularity": granularity,
+            "n": n,
+            "b_max": self.b_max,
+            "t_max_sec": self.t_max,
+            "slo_sec": self.slo_sec,
+            "isolated_e2e_sec_at_max_level": isolated,
+            "max_level": self.model.max_level,
+        }
 
     def serve(self) -> dict[str, float]:
         w = self.setup.workload
@@ -39,7 +46,9 @@ class CloudServing:
         self.levels = {}
         for b in launches:
             self.levels[b.level] = self.levels.get(b.level, 0) + 1
-        return serving_metrics(requests, launches, w.arrivals["duration_sec"], self.slo_sec, w.new_tokens)
+        return serving_metrics(
+            requests, launches, w.arrivals["duration_sec"], self.slo_sec, w.new_tokens
+        )
 
     def details(self) -> dict:
         return {"serving": self.options, "batches_by_level": dict(sorted(self.levels.items()))}

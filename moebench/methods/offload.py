@@ -51,15 +51,33 @@ class EngineMethod:
         budget = None if self.resident() else setup.budget_gb
         if budget is None and not self.resident():
             raise ConfigError("method.budget_gb", None, f"a budget in GB for {setup.name}")
-        self.plan = plan_slots(shape, budget, max_tokens, draft_bytes, min_slots,
-                               layers_held=1 if options.whole_layer else None)
+        self.plan = plan_slots(
+            shape,
+            budget,
+            max_tokens,
+            draft_bytes,
+            min_slots,
+            layers_held=1 if options.whole_layer else None,
+        )
         options.slots_per_layer = self.plan["slots_per_layer"]
         options.fused_experts = self.opt.fused_experts
-        transport = make_transport(setup.backend, setup.device, loaded, options.slots_per_layer,
-                                   options.whole_layer, setup.budget_gb)
+        transport = make_transport(
+            setup.backend,
+            setup.device,
+            loaded,
+            options.slots_per_layer,
+            options.whole_layer,
+            setup.budget_gb,
+        )
         predictor = self.next_layer_guess if options.prefetch else None
-        self.engine = OffloadEngine(costs, options, keep_spans=setup.timeline, transport=transport,
-                                    predictor=predictor, **self.engine_extras(shape))
+        self.engine = OffloadEngine(
+            costs,
+            options,
+            keep_spans=setup.timeline,
+            transport=transport,
+            predictor=predictor,
+            **self.engine_extras(shape),
+        )
 
     # --- what subclasses choose ------------------------------------------------------------
     def resident(self) -> bool:
@@ -84,7 +102,9 @@ class EngineMethod:
         _, ids = route(family, self.loaded.hf_config, router_logits(nxt, hidden.detach(), family))
         return set(ids.flatten().tolist())
 
-    def generate(self, prompt_ids, new_tokens: int, chooser: TokenChooser = GREEDY) -> tuple[list[int], list[float]]:
+    def generate(
+        self, prompt_ids, new_tokens: int, chooser: TokenChooser = GREEDY
+    ) -> tuple[list[int], list[float]]:
         step_sec: list[float] = []
 
         def after(step):
@@ -92,14 +112,26 @@ class EngineMethod:
             self.steps.append(step)
 
         with engine_installed(self.loaded, self.engine):
-            tokens = decode(self.loaded, prompt_ids, new_tokens, before_step=self.engine.begin_forward,
-                            on_step=after, record_routing=self.record_routing, chooser=chooser)
+            tokens = decode(
+                self.loaded,
+                prompt_ids,
+                new_tokens,
+                before_step=self.engine.begin_forward,
+                on_step=after,
+                record_routing=self.record_routing,
+                chooser=chooser,
+            )
         return tokens, step_sec
 
     def replay(self, trace) -> list[float]:
         """Drive a fresh engine with a recorded routing trace instead of the model."""
-        self.engine = OffloadEngine(self.costs, self.engine.opt, keep_spans=self.setup.timeline,
-                                    futures=belady_futures(trace), popularity=popularity(trace))
+        self.engine = OffloadEngine(
+            self.costs,
+            self.engine.opt,
+            keep_spans=self.setup.timeline,
+            futures=belady_futures(trace),
+            popularity=popularity(trace),
+        )
         return replay(trace, self.engine)
 
     def timeline(self) -> dict:
@@ -122,7 +154,11 @@ class FullResident(EngineMethod):
 
 class HfOffload(EngineMethod):
     def engine_options(self, shape):
-        return EngineOptions(slots_per_layer=shape.num_experts, whole_layer=True), 0.0, shape.num_experts
+        return (
+            EngineOptions(slots_per_layer=shape.num_experts, whole_layer=True),
+            0.0,
+            shape.num_experts,
+        )
 
 
 class OnDemand(EngineMethod):
@@ -162,7 +198,9 @@ class TopK(EngineMethod):
         if opt.slo_experts is not None:  # a quality floor in experts: round up
             top_k = math.ceil(opt.slo_experts - 1e-9)
         if not 1 <= top_k <= costs.shape.top_k:
-            raise ConfigError("method.options.top_k", top_k, f"an integer in 1..{costs.shape.top_k}")
+            raise ConfigError(
+                "method.options.top_k", top_k, f"an integer in 1..{costs.shape.top_k}"
+            )
         for layer in loaded.layers:
             layer.router.top_k = top_k
         self.top_k = top_k

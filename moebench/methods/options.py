@@ -41,9 +41,11 @@ class MixtralOffloadingOptions(EngineMethodOptions):
 
     def check_run(self, kind: str) -> None:
         if self.policy in ("static", "belady") and kind != "replay":
-            raise ConfigError("method.options.policy", self.policy,
-                              "lru or lfu (static and belady need a known trace: "
-                              "workload.prompts=trace)")
+            raise ConfigError(
+                "method.options.policy",
+                self.policy,
+                "lru or lfu (static and belady need a known trace: workload.prompts=trace)",
+            )
 
 
 @dataclass(frozen=True)

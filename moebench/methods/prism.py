@@ -41,7 +41,13 @@ from moebench.prism.serving_costs import carved_shape, decode_point
 class Prism(EngineMethod):
     def __init__(self, setup, loaded, costs):
         opt = setup.options
-        n, method, gate, k_cost, iters = opt.n, opt.partition, opt.gate, opt.resolved_k_cost, opt.iters
+        n, method, gate, k_cost, iters = (
+            opt.n,
+            opt.partition,
+            opt.gate,
+            opt.resolved_k_cost,
+            opt.iters,
+        )
         k_orig = loaded.hf_config.num_experts_per_tok
         active = n * k_orig if opt.active_k is None else opt.active_k
         if opt.slo_experts is not None:  # a quality floor in experts: N x it, rounded up
@@ -53,28 +59,53 @@ class Prism(EngineMethod):
         parts, self.curves = self._partition(loaded, windows, acts, n, k_cost, method, iters)
         original_config = loaded.hf_config
         carved = carve(loaded, parts, n)
-        self.prism = {"n": n, "partition": method, "k_cost": k_cost, "iters": iters, "active_k": active,
-                      "active_in_original_experts": active / n,
-                      "partition_cost": partition_cost(loaded, acts, parts, n, k_cost) if acts else None}
+        self.prism = {
+            "n": n,
+            "partition": method,
+            "k_cost": k_cost,
+            "iters": iters,
+            "active_k": active,
+            "active_in_original_experts": active / n,
+            "partition_cost": partition_cost(loaded, acts, parts, n, k_cost) if acts else None,
+        }
         if gate == "cg":
-            pattern = check_pattern(list(opt.cg_pattern or default_pattern(active, k_orig, n)), k_orig, n)
+            pattern = check_pattern(
+                list(opt.cg_pattern or default_pattern(active, k_orig, n)), k_orig, n
+            )
             if sum(pattern) != active:
-                raise ConfigError("method.options.cg_pattern", pattern, f"counts summing to active_k={active}")
+                raise ConfigError(
+                    "method.options.cg_pattern", pattern, f"counts summing to active_k={active}"
+                )
             install_complex_gate(carved, original_config, parts, acts, n, pattern)
-            self.prism |= {"gate": "CG", "cg_pattern": pattern, "gate_neurons": 4, "active_frac": 0.75}
+            self.prism |= {
+                "gate": "CG",
+                "cg_pattern": pattern,
+                "gate_neurons": 4,
+                "active_frac": 0.75,
+            }
         elif gate == "lg_ft":
             steps, lr = opt.ft_steps, opt.ft_lr
             k1, k2 = min(8, n * k_orig), n * k_orig
             train = calibration_windows(loaded, 256, 128, seed=11)
             losses, skipped = cached_finetune(carved, train, steps, lr, k1, k2)
             set_active(carved, active)
-            self.prism |= {"gate": "LG w/ FT", "ft_steps": steps, "ft_lr": lr, "ft_k": [k1, k2],
-                           "ft_loss_first_last": [losses[0], losses[-1]], "ft_skipped_steps": skipped,
-                           "ft_max_grad_norm": 1.0}
+            self.prism |= {
+                "gate": "LG w/ FT",
+                "ft_steps": steps,
+                "ft_lr": lr,
+                "ft_k": [k1, k2],
+                "ft_loss_first_last": [losses[0], losses[-1]],
+                "ft_skipped_steps": skipped,
+                "ft_max_grad_norm": 1.0,
+            }
         else:
             set_active(carved, active)
             self.prism |= {"gate": "LG w/o FT"}
-        loaded.model, loaded.hf_config, loaded.layers = carved.model, carved.hf_config, carved.layers
+        loaded.model, loaded.hf_config, loaded.layers = (
+            carved.model,
+            carved.hf_config,
+            carved.layers,
+        )
         self.active = active
         super().__init__(setup, loaded, CostModel(costs.hw, carved_shape(costs.shape, n)))
 
@@ -99,14 +130,20 @@ class Prism(EngineMethod):
 
     @staticmethod
     def _partition(loaded, windows, acts, n, k_cost, method, iters):
-        """Partitions (and annealing cost curves), cached by model, calibration tokens and options."""
-        path = cache_path(loaded.name, [loaded.weights_sha256, tokens_sha256(windows), n, k_cost, method, iters])
+        """Partitions (and annealing cost curves), cached by model, calibration tokens and
+        options."""
+        path = cache_path(
+            loaded.name, [loaded.weights_sha256, tokens_sha256(windows), n, k_cost, method, iters]
+        )
         if path.exists():
             parts, extra = load_per_expert(path)  # files from before the curves were kept lack them
             return parts, {k.removeprefix("curve/"): t.tolist() for k, t in extra.items()}
         parts, curves = partition_experts(loaded, acts, n, k_cost, method, iters)
-        save_per_expert(path, {layer: {e: g.to(torch.int64) for e, g in ps.items()} for layer, ps in parts.items()},
-                        {f"curve/{k}": torch.tensor(c, dtype=torch.float64) for k, c in curves.items()})
+        save_per_expert(
+            path,
+            {layer: {e: g.to(torch.int64) for e, g in ps.items()} for layer, ps in parts.items()},
+            {f"curve/{k}": torch.tensor(c, dtype=torch.float64) for k, c in curves.items()},
+        )
         return parts, curves
 
     def details(self):
@@ -118,8 +155,14 @@ class Prism(EngineMethod):
             # fsum: the same bits whether the curves came fresh or from the cache (another order)
             start = math.fsum(c[0] for c in curves.values())
             best = math.fsum(c[-1] for c in curves.values())
-            anneal = {"anneal_cost_greedy_total": start, "anneal_cost_best_total": best,
-                      "anneal_improvement_frac": 1 - best / start if start else 0.0}
+            anneal = {
+                "anneal_cost_greedy_total": start,
+                "anneal_cost_best_total": best,
+                "anneal_improvement_frac": 1 - best / start if start else 0.0,
+            }
         first = next(iter(curves.values()), [])
-        return super().details() | {"prism": self.prism | anneal, "cost_curve_first_expert": first,
-                                    "operating_point": decode_point(self.costs, self.active)}
+        return super().details() | {
+            "prism": self.prism | anneal,
+            "cost_curve_first_expert": first,
+            "operating_point": decode_point(self.costs, self.active),
+        }

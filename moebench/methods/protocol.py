@@ -39,8 +39,7 @@ class DecodeMethod(RecordedMethod, Protocol):
         """Each replayed step's seconds, for a routing trace instead of the model."""
         ...
 
-    def metrics(self) -> dict[str, float]:
-        ...
+    def metrics(self) -> dict[str, float]: ...
 
     def timeline(self) -> dict:
         """Both streams as a Chrome trace."""
@@ -56,5 +55,9 @@ class ServingMethod(RecordedMethod, Protocol):
         ...
 
 
-PROTOCOLS = {"decode": DecodeMethod, "replay": DecodeMethod, "accuracy": DecodeMethod,
-             "serving": ServingMethod}
+PROTOCOLS = {
+    "decode": DecodeMethod,
+    "replay": DecodeMethod,
+    "accuracy": DecodeMethod,
+    "serving": ServingMethod,
+}

@@ -31,9 +31,12 @@ from moebench.typed import build
 
 MODEL_RUNS = ("decode", "replay", "accuracy")
 # How a config asks for each kind of run (RunConfig.kind), for error messages.
-KIND_SETTINGS = {"decode": "workload.prompts=synthetic, heldout or shared:NAME",
-                 "replay": "workload.prompts=trace", "serving": "workload.prompts=poisson",
-                 "accuracy": "eval.tasks set"}
+KIND_SETTINGS = {
+    "decode": "workload.prompts=synthetic, heldout or shared:NAME",
+    "replay": "workload.prompts=trace",
+    "serving": "workload.prompts=poisson",
+    "accuracy": "eval.tasks set",
+}
 
 
 @dataclass(frozen=True)
@@ -47,27 +50,54 @@ class MethodEntry:
 
 
 METHODS: dict[str, MethodEntry] = {
-    "full_resident": MethodEntry(EngineMethodOptions, "moebench.methods.offload:FullResident",
-                                 summary="every expert on the device: the compute bound"),
-    "hf_offload": MethodEntry(EngineMethodOptions, "moebench.methods.offload:HfOffload",
-                              summary="a layer's experts all move when it runs"),
-    "ondemand": MethodEntry(EngineMethodOptions, "moebench.methods.offload:OnDemand",
-                            summary="each needed expert loads when its layer runs, no reuse"),
-    "mixtral_offloading": MethodEntry(MixtralOffloadingOptions,
-                                      "moebench.methods.offload:MixtralOffloading",
-                                      summary="per-layer expert cache (LRU by default)"),
-    "next_layer_prefetch": MethodEntry(NextLayerPrefetchOptions,
-                                       "moebench.methods.offload:NextLayerPrefetch",
-                                       kinds=("decode", "accuracy"),  # guesses need hidden states
-                                       summary="LRU cache plus a next-layer router guess"),
-    "topk": MethodEntry(TopKOptions, "moebench.methods.offload:TopK",
-                        summary="fewer active experts than trained (lossy)"),
-    "speq": MethodEntry(SpeqOptions, "moebench.methods.speq:SpeQ", kinds=("decode", "accuracy"),
-                        summary="MoE-SpeQ: INT4 draft, lookahead prefetch, verification"),
-    "prism": MethodEntry(PrismOptions, "moebench.methods.prism:Prism",
-                         summary="MoE-Prism: sub-experts, re-gated, at K active"),
-    "cloud": MethodEntry(CloudOptions, "moebench.methods.cloud:CloudServing", kinds=("serving",),
-                         summary="MoE-Prism's serving scheduler or a baseline (simulation)"),
+    "full_resident": MethodEntry(
+        EngineMethodOptions,
+        "moebench.methods.offload:FullResident",
+        summary="every expert on the device: the compute bound",
+    ),
+    "hf_offload": MethodEntry(
+        EngineMethodOptions,
+        "moebench.methods.offload:HfOffload",
+        summary="a layer's experts all move when it runs",
+    ),
+    "ondemand": MethodEntry(
+        EngineMethodOptions,
+        "moebench.methods.offload:OnDemand",
+        summary="each needed expert loads when its layer runs, no reuse",
+    ),
+    "mixtral_offloading": MethodEntry(
+        MixtralOffloadingOptions,
+        "moebench.methods.offload:MixtralOffloading",
+        summary="per-layer expert cache (LRU by default)",
+    ),
+    "next_layer_prefetch": MethodEntry(
+        NextLayerPrefetchOptions,
+        "moebench.methods.offload:NextLayerPrefetch",
+        kinds=("decode", "accuracy"),  # guesses need hidden states
+        summary="LRU cache plus a next-layer router guess",
+    ),
+    "topk": MethodEntry(
+        TopKOptions,
+        "moebench.methods.offload:TopK",
+        summary="fewer active experts than trained (lossy)",
+    ),
+    "speq": MethodEntry(
+        SpeqOptions,
+        "moebench.methods.speq:SpeQ",
+        kinds=("decode", "accuracy"),
+        summary="MoE-SpeQ: INT4 draft, lookahead prefetch, verification",
+    ),
+    "prism": MethodEntry(
+        PrismOptions,
+        "moebench.methods.prism:Prism",
+        summary="MoE-Prism: sub-experts, re-gated, at K active",
+    ),
+    "cloud": MethodEntry(
+        CloudOptions,
+        "moebench.methods.cloud:CloudServing",
+        kinds=("serving",),
+        summary="MoE-Prism's serving scheduler or a baseline (simulation)",
+    ),
 }
 
 
@@ -108,9 +138,12 @@ def check_method(run: RunConfig) -> Any:
     if run.kind not in entry.kinds:
         able = sorted(n for n, e in METHODS.items() if run.kind in e.kinds)
         ways = "; ".join(f"{k}: {KIND_SETTINGS[k]}" for k in entry.kinds)
-        raise ConfigError("method", run.method.name,
-                          f"a method that can run a {run.kind} run ({', '.join(able)}), or a run "
-                          f"{run.method.name} can do ({ways})")
+        raise ConfigError(
+            "method",
+            run.method.name,
+            f"a method that can run a {run.kind} run ({', '.join(able)}), or a run "
+            f"{run.method.name} can do ({ways})",
+        )
     check_run = getattr(options, "check_run", None)
     if check_run is not None:
         check_run(run.kind)
@@ -119,10 +152,18 @@ def check_method(run: RunConfig) -> Any:
 
 def setup_for(run: RunConfig) -> MethodSetup:
     """The MethodSetup of a run (validating its method first)."""
-    return MethodSetup(name=run.method.name, options=check_method(run),
-                       budget_gb=run.method.budget_gb, workload=run.workload, kind=run.kind,
-                       seed=run.seed, backend=run.backend, device=run.device,
-                       timeline=run.timeline, record_trace=run.record_trace)
+    return MethodSetup(
+        name=run.method.name,
+        options=check_method(run),
+        budget_gb=run.method.budget_gb,
+        workload=run.workload,
+        kind=run.kind,
+        seed=run.seed,
+        backend=run.backend,
+        device=run.device,
+        timeline=run.timeline,
+        record_trace=run.record_trace,
+    )
 
 
 def build_method(run: RunConfig, loaded, costs):

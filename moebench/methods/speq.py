@@ -35,27 +35,46 @@ class SpeQ(EngineMethod):
             self.draft = self.engine.draft.resident  # the target on its resident FP16 experts
             self.fidelity = None  # measured during the run (it depends on what is resident)
         else:
-            self.draft = Draft(loaded, opt.quant, calibration=calibration_windows(loaded, 16, 128, seed=1),
-                               bits=opt.draft_bits)
-            self.fidelity = routing_fidelity(loaded, self.draft, calibration_windows(loaded, 4, 128, 2, "valid"))
+            self.draft = Draft(
+                loaded,
+                opt.quant,
+                calibration=calibration_windows(loaded, 16, 128, seed=1),
+                bits=opt.draft_bits,
+            )
+            self.fidelity = routing_fidelity(
+                loaded, self.draft, calibration_windows(loaded, 4, 128, 2, "valid")
+            )
         if self.draft_source == "int4_cached":
             if not self.engine.transport.models_draft_copies:
-                raise ConfigError("method.options.draft", "int4_cached", "int4 or resident on backend=real (the "
-                                  "real transport keeps the draft's experts on the device; int4_cached is modeled "
-                                  "on backend=virtual only)")
+                raise ConfigError(
+                    "method.options.draft",
+                    "int4_cached",
+                    "int4 or resident on backend=real (the real transport keeps the draft's "
+                    "experts on the device; int4_cached is modeled on backend=virtual only)",
+                )
             self.plan["draft_slots_per_layer"] = self.draft_slots
         self.plan["int4_share_of_expert_memory"] = self._int4_share()
         self.orchestrator = self.engine.draft.orchestrator
-        self.cycle_costs = CycleCosts(costs, self.engine, self.plan["slots_per_layer"], self.sequential_verify)
+        self.cycle_costs = CycleCosts(
+            costs, self.engine, self.plan["slots_per_layer"], self.sequential_verify
+        )
         self.t_draft_token = self.cycle_costs.draft_token_sec
         cc = self.cycle_costs
         self.governor = Governor(
-            t_draft=cc.draft_sec, t_verify=cc.verify_sec, t_pcie_new=cc.pcie_new_sec,
+            t_draft=cc.draft_sec,
+            t_verify=cc.verify_sec,
+            t_pcie_new=cc.pcie_new_sec,
             t_pcie_init=costs.transfer_sec(costs.shape.expert_bytes),
-            k_min=opt.k_min, k_max=opt.k_max, ttft_budget_sec=opt.ttft_budget_sec,
-            fixed_k=opt.fixed_k, objective=opt.governor, t_io=cc.cycle_io_sec,
-            overlap=bool(costs.hw.copies_overlap_compute), verify_stops_early=self.sequential_verify,
-            ttft_profile=opt.resolved_ttft_profile)
+            k_min=opt.k_min,
+            k_max=opt.k_max,
+            ttft_budget_sec=opt.ttft_budget_sec,
+            fixed_k=opt.fixed_k,
+            objective=opt.governor,
+            t_io=cc.cycle_io_sec,
+            overlap=bool(costs.hw.copies_overlap_compute),
+            verify_stops_early=self.sequential_verify,
+            ttft_profile=opt.resolved_ttft_profile,
+        )
         cc.start_run()  # after the offline profile
         self.cycles = []
         self._verify_steps = None  # verify forwards so far in the current cycle (None outside one)
@@ -69,12 +88,16 @@ class SpeQ(EngineMethod):
         else:  # charged at its true size (budget.draft_expert_bytes)
             per_param = draft_expert_bytes(shape, bits) / shape.expert_params
         cached = self.draft_source == "int4_cached"
-        return {"draft": DraftSide(
-            per_param, self.opt.prefetch,
-            cache_slots=self.draft_slots if cached else None,
-            cache_expert_bytes=draft_expert_bytes(shape, bits) if cached else 0.0,
-            resident_of=self.loaded if self.draft_source == "resident" else None,
-            missing=self.opt.draft_missing)}
+        return {
+            "draft": DraftSide(
+                per_param,
+                self.opt.prefetch,
+                cache_slots=self.draft_slots if cached else None,
+                cache_expert_bytes=draft_expert_bytes(shape, bits) if cached else 0.0,
+                resident_of=self.loaded if self.draft_source == "resident" else None,
+                missing=self.opt.draft_missing,
+            )
+        }
 
     @property
     def draft_source(self) -> str:
@@ -90,18 +113,35 @@ class SpeQ(EngineMethod):
         if slots is None:
             slots = min(2 * shape.top_k, shape.num_experts)
         if not shape.top_k <= slots <= shape.num_experts:
-            raise ConfigError("method.options.draft_slots", slots, f"an integer in {shape.top_k}..{shape.num_experts}")
+            raise ConfigError(
+                "method.options.draft_slots",
+                slots,
+                f"an integer in {shape.top_k}..{shape.num_experts}",
+            )
         return slots
 
     def _int4_share(self) -> float:
         """Share of the device's expert memory (INT4 draft + FP16 slots) that the draft holds."""
-        fp16 = self.plan["slots_per_layer"] * len(self.costs.shape.moe_layers) * self.costs.shape.expert_bytes / 1e9
-        return self.plan["draft_gb"] / (self.plan["draft_gb"] + fp16) if self.plan["draft_gb"] + fp16 else 0.0
+        fp16 = (
+            self.plan["slots_per_layer"]
+            * len(self.costs.shape.moe_layers)
+            * self.costs.shape.expert_bytes
+            / 1e9
+        )
+        return (
+            self.plan["draft_gb"] / (self.plan["draft_gb"] + fp16)
+            if self.plan["draft_gb"] + fp16
+            else 0.0
+        )
 
     def engine_options(self, shape):
-        held = {"int4": shape.num_experts, "int4_cached": self.draft_slots, "resident": 0}[self.draft_source]
+        held = {"int4": shape.num_experts, "int4_cached": self.draft_slots, "resident": 0}[
+            self.draft_source
+        ]
         draft_bytes = draft_expert_bytes(shape, self.opt.draft_bits) * held * len(shape.moe_layers)
-        options = EngineOptions(slots_per_layer=0, policy="lookahead", grouped=self.opt.grouped_verify)
+        options = EngineOptions(
+            slots_per_layer=0, policy="lookahead", grouped=self.opt.grouped_verify
+        )
         return options, draft_bytes, None
 
     @property
@@ -144,12 +184,21 @@ class SpeQ(EngineMethod):
 
     def generate(self, prompt_ids, new_tokens, chooser: TokenChooser = GREEDY):
         with engine_installed(self.loaded, self.engine):
-            result = speculative_decode(self.loaded, self.draft, prompt_ids, new_tokens,
-                                        self.governor.choose, hooks=self, chooser=chooser,
-                                        sequential_verify=self.sequential_verify)
+            result = speculative_decode(
+                self.loaded,
+                self.draft,
+                prompt_ids,
+                new_tokens,
+                self.governor.choose,
+                hooks=self,
+                chooser=chooser,
+                sequential_verify=self.sequential_verify,
+            )
         self.cycles += result.cycles
         step_sec = [result.prefill_sec]
-        for cycle in result.cycles:  # a cycle's time is spread over the tokens it adds to the output
+        for (
+            cycle
+        ) in result.cycles:  # a cycle's time is spread over the tokens it adds to the output
             kept = min(cycle.accepted + 1, new_tokens - len(step_sec))
             step_sec += [cycle.seconds / kept] * kept
         return result.tokens, step_sec
@@ -173,8 +222,14 @@ class SpeQ(EngineMethod):
             "draft_accept_frac": float(sum(accepted) / sum(ks)) if ks else 0.0,
             "k_tokens_mean": float(np.mean(ks)) if ks else 0.0,
             "cycles": len(self.cycles),
-            "distinct_experts_per_verify_layer": float(np.mean([s.needed for s in verify]) / layers) if verify else 0.0,
-            **{f"accept_frac_pos{j + 1}": float(taken[j] / reached[j]) for j in range(len(reached)) if reached[j]},
+            "distinct_experts_per_verify_layer": float(np.mean([s.needed for s in verify]) / layers)
+            if verify
+            else 0.0,
+            **{
+                f"accept_frac_pos{j + 1}": float(taken[j] / reached[j])
+                for j in range(len(reached))
+                if reached[j]
+            },
             **{f"draft_{k}": float(v) for k, v in (self.fidelity or self.draft.fidelity()).items()},
         }
         if self.engine.draft_cache is not None:
@@ -184,15 +239,24 @@ class SpeQ(EngineMethod):
         return out
 
     def details(self):
-        return super().details() | {"governor": {"k_min": self.governor.k_min, "k_max": self.governor.k_max,
-                                                 "ttft_budget_sec": self.governor.ttft_budget_sec,
-                                                 "ema": self.governor.ema, "prior": self.governor.prior,
-                                                 "objective": self.governor.objective,
-                                                 "ttft_profile": self.governor.ttft_profile,
-                                                 "k_slo": self.governor.k_slo(),
-                                                 "offline_profile_sec": self.governor.profile_sec,
-                                                 "k_chosen": self.governor.history[:512]},
-                                    "draft": {"quant": self.draft.method, "group": self.draft.group,
-                                              "bits": self.draft.bits,
-                                              "source": self.draft_source,
-                                              "missing": getattr(self.draft, "missing", None)}}
+        return super().details() | {
+            "governor": {
+                "k_min": self.governor.k_min,
+                "k_max": self.governor.k_max,
+                "ttft_budget_sec": self.governor.ttft_budget_sec,
+                "ema": self.governor.ema,
+                "prior": self.governor.prior,
+                "objective": self.governor.objective,
+                "ttft_profile": self.governor.ttft_profile,
+                "k_slo": self.governor.k_slo(),
+                "offline_profile_sec": self.governor.profile_sec,
+                "k_chosen": self.governor.history[:512],
+            },
+            "draft": {
+                "quant": self.draft.method,
+                "group": self.draft.group,
+                "bits": self.draft.bits,
+                "source": self.draft_source,
+                "missing": getattr(self.draft, "missing", None),
+            },
+        }

@@ -18,8 +18,11 @@ from moebench.errors import UserError, exit_with
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m moebench.models", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m moebench.models",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list")
     train = sub.add_parser("train")
@@ -38,8 +41,10 @@ def main(argv: list[str] | None = None) -> None:
             sha = load_corpus().sha256
             for name, spec in PROXIES.items():
                 cached = training.entry_is_intact(training.entry_dir(spec, sha))
-                print(f"{name:20s} base={spec.base:12s} proxy_of={spec.proxy_of or '-':12s} "
-                      f"{'cached' if cached else 'not trained'}")
+                print(
+                    f"{name:20s} base={spec.base:12s} proxy_of={spec.proxy_of or '-':12s} "
+                    f"{'cached' if cached else 'not trained'}"
+                )
         elif args.command == "train":
             names = list(PROXIES) if args.all else args.names
             if not names:
@@ -49,10 +54,16 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "inspect":
             spec = training.proxy_spec(args.name)
             folder = training.entry_dir(spec, load_corpus().sha256)
-            stats = (json.loads((folder / "training.json").read_text())
-                     if training.entry_is_intact(folder) else None)
-            print(json.dumps({"folder": str(folder), "arch": proxy_arch(spec), "training": stats},
-                             indent=2))
+            stats = (
+                json.loads((folder / "training.json").read_text())
+                if training.entry_is_intact(folder)
+                else None
+            )
+            print(
+                json.dumps(
+                    {"folder": str(folder), "arch": proxy_arch(spec), "training": stats}, indent=2
+                )
+            )
     except UserError as err:
         exit_with(err)
 

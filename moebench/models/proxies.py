@@ -14,10 +14,23 @@ from moebench.models.catalog import REAL_MODELS, real_model
 
 # Keys that decide routing topology: copied unchanged from the real config.
 TOPOLOGY_KEYS = (
-    "num_hidden_layers", "num_local_experts", "num_experts", "n_routed_experts",
-    "num_experts_per_tok", "n_shared_experts", "first_k_dense_replace", "norm_topk_prob",
-    "topk_method", "n_group", "topk_group", "routed_scaling_factor", "decoder_sparse_step",
-    "router_jitter_noise", "input_jitter_noise", "router_aux_loss_coef", "aux_loss_alpha",
+    "num_hidden_layers",
+    "num_local_experts",
+    "num_experts",
+    "n_routed_experts",
+    "num_experts_per_tok",
+    "n_shared_experts",
+    "first_k_dense_replace",
+    "norm_topk_prob",
+    "topk_method",
+    "n_group",
+    "topk_group",
+    "routed_scaling_factor",
+    "decoder_sparse_step",
+    "router_jitter_noise",
+    "input_jitter_noise",
+    "router_aux_loss_coef",
+    "aux_loss_alpha",
 )
 
 HIDDEN = 64
@@ -71,9 +84,17 @@ class ProxySpec:
 def _width_keys(real: dict, family: str, expert_width: int) -> dict:
     """Tiny widths for a real config: hidden 64, 4 heads, expert width as given."""
     kv_heads = 2 if real.get("num_key_value_heads", HEADS) < real["num_attention_heads"] else HEADS
-    arch = dict(vocab_size=VOCAB, hidden_size=HIDDEN, num_attention_heads=HEADS,
-                num_key_value_heads=kv_heads, max_position_embeddings=CONTEXT,
-                tie_word_embeddings=False, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    arch = dict(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_attention_heads=HEADS,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=CONTEXT,
+        tie_word_embeddings=False,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
     if family in ("qwen2_moe", "qwen3_moe", "deepseek_v2"):
         arch["moe_intermediate_size"] = expert_width
         arch["intermediate_size"] = 4 * expert_width  # dense layers
@@ -85,8 +106,14 @@ def _width_keys(real: dict, family: str, expert_width: int) -> dict:
     if family == "qwen3_moe":
         arch["head_dim"] = HIDDEN // HEADS
     if family == "deepseek_v2":  # multi-head latent attention, shrunk
-        arch.update(kv_lora_rank=16, q_lora_rank=None, qk_nope_head_dim=16, qk_rope_head_dim=8,
-                    v_head_dim=16, head_dim=8)
+        arch.update(
+            kv_lora_rank=16,
+            q_lora_rank=None,
+            qk_nope_head_dim=16,
+            qk_rope_head_dim=8,
+            v_head_dim=16,
+            head_dim=8,
+        )
     return arch
 
 
@@ -100,19 +127,27 @@ def proxy_arch(spec: ProxySpec) -> dict:
     return arch
 
 
-PROXIES: dict[str, ProxySpec] = {p.name: p for p in [
-    ProxySpec("proxy_phi35moe", "phi35moe", expert_intermediate=96),
-    ProxySpec("proxy_qwen15moe", "qwen15moe", expert_intermediate=48),
-    ProxySpec("proxy_dsv2lite", "dsv2lite", expert_intermediate=48),
-    ProxySpec("proxy_olmoe", "olmoe", expert_intermediate=32),
-    # 48 layers x 128 experts trains at ~1,200 tokens/s here: fewer steps keep it under 10 min.
-    ProxySpec("proxy_qwen3_30b", "qwen3_30b", expert_intermediate=24, recipe=Recipe(steps=320)),
-    ProxySpec("proxy_mixtral8x7b", "mixtral8x7b", expert_intermediate=128),
-    # Reduced and fast, for CI and quick tests: Mixtral routing in 4 layers, charged at its
-    # own sizes (a 4-layer model cannot be charged as 32-layer Mixtral).
-    ProxySpec("proxy_ci", "mixtral8x7b", expert_intermediate=64, charged_as_base=False,
-              overrides={"num_hidden_layers": 4},
-              recipe=Recipe(steps=400, batch_size=8, seq_len=64, vocab_size=1024)),
-]}
+PROXIES: dict[str, ProxySpec] = {
+    p.name: p
+    for p in [
+        ProxySpec("proxy_phi35moe", "phi35moe", expert_intermediate=96),
+        ProxySpec("proxy_qwen15moe", "qwen15moe", expert_intermediate=48),
+        ProxySpec("proxy_dsv2lite", "dsv2lite", expert_intermediate=48),
+        ProxySpec("proxy_olmoe", "olmoe", expert_intermediate=32),
+        # 48 layers x 128 experts trains at ~1,200 tokens/s here: fewer steps keep it under 10 min.
+        ProxySpec("proxy_qwen3_30b", "qwen3_30b", expert_intermediate=24, recipe=Recipe(steps=320)),
+        ProxySpec("proxy_mixtral8x7b", "mixtral8x7b", expert_intermediate=128),
+        # Reduced and fast, for CI and quick tests: Mixtral routing in 4 layers, charged at its
+        # own sizes (a 4-layer model cannot be charged as 32-layer Mixtral).
+        ProxySpec(
+            "proxy_ci",
+            "mixtral8x7b",
+            expert_intermediate=64,
+            charged_as_base=False,
+            overrides={"num_hidden_layers": 4},
+            recipe=Recipe(steps=400, batch_size=8, seq_len=64, vocab_size=1024),
+        ),
+    ]
+}
 
 assert all(p.base in REAL_MODELS for p in PROXIES.values())

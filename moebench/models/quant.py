@@ -41,8 +41,13 @@ def quantize_rtn(weight: torch.Tensor, group: int = 128, bits: int = BITS) -> to
     return _fake_quant(w, scale, bits).reshape(out, cols).to(weight.dtype)
 
 
-def quantize_gptq(weight: torch.Tensor, inputs: torch.Tensor, group: int = 128,
-                  damp: float = 0.01, bits: int = BITS) -> torch.Tensor:
+def quantize_gptq(
+    weight: torch.Tensor,
+    inputs: torch.Tensor,
+    group: int = 128,
+    damp: float = 0.01,
+    bits: int = BITS,
+) -> torch.Tensor:
     """GPTQ INT4 of one linear layer `weight` [out, in] given calibration `inputs` [N, in];
     returned dequantized. Scales are set per group from the error-updated weights."""
     w = weight.float().clone()
@@ -61,8 +66,8 @@ def quantize_gptq(weight: torch.Tensor, inputs: torch.Tensor, group: int = 128,
     scale = None
     for c in range(cols):
         if c % g == 0:
-            scale = (w[:, c:c + g].abs().amax(dim=1) / qmax(bits)).clamp(min=1e-12)
+            scale = (w[:, c : c + g].abs().amax(dim=1) / qmax(bits)).clamp(min=1e-12)
         q[:, c] = _fake_quant(w[:, c], scale, bits)
         err = (w[:, c] - q[:, c]) / hinv[c, c]
-        w[:, c + 1:] -= err.unsqueeze(1) * hinv[c, c + 1:].unsqueeze(0)
+        w[:, c + 1 :] -= err.unsqueeze(1) * hinv[c, c + 1 :].unsqueeze(0)
     return q.to(weight.dtype)

@@ -30,8 +30,9 @@ def top_k(values: torch.Tensor, k: int, stable: bool = False) -> tuple[torch.Ten
     return values.gather(-1, ids), ids
 
 
-def softmax_topk(logits: torch.Tensor, k: int, renormalize: bool,
-                 stable: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def softmax_topk(
+    logits: torch.Tensor, k: int, renormalize: bool, stable: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE: top-k of the softmax, optionally renormalised."""
     probs = torch.softmax(logits, dim=-1, dtype=torch.float)
     weights, ids = top_k(probs, k, stable)
@@ -40,7 +41,9 @@ def softmax_topk(logits: torch.Tensor, k: int, renormalize: bool,
     return weights, ids
 
 
-def sparsemixer(logits: torch.Tensor, k: int, jitter_eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def sparsemixer(
+    logits: torch.Tensor, k: int, jitter_eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Phimoe (Phi-3.5-MoE) inference routing: k rounds, each picking the best remaining
     expert; its weight is a softmax over only the experts whose logit is within a relative
     margin 2*eps of that best one."""
@@ -58,8 +61,15 @@ def sparsemixer(logits: torch.Tensor, k: int, jitter_eps: float) -> tuple[torch.
     return torch.cat(weights, dim=-1), torch.cat(ids, dim=-1)
 
 
-def deepseek_topk(logits: torch.Tensor, k: int, method: str, n_group: int | None,
-                  topk_group: int | None, scale: float, stable: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def deepseek_topk(
+    logits: torch.Tensor,
+    k: int,
+    method: str,
+    n_group: int | None,
+    topk_group: int | None,
+    scale: float,
+    stable: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """DeepSeek-V2: softmax scores, greedy or group-limited top-k, times the scaling factor."""
     scores = logits.softmax(dim=-1, dtype=torch.float32)
     if method == "group_limited_greedy":
@@ -67,9 +77,13 @@ def deepseek_topk(logits: torch.Tensor, k: int, method: str, n_group: int | None
         best_per_group = scores.view(tokens, n_group, experts // n_group).max(dim=-1).values
         keep = torch.topk(best_per_group, k=topk_group, dim=-1, sorted=False)[1]
         group_mask = torch.zeros_like(best_per_group).scatter_(1, keep, 1).bool()
-        expert_mask = group_mask.unsqueeze(-1).expand(-1, -1, experts // n_group).reshape(tokens, experts)
+        expert_mask = (
+            group_mask.unsqueeze(-1).expand(-1, -1, experts // n_group).reshape(tokens, experts)
+        )
         scores = scores.masked_fill(~expert_mask, 0.0)
-    weights, ids = top_k(scores, k, stable) if stable else torch.topk(scores, k=k, dim=-1, sorted=False)
+    weights, ids = (
+        top_k(scores, k, stable) if stable else torch.topk(scores, k=k, dim=-1, sorted=False)
+    )
     return weights * scale, ids
 
 
@@ -84,6 +98,12 @@ def route(family: str, config, logits: torch.Tensor) -> tuple[torch.Tensor, torc
     if family == "phimoe":
         return sparsemixer(logits, k, config.router_jitter_noise)
     if family == "deepseek_v2":
-        return deepseek_topk(logits, k, config.topk_method, config.n_group, config.topk_group,
-                             config.routed_scaling_factor)
+        return deepseek_topk(
+            logits,
+            k,
+            config.topk_method,
+            config.n_group,
+            config.topk_group,
+            config.routed_scaling_factor,
+        )
     raise ValueError(f"unknown family {family!r}")

@@ -44,14 +44,22 @@ class ModelShape:
         shared = 3 * self.hidden * self.shared_intermediate * len(self.moe_layers)
         routers = self.num_experts * self.hidden * len(self.moe_layers)
         mlp = 3 * self.hidden * self.dense_intermediate * dense
-        return 2 * self.vocab * self.hidden + self.num_layers * self.attention_params + shared + routers + mlp
+        return (
+            2 * self.vocab * self.hidden
+            + self.num_layers * self.attention_params
+            + shared
+            + routers
+            + mlp
+        )
 
     def active_params(self) -> int:
         """Parameters one token touches: everything but the routed experts it skips."""
         return self.non_expert_params() + self.top_k * self.expert_params * len(self.moe_layers)
 
     def total_params(self) -> int:
-        return self.non_expert_params() + self.num_experts * self.expert_params * len(self.moe_layers)
+        return self.non_expert_params() + self.num_experts * self.expert_params * len(
+            self.moe_layers
+        )
 
 
 def _get(config, *names, default=None):
@@ -73,7 +81,11 @@ def shape_from_hf_config(config) -> ModelShape:
     if rules.latent_attention:  # multi-head latent attention
         nope, rope, v = config.qk_nope_head_dim, config.qk_rope_head_dim, config.v_head_dim
         q_lora = config.q_lora_rank
-        q = hidden * heads * (nope + rope) if not q_lora else hidden * q_lora + q_lora * heads * (nope + rope)
+        q = (
+            hidden * heads * (nope + rope)
+            if not q_lora
+            else hidden * q_lora + q_lora * heads * (nope + rope)
+        )
         kv = hidden * (config.kv_lora_rank + rope) + config.kv_lora_rank * heads * (nope + v)
         attention = q + kv + heads * v * hidden
         kv_elems = heads * (nope + rope + v)  # HF caches decompressed keys and values
@@ -85,8 +97,7 @@ def shape_from_hf_config(config) -> ModelShape:
     mlp_only = set(_get(config, "mlp_only_layers", default=[]) or [])
     step = _get(config, "decoder_sparse_step", default=1)
     moe = tuple(
-        i for i in range(layers)
-        if i >= first_dense and i not in mlp_only and (i + 1) % step == 0
+        i for i in range(layers) if i >= first_dense and i not in mlp_only and (i + 1) % step == 0
     )
     shared = _get(config, "shared_expert_intermediate_size", default=0)
     if rules.shared_count_key and getattr(config, rules.shared_count_key, None):

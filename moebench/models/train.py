@@ -56,8 +56,13 @@ def proxy_spec(name: str) -> ProxySpec:
 
 
 def cache_key(spec: ProxySpec, corpus_sha: str) -> str:
-    payload = {"arch": proxy_arch(spec), "family": spec.family, "recipe": asdict(spec.recipe),
-               "corpus": corpus_sha, "train_version": TRAIN_VERSION}
+    payload = {
+        "arch": proxy_arch(spec),
+        "family": spec.family,
+        "recipe": asdict(spec.recipe),
+        "corpus": corpus_sha,
+        "train_version": TRAIN_VERSION,
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -85,7 +90,9 @@ def entry_is_intact(folder: Path) -> bool:
     return all((folder / f).exists() and _sha256(folder / f) == expected.get(f) for f in FILES)
 
 
-def load_balancing_loss(logits: list[torch.Tensor], indices: list[torch.Tensor], num_experts: int) -> torch.Tensor:
+def load_balancing_loss(
+    logits: list[torch.Tensor], indices: list[torch.Tensor], num_experts: int
+) -> torch.Tensor:
     """Switch-style balance loss E * sum_e f_e * P_e, averaged over layers: f_e is the share
     of routing slots sent to expert e, P_e its mean router probability (the form Mixtral,
     Qwen-MoE, OLMoE and DeepSeek's expert-level loss share)."""
@@ -103,7 +110,9 @@ class RouterTap:
     def __init__(self, model, family: str):
         self.logits: list[torch.Tensor] = []
         self.indices: list[torch.Tensor] = []
-        self.handles = [layer.router.register_forward_hook(self._hook) for layer in moe_layers(model, family)]
+        self.handles = [
+            layer.router.register_forward_hook(self._hook) for layer in moe_layers(model, family)
+        ]
 
     def _hook(self, _module, _inputs, output):
         self.logits.append(output[0].reshape(-1, output[0].shape[-1]))
@@ -122,6 +131,7 @@ def _lr_lambda(recipe):
             return (step + 1) / recipe.warmup_steps
         progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
     return factor
 
 
@@ -134,10 +144,14 @@ def evaluate(model, ids: np.ndarray, seq_len: int, max_windows: int = 64) -> flo
     losses = []
     for i in range(0, n, 8):
         rows = range(i, min(n, i + 8))
-        x = torch.stack([window[r * seq_len:(r + 1) * seq_len] for r in rows])
-        y = torch.stack([window[r * seq_len + 1:(r + 1) * seq_len + 1] for r in rows])
+        x = torch.stack([window[r * seq_len : (r + 1) * seq_len] for r in rows])
+        y = torch.stack([window[r * seq_len + 1 : (r + 1) * seq_len + 1] for r in rows])
         logits = model(input_ids=x).logits
-        losses.append(torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum"))
+        losses.append(
+            torch.nn.functional.cross_entropy(
+                logits.flatten(0, 1).float(), y.flatten(), reduction="sum"
+            )
+        )
     return float(torch.stack(losses).sum() / (n * seq_len))
 
 
@@ -154,10 +168,15 @@ def train_proxy(spec: ProxySpec, folder: Path) -> None:
 
 def _train_in_pinned_subprocess(spec: ProxySpec, folder: Path) -> None:
     print(f"moebench: training {spec.name} in a subprocess with pinned kernels", file=sys.stderr)
-    done = subprocess.run([sys.executable, "-m", "moebench.models", "train", spec.name],
-                          env=pinned_environment(), stdout=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "moebench.models", "train", spec.name],
+        env=pinned_environment(),
+        stdout=subprocess.DEVNULL,
+    )
     if done.returncode != 0 or not entry_is_intact(folder):
-        raise RuntimeError(f"training {spec.name} in a pinned subprocess failed (exit {done.returncode})")
+        raise RuntimeError(
+            f"training {spec.name} in a pinned subprocess failed (exit {done.returncode})"
+        )
 
 
 def _train_proxy(spec: ProxySpec, folder: Path) -> None:
@@ -171,19 +190,27 @@ def _train_proxy(spec: ProxySpec, folder: Path) -> None:
     coef = recipe.aux_loss_coef
     tap = RouterTap(model, spec.family)
     num_experts = moe_layers(model, spec.family)[0].num_experts
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.95),
-                            weight_decay=recipe.weight_decay)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=recipe.lr, betas=(0.9, 0.95), weight_decay=recipe.weight_decay
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(recipe))
     gen = torch.Generator().manual_seed(recipe.seed)
     data = torch.from_numpy(train_ids.astype(np.int64))
     start = time.perf_counter()
     model.train()
-    bar = tqdm(range(recipe.steps), desc=f"train {spec.name}", unit="step", file=sys.stderr,
-               mininterval=2.0)
+    bar = tqdm(
+        range(recipe.steps),
+        desc=f"train {spec.name}",
+        unit="step",
+        file=sys.stderr,
+        mininterval=2.0,
+    )
     for step in bar:
-        offsets = torch.randint(0, len(data) - recipe.seq_len - 1, (recipe.batch_size,), generator=gen)
-        x = torch.stack([data[o:o + recipe.seq_len] for o in offsets])
-        y = torch.stack([data[o + 1:o + recipe.seq_len + 1] for o in offsets])
+        offsets = torch.randint(
+            0, len(data) - recipe.seq_len - 1, (recipe.batch_size,), generator=gen
+        )
+        x = torch.stack([data[o : o + recipe.seq_len] for o in offsets])
+        y = torch.stack([data[o + 1 : o + recipe.seq_len + 1] for o in offsets])
         logits = model(input_ids=x).logits
         lm_loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
         aux = load_balancing_loss(*tap.drain(), num_experts)
@@ -200,16 +227,26 @@ def _train_proxy(spec: ProxySpec, folder: Path) -> None:
         h.remove()
     valid_loss = evaluate(model, valid_ids, recipe.seq_len)
     stats = {
-        "proxy": spec.name, "base": spec.base, "proxy_of": spec.proxy_of, "family": spec.family,
-        "recipe": asdict(recipe), "aux_loss_coef": coef, "train_seconds": seconds,
+        "proxy": spec.name,
+        "base": spec.base,
+        "proxy_of": spec.proxy_of,
+        "family": spec.family,
+        "recipe": asdict(recipe),
+        "aux_loss_coef": coef,
+        "train_seconds": seconds,
         "train_tokens": recipe.steps * recipe.batch_size * recipe.seq_len,
         "tokens_per_sec": recipe.steps * recipe.batch_size * recipe.seq_len / seconds,
-        "corpus_sha256": corpus.sha256, "train_split_tokens": int(len(train_ids)),
-        "valid_split_tokens": int(len(valid_ids)), "valid_loss_nats": valid_loss,
+        "corpus_sha256": corpus.sha256,
+        "train_split_tokens": int(len(train_ids)),
+        "valid_split_tokens": int(len(valid_ids)),
+        "valid_loss_nats": valid_loss,
         "valid_perplexity": math.exp(valid_loss),
         "unigram_perplexity": unigram_perplexity(train_ids, valid_ids, recipe.vocab_size),
-        "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "train_version": TRAIN_VERSION,
-        "cpu": cpu_identity(), "numerics": numerics_state(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "train_version": TRAIN_VERSION,
+        "cpu": cpu_identity(),
+        "numerics": numerics_state(),
     }
     _write_entry(folder, model, hf_config, stats)
 
@@ -241,8 +278,10 @@ def load_proxy(cfg: ModelConfig) -> LoadedModel:
     """Load (training on first use) the proxy named by `cfg.name`."""
     spec = proxy_spec(cfg.name)
     if (cfg.family, cfg.proxy_of) != (spec.family, spec.proxy_of):
-        raise UserError(f"model {cfg.name}: family/proxy_of must be {spec.family}/{spec.proxy_of}, "
-                        f"not {cfg.family}/{cfg.proxy_of}")
+        raise UserError(
+            f"model {cfg.name}: family/proxy_of must be {spec.family}/{spec.proxy_of}, "
+            f"not {cfg.family}/{cfg.proxy_of}"
+        )
     folder = ensure_proxy(cfg.name)
     hf_config = transformers.AutoConfig.from_pretrained(str(folder))
     model = transformers.AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32)
@@ -250,5 +289,12 @@ def load_proxy(cfg: ModelConfig) -> LoadedModel:
     model.eval()
     corpus = load_corpus()
     tokenizer = train_tokenizer(corpus, spec.recipe.vocab_size)
-    return LoadedModel(cfg.name, spec.family, model, hf_config, moe_layers(model, spec.family),
-                       weights_sha256(model), tokenizer)
+    return LoadedModel(
+        cfg.name,
+        spec.family,
+        model,
+        hf_config,
+        moe_layers(model, spec.family),
+        weights_sha256(model),
+        tokenizer,
+    )

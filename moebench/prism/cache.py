@@ -24,15 +24,23 @@ def cache_path(stem: str, payload: list) -> Path:
     return cache_dir() / "prism" / f"{stem}-{key}.safetensors"
 
 
-def save_per_expert(path: Path, per_expert: dict[int, dict[int, torch.Tensor]],
-                    extra: dict[str, torch.Tensor] | None = None) -> None:
-    """{layer: {expert: tensor}} stored as "layer.expert", plus `extra` tensors under their names."""
+def save_per_expert(
+    path: Path,
+    per_expert: dict[int, dict[int, torch.Tensor]],
+    extra: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """{layer: {expert: tensor}} stored as "layer.expert", plus `extra` tensors under their
+    names."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {f"{layer}.{e}": t.contiguous() for layer, per in per_expert.items() for e, t in per.items()}
+    tensors = {
+        f"{layer}.{e}": t.contiguous() for layer, per in per_expert.items() for e, t in per.items()
+    }
     save_file(tensors | (extra or {}), path)
 
 
-def load_per_expert(path: Path) -> tuple[dict[int, dict[int, torch.Tensor]], dict[str, torch.Tensor]]:
+def load_per_expert(
+    path: Path,
+) -> tuple[dict[int, dict[int, torch.Tensor]], dict[str, torch.Tensor]]:
     """The inverse of `save_per_expert`: the per-expert tensors and every other entry."""
     per_expert: dict[int, dict[int, torch.Tensor]] = {}
     extra = {}

@@ -38,7 +38,9 @@ PARTITIONS = ("anneal", "random", "contiguous", "kmeans")
 
 
 @torch.no_grad()
-def expert_activations(loaded: LoadedModel, windows: list[torch.Tensor]) -> dict[int, dict[int, torch.Tensor]]:
+def expert_activations(
+    loaded: LoadedModel, windows: list[torch.Tensor]
+) -> dict[int, dict[int, torch.Tensor]]:
     """|SiLU(x W_gate) * (x W_up)| over the calibration tokens the router sent to each expert."""
     acts = {}
     for layer, per_expert in calibration_inputs(loaded, windows).items():
@@ -50,8 +52,9 @@ def expert_activations(loaded: LoadedModel, windows: list[torch.Tensor]) -> dict
     return acts
 
 
-def partition_experts(loaded: LoadedModel, acts, n: int, k: int, method: str, iters: int,
-                      seed: int = 0) -> tuple[dict[int, dict[int, torch.Tensor]], dict[str, list[float]]]:
+def partition_experts(
+    loaded: LoadedModel, acts, n: int, k: int, method: str, iters: int, seed: int = 0
+) -> tuple[dict[int, dict[int, torch.Tensor]], dict[str, list[float]]]:
     """A partition (neuron -> group) per expert, and the annealing cost curves."""
     parts, curves = {}, {}
     for view in loaded.layers:
@@ -70,7 +73,9 @@ def partition_experts(loaded: LoadedModel, acts, n: int, k: int, method: str, it
             else:  # greedy + simulated annealing
                 best, curve = anneal(a, greedy(a, n), n, k, iters, seed=seed + e)
                 parts[view.index][e] = best
-                curves[f"{view.index}.{e}"] = curve[:: max(1, len(curve) // 50)] + [min(curve)]  # last: best
+                curves[f"{view.index}.{e}"] = curve[:: max(1, len(curve) // 50)] + [
+                    min(curve)
+                ]  # last: best
     return parts, curves
 
 
@@ -130,7 +135,11 @@ def carve(loaded: LoadedModel, parts, n: int) -> LoadedModel:
             groups = parts[view.index][e]
             for g in range(n):
                 idx = torch.nonzero(groups == g).flatten()
-                new_gu.append(torch.cat([gate_up[e, :width][idx], zero_rows, gate_up[e, width:][idx], zero_rows]))
+                new_gu.append(
+                    torch.cat(
+                        [gate_up[e, :width][idx], zero_rows, gate_up[e, width:][idx], zero_rows]
+                    )
+                )
                 new_down.append(torch.cat([down[e][:, idx] * fold, zero_cols], dim=1))
         state[prefix + "experts.gate_up_proj"] = torch.stack(new_gu)
         state[prefix + "experts.down_proj"] = torch.stack(new_down)
@@ -141,8 +150,15 @@ def carve(loaded: LoadedModel, parts, n: int) -> LoadedModel:
     for layer in moe_layers(model, family):  # LG w/o FT with index-order tie-breaking
         router = LinearGate(layer.router.weight, family, config, config.num_experts_per_tok)
         setattr(layer.block, FAMILIES[family].router_attr, router)
-    return LoadedModel(f"{loaded.name}-prism{n}", family, model, config, moe_layers(model, family),
-                       weights_sha256(model), loaded.tokenizer)
+    return LoadedModel(
+        f"{loaded.name}-prism{n}",
+        family,
+        model,
+        config,
+        moe_layers(model, family),
+        weights_sha256(model),
+        loaded.tokenizer,
+    )
 
 
 def set_active(loaded: LoadedModel, k: int) -> None:

@@ -37,8 +37,16 @@ def router_names(carved: LoadedModel) -> list[str]:
 MAX_GRAD_NORM = 1.0
 
 
-def finetune_routers(carved: LoadedModel, windows: list[torch.Tensor], steps: int, lr: float,
-                     k1: int, k2: int, batch: int = 4, seed: int = 0) -> tuple[list[float], int]:
+def finetune_routers(
+    carved: LoadedModel,
+    windows: list[torch.Tensor],
+    steps: int,
+    lr: float,
+    k1: int,
+    k2: int,
+    batch: int = 4,
+    seed: int = 0,
+) -> tuple[list[float], int]:
     """Train the routers in place; returns the loss per step and how many steps were skipped."""
     model = carved.model
     routers = [v.router.weight for v in carved.layers]
@@ -71,10 +79,23 @@ def finetune_routers(carved: LoadedModel, windows: list[torch.Tensor], steps: in
     return losses, skipped
 
 
-def cached_finetune(carved: LoadedModel, windows, steps: int, lr: float, k1: int, k2: int) -> tuple[list[float], int]:
+def cached_finetune(
+    carved: LoadedModel, windows, steps: int, lr: float, k1: int, k2: int
+) -> tuple[list[float], int]:
     """`finetune_routers`, with the trained routers cached by (carved weights, data, options)."""
-    path = cache_path(f"{carved.name}-lgft", [carved.weights_sha256, tokens_sha256(windows), steps, lr, k1, k2,
-                                              MAX_GRAD_NORM, "skip-nonfinite"])
+    path = cache_path(
+        f"{carved.name}-lgft",
+        [
+            carved.weights_sha256,
+            tokens_sha256(windows),
+            steps,
+            lr,
+            k1,
+            k2,
+            MAX_GRAD_NORM,
+            "skip-nonfinite",
+        ],
+    )
     names = router_names(carved)
     if path.exists():
         saved = load_file(path)
@@ -84,6 +105,8 @@ def cached_finetune(carved: LoadedModel, windows, steps: int, lr: float, k1: int
         return [float(x) for x in saved["losses"].tolist()], int(saved["skipped"])
     losses, skipped = finetune_routers(carved, windows, steps, lr, k1, k2)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {n: v.router.weight.detach().contiguous() for n, v in zip(names, carved.layers, strict=True)}
+    tensors = {
+        n: v.router.weight.detach().contiguous() for n, v in zip(names, carved.layers, strict=True)
+    }
     save_file(tensors | {"losses": torch.tensor(losses), "skipped": torch.tensor(skipped)}, path)
     return losses, skipped

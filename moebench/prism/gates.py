@@ -49,8 +49,11 @@ def default_pattern(k: int, top_k: int, n: int) -> list[int]:
 
 def check_pattern(pattern: list[int], top_k: int, n: int) -> list[int]:
     if len(pattern) != top_k or any(not 0 <= p <= n for p in pattern) or sum(pattern) < 1:
-        raise ConfigError("method.options.cg_pattern", pattern,
-                          f"{top_k} counts in 0..{n}, one per ranked expert, not all 0")
+        raise ConfigError(
+            "method.options.cg_pattern",
+            pattern,
+            f"{top_k} counts in 0..{n}, one per ranked expert, not all 0",
+        )
     return list(pattern)
 
 
@@ -74,17 +77,23 @@ class LinearGate(nn.Module):
         super().__init__()
         self.rules = FAMILIES[family]
         if self.rules.router_scaling and getattr(config, "topk_method", "greedy") != "greedy":
-            raise ConfigError("model.arch.topk_method", config.topk_method, "greedy for a carved DeepSeek model")
+            raise ConfigError(
+                "model.arch.topk_method", config.topk_method, "greedy for a carved DeepSeek model"
+            )
         self.weight = nn.Parameter(weight.detach().clone())
         self.family, self.top_k = family, top_k
-        self.renormalize = self.rules.always_renormalize or bool(getattr(config, "norm_topk_prob", False))
+        self.renormalize = self.rules.always_renormalize or bool(
+            getattr(config, "norm_topk_prob", False)
+        )
         self.scale = float(config.routed_scaling_factor) if self.rules.router_scaling else 1.0
 
     def forward(self, hidden: torch.Tensor):
         x = hidden.reshape(-1, hidden.shape[-1])
         if self.rules.router_scaling:  # float32 logits, scaled weights (DeepSeek)
             logits = F.linear(x.float(), self.weight.float())
-            weights, ids = deepseek_topk(logits, self.top_k, "greedy", None, None, self.scale, stable=True)
+            weights, ids = deepseek_topk(
+                logits, self.top_k, "greedy", None, None, self.scale, stable=True
+            )
             return logits, weights, ids
         logits = F.linear(x, self.weight)
         weights, ids = softmax_topk(logits, self.top_k, self.renormalize, stable=True)
@@ -94,8 +103,18 @@ class LinearGate(nn.Module):
 class ComplexGate(nn.Module):
     """Drop-in router of one carved MoE block: returns (logits, weights [T, K], ids [T, K])."""
 
-    def __init__(self, carved_router_weight: torch.Tensor, gate_w: torch.Tensor, up_w: torch.Tensor,
-                 act_fn, family: str, original_config, pattern: list[int], n: int, fold: float):
+    def __init__(
+        self,
+        carved_router_weight: torch.Tensor,
+        gate_w: torch.Tensor,
+        up_w: torch.Tensor,
+        act_fn,
+        family: str,
+        original_config,
+        pattern: list[int],
+        n: int,
+        fold: float,
+    ):
         super().__init__()
         self.weight = nn.Parameter(carved_router_weight.detach().clone(), requires_grad=False)
         self.register_buffer("gate_w", gate_w)  # [E N, r, D]
@@ -110,7 +129,9 @@ class ComplexGate(nn.Module):
         logits = x.float() @ self.weight.float().T if fp32 else x @ self.weight.T
         parent_logits = logits[:, :: self.n]
         weights, ids = route(self.family, self.config, parent_logits)
-        order = weights.argsort(dim=-1, descending=True, stable=True)  # DeepSeek returns them unsorted
+        order = weights.argsort(
+            dim=-1, descending=True, stable=True
+        )  # DeepSeek returns them unsorted
         weights, ids = weights.gather(-1, order), ids.gather(-1, order)
         subs, sub_w = [], []
         for rank, keep in enumerate(self.pattern):
@@ -127,8 +148,16 @@ class ComplexGate(nn.Module):
 
 
 @torch.no_grad()
-def install_complex_gate(carved, original_config, parts, acts, n: int, pattern: list[int],
-                         r: int = 4, active_frac: float = 0.75) -> dict:
+def install_complex_gate(
+    carved,
+    original_config,
+    parts,
+    acts,
+    n: int,
+    pattern: list[int],
+    r: int = 4,
+    active_frac: float = 0.75,
+) -> dict:
     """Replace every router of the `carved` LoadedModel by a CG router; returns what was chosen."""
     family = carved.family
     fold = FAMILIES[family].fold(n)
@@ -141,12 +170,23 @@ def install_complex_gate(carved, original_config, parts, acts, n: int, pattern: 
             parent, group = divmod(sub, n)
             a = acts.get(view.index, {}).get(parent)
             members = torch.nonzero(parts[view.index][parent] == group).flatten()
-            local = gate_neurons(a[:, members] if a is not None else torch.empty(0, width), r, active_frac)
+            local = gate_neurons(
+                a[:, members] if a is not None else torch.empty(0, width), r, active_frac
+            )
             gws.append(gate_up[sub, local])
             uws.append(gate_up[sub, width + local])
             chosen[f"{view.index}.{sub}"] = local.tolist()
-        gate = ComplexGate(view.router.weight, torch.stack(gws), torch.stack(uws), view.experts.act_fn,
-                           family, original_config, pattern, n, fold)
+        gate = ComplexGate(
+            view.router.weight,
+            torch.stack(gws),
+            torch.stack(uws),
+            view.experts.act_fn,
+            family,
+            original_config,
+            pattern,
+            n,
+            fold,
+        )
         setattr(view.block, FAMILIES[family].router_attr, gate)
     carved.layers = moe_layers(carved.model, family)
     return chosen

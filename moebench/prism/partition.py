@@ -41,8 +41,16 @@ def greedy(acts: torch.Tensor, n: int) -> torch.Tensor:
     return groups
 
 
-def anneal(acts: torch.Tensor, groups: torch.Tensor, n: int, k: int, iters: int,
-           t0: float = 100.0, alpha: float = 0.995, seed: int = 0) -> tuple[torch.Tensor, list[float]]:
+def anneal(
+    acts: torch.Tensor,
+    groups: torch.Tensor,
+    n: int,
+    k: int,
+    iters: int,
+    t0: float = 100.0,
+    alpha: float = 0.995,
+    seed: int = 0,
+) -> tuple[torch.Tensor, list[float]]:
     """Swap neurons between groups; accept worse swaps with probability exp(-delta/T).
     Returns the best partition seen and the cost curve (cost after each proposal)."""
     rng = np.random.default_rng(seed)

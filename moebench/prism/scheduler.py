@@ -1,7 +1,8 @@
 """Cloud serving under quality floors: MoE-Prism's scheduler and the FIFO / FullBatch baselines.
 
 One GPU serves static batches one at a time (the paper's reading); prism/serving.py runs the
-event loop under the virtual clock, asking `Scheduler.choose` whenever the GPU is free. Each request carries a quality floor
+event loop under the virtual clock, asking `Scheduler.choose` whenever the GPU is free. Each
+request carries a quality floor
 k_min (sub-experts per token); a batch runs at the largest floor among its requests, at the
 model's granularity (`serving_costs.Granularity`), so every request gets at least its floor.
 
@@ -49,7 +50,9 @@ class Scheduler:
     def utility(self, queue: list[Request], m: int) -> float:
         return sum(r.tokens for r in queue) / self.model.cost(len(queue), m)
 
-    def choose(self, now: float, waiting: list[Request], arrivals_done: bool) -> tuple[list[Request], str] | None:
+    def choose(
+        self, now: float, waiting: list[Request], arrivals_done: bool
+    ) -> tuple[list[Request], str] | None:
         """The requests to launch now (oldest first) and what triggered it."""
         if not waiting:
             return None
@@ -59,7 +62,9 @@ class Scheduler:
             if len(waiting) >= self.b_max:
                 return waiting[: self.b_max], "batch_full"
             return (waiting, "drain") if arrivals_done else None
-        queues = {m: [r for r in waiting if r.k_min <= m] for m in range(1, self.model.max_level + 1)}
+        queues = {
+            m: [r for r in waiting if r.k_min <= m] for m in range(1, self.model.max_level + 1)
+        }
         queues = {m: q[: self.b_max] for m, q in queues.items() if q}
         oldest = waiting[0]
         if now - oldest.arrival > self.t_max:

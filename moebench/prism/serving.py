@@ -47,7 +47,12 @@ def simulate(requests: list[Request], scheduler: Scheduler) -> list[Launch]:
         chosen = {r.id for r in batch}
         waiting = [r for r in waiting if r.id not in chosen]
         for r in batch:
-            r.launch, r.first_token, r.finish, r.level = now, now + prefill, now + prefill + decode, level
+            r.launch, r.first_token, r.finish, r.level = (
+                now,
+                now + prefill,
+                now + prefill + decode,
+                level,
+            )
         launches.append(Launch(now, level, batch, trigger))
         now += prefill + decode
     return launches
@@ -60,16 +65,25 @@ def poisson_requests(cfg: WorkloadConfig, max_level: int, seed: int) -> list[Req
     times = np.sort(rng.uniform(0.0, a["duration_sec"], count))  # Poisson process, given the count
     floors = np.clip(rng.normal(a["k_min_mean"], a["k_min_std"], count).astype(int), 1, max_level)
     tokens = cfg.prompt_len + cfg.new_tokens
-    return [Request(i, float(t), int(k), tokens) for i, (t, k) in enumerate(zip(times, floors, strict=True))]
+    return [
+        Request(i, float(t), int(k), tokens)
+        for i, (t, k) in enumerate(zip(times, floors, strict=True))
+    ]
 
 
 def _percentiles(name: str, values: np.ndarray) -> dict[str, float]:
     return {f"{name}_p{q}": float(np.percentile(values, q)) for q in (50, 90, 99)} | {
-        f"{name}_mean": float(values.mean())}
+        f"{name}_mean": float(values.mean())
+    }
 
 
-def serving_metrics(requests: list[Request], launches: list[Launch], duration: float, slo_sec: float,
-                    new_tokens: int) -> dict[str, float]:
+def serving_metrics(
+    requests: list[Request],
+    launches: list[Launch],
+    duration: float,
+    slo_sec: float,
+    new_tokens: int,
+) -> dict[str, float]:
     """Throughput, goodput at the SLO, latency percentiles, and compute spent above the floors."""
     arrival = np.array([r.arrival for r in requests])
     first = np.array([r.first_token for r in requests])
@@ -77,7 +91,10 @@ def serving_metrics(requests: list[Request], launches: list[Launch], duration: f
     e2e = finish - arrival
     tpot = (finish - first) / max(new_tokens - 1, 1)
     sizes = np.array([len(b.requests) for b in launches])
-    triggers = {t: sum(b.trigger == t for b in launches) for t in ("timeout", "batch_full", "utility", "free", "drain")}
+    triggers = {
+        t: sum(b.trigger == t for b in launches)
+        for t in ("timeout", "batch_full", "utility", "free", "drain")
+    }
     return {
         "requests": len(requests),
         "throughput_rps": len(requests) / float(finish.max()),

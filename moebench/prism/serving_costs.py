@@ -24,8 +24,12 @@ from moebench.models.shape import BYTES_PER_PARAM, ModelShape
 def carved_shape(shape: ModelShape, n: int) -> ModelShape:
     """The sizes of the Prism model: experts x N, top-k x N, expert width / N (shared experts
     and everything else unchanged)."""
-    return dataclasses.replace(shape, num_experts=shape.num_experts * n, top_k=shape.top_k * n,
-                               expert_intermediate=shape.expert_intermediate // n)
+    return dataclasses.replace(
+        shape,
+        num_experts=shape.num_experts * n,
+        top_k=shape.top_k * n,
+        expert_intermediate=shape.expert_intermediate // n,
+    )
 
 
 class ServingCosts:
@@ -35,30 +39,45 @@ class ServingCosts:
         self.costs, self.prompt_len, self.new_tokens = costs, prompt_len, new_tokens
         self.shape = costs.shape
 
-    def step_sec(self, tokens: int, seqs: int, attended_pairs: float, kv_read: float, active: int) -> float:
+    def step_sec(
+        self, tokens: int, seqs: int, attended_pairs: float, kv_read: float, active: int
+    ) -> float:
         """One forward over `tokens` tokens of `seqs` sequences with `active` routed experts
         per token; `attended_pairs` query-key pairs and `kv_read` cached tokens read."""
         s, c = self.shape, self.costs
         kv = s.kv_elems_per_token
-        attention = Kernel("attention", 2 * s.attention_params * tokens + 2 * attended_pairs * kv,
-                           (s.attention_params + kv_read * kv) * BYTES_PER_PARAM)
+        attention = Kernel(
+            "attention",
+            2 * s.attention_params * tokens + 2 * attended_pairs * kv,
+            (s.attention_params + kv_read * kv) * BYTES_PER_PARAM,
+        )
         touched = s.num_experts * (1 - (1 - active / s.num_experts) ** tokens)
         moe = Kernel("fused_moe", 2 * s.expert_params * active * tokens, touched * s.expert_bytes)
         per_moe_layer = c.kernel_sec(moe) + c.kernel_sec(c.router_kernel(tokens))
         if s.shared_intermediate:
             per_moe_layer += c.kernel_sec(c.mlp_kernel(tokens, s.shared_intermediate, "shared"))
         dense_layers = s.num_layers - len(s.moe_layers)
-        dense = c.kernel_sec(c.mlp_kernel(tokens, s.dense_intermediate, "dense")) if dense_layers else 0.0
-        return (s.num_layers * c.kernel_sec(attention) + len(s.moe_layers) * per_moe_layer
-                + dense_layers * dense + c.kernel_sec(c.lm_head_kernel(seqs)))
+        dense = (
+            c.kernel_sec(c.mlp_kernel(tokens, s.dense_intermediate, "dense"))
+            if dense_layers
+            else 0.0
+        )
+        return (
+            s.num_layers * c.kernel_sec(attention)
+            + len(s.moe_layers) * per_moe_layer
+            + dense_layers * dense
+            + c.kernel_sec(c.lm_head_kernel(seqs))
+        )
 
     @cache  # noqa: B019 - one table per instance, lives as long as the run
     def batch_sec(self, batch: int, active: int) -> tuple[float, float]:
         """(prefill seconds, decode seconds) for `batch` requests at `active` experts per token."""
         p = self.prompt_len
         prefill = self.step_sec(batch * p, batch, batch * p * (p + 1) / 2, batch * p, active)
-        decode = sum(self.step_sec(batch, batch, batch * (p + i), batch * (p + i), active)
-                     for i in range(1, self.new_tokens))
+        decode = sum(
+            self.step_sec(batch, batch, batch * (p + i), batch * (p + i), active)
+            for i in range(1, self.new_tokens)
+        )
         return prefill, decode
 
 
@@ -94,7 +113,10 @@ def decode_point(costs: CostModel, active: int, context: int = 512) -> dict[str,
     operating-point curve is drawn from records alone."""
     shape, table = costs.shape, ServingCosts(costs, prompt_len=context, new_tokens=2)
     moe = len(shape.moe_layers)
-    return {"active_experts": active, "context_tokens": context,
-            "expert_mb_per_token": active * shape.expert_bytes * moe / 1e6,
-            "expert_gflop_per_token": 2 * active * shape.expert_params * moe / 1e9,
-            "modeled_sec_per_token": table.step_sec(1, 1, context, context, active)}
+    return {
+        "active_experts": active,
+        "context_tokens": context,
+        "expert_mb_per_token": active * shape.expert_bytes * moe / 1e6,
+        "expert_gflop_per_token": 2 * active * shape.expert_params * moe / 1e9,
+        "modeled_sec_per_token": table.step_sec(1, 1, context, context, active),
+    }

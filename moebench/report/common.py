@@ -24,15 +24,18 @@ def conditions(records: list[RunRecord]) -> str:
     model = r.model
     proxy = f" (proxy of `{model.proxy_of}`, charged at its sizes)" if model.proxy_of else ""
     budgets = sorted({str(x.config.method.budget_gb) for x in records})
-    commits = sorted({(x.git["sha"] or "none")[:10] + ("+dirty" if x.git["dirty"] else "") for x in records})
+    commits = sorted(
+        {(x.git["sha"] or "none")[:10] + ("+dirty" if x.git["dirty"] else "") for x in records}
+    )
     clocks = sorted({x.clock for x in records})
     hardware = ", ".join(f"`{h}`" for h in sorted({x.hardware for x in records}))
-    return (f"**Conditions.** Model `{model.name}`{proxy}; hardware {hardware}; clock "
-            f"{', '.join(f'`{k}`' for k in clocks)}; memory budgets (GB) {', '.join(budgets)}; workload "
-            f"`{w.name}` ({w.num_prompts} prompts x {w.prompt_len} "
-            f"tokens, {w.new_tokens} new tokens, decoding {decodings(records)}); commit(s) "
-            f"{', '.join(commits)}; "
-            f"{len(records)} records. {weights_line(records)}").rstrip()
+    return (
+        f"**Conditions.** Model `{model.name}`{proxy}; hardware {hardware}; clock "
+        f"{', '.join(f'`{k}`' for k in clocks)}; memory budgets (GB) {', '.join(budgets)}; "
+        f"workload `{w.name}` ({w.num_prompts} prompts x {w.prompt_len} tokens, {w.new_tokens} new "
+        f"tokens, decoding {decodings(records)}); commit(s) {', '.join(commits)}; {len(records)} "
+        f"records. {weights_line(records)}"
+    ).rstrip()
 
 
 def decodings(records: list[RunRecord]) -> str:
@@ -62,10 +65,15 @@ def weights_line(records: list[RunRecord]) -> str:
     for name, shas in sorted(by_model.items()):
         short, card = ", ".join(s[:8] for s in sorted(shas)), card_weights(name)
         if len(shas) > 1:
-            parts.append(f"`{name}` from {len(shas)} different weights ({short}): rows do not share one model")
+            parts.append(
+                f"`{name}` from {len(shas)} different weights ({short}): rows do not share one "
+                "model"
+            )
         elif card and card not in shas:
-            parts.append(f"`{name}` {short}, not the committed proxy card's {card[:8]} (trained before "
-                         "kernels were pinned, on another CPU family, or by another torch build)")
+            parts.append(
+                f"`{name}` {short}, not the committed proxy card's {card[:8]} (trained before "
+                "kernels were pinned, on another CPU family, or by another torch build)"
+            )
         else:
             parts.append(f"`{name}` {short}" + (" (the proxy card's)" if card else ""))
     return f"Weights: {'; '.join(parts)}." if parts else ""

@@ -7,19 +7,38 @@ import pandas as pd
 from moebench.report.common import flag_invalid, plt, save_figure, weights_line
 from moebench.schema import RunRecord
 
-HEADLINE = {"wikitext": "word_perplexity", "heldout_ppl": "word_perplexity", "lambada_openai": "acc",
-            "piqa": "acc", "hellaswag": "acc_norm", "arc_easy": "acc", "arc_challenge": "acc_norm",
-            "winogrande": "acc", "boolq": "acc"}
+HEADLINE = {
+    "wikitext": "word_perplexity",
+    "heldout_ppl": "word_perplexity",
+    "lambada_openai": "acc",
+    "piqa": "acc",
+    "hellaswag": "acc_norm",
+    "arc_easy": "acc",
+    "arc_challenge": "acc_norm",
+    "winogrande": "acc",
+    "boolq": "acc",
+}
 
 
 def eval_report(records: list[RunRecord], out, name: str) -> list[str]:
     rows = []
     for r in records:
         for task, res in sorted(r.eval["results"].items()):
-            metrics = {k.split(",")[0]: v for k, v in res.items() if isinstance(v, float) and "stderr" not in k}
-            rows.append({"model": r.model.name, "method": r.method, "task": task,
-                         "n": r.eval["n-samples"].get(task, {}).get("effective"),
-                         "shots": r.eval["n-shot"].get(task), **metrics})
+            metrics = {
+                k.split(",")[0]: v
+                for k, v in res.items()
+                if isinstance(v, float) and "stderr" not in k
+            }
+            rows.append(
+                {
+                    "model": r.model.name,
+                    "method": r.method,
+                    "task": task,
+                    "n": r.eval["n-samples"].get(task, {}).get("effective"),
+                    "shots": r.eval["n-shot"].get(task),
+                    **metrics,
+                }
+            )
     frame = pd.DataFrame(rows)
     acc = frame[frame["task"].map(lambda t: HEADLINE.get(t, "").startswith("acc"))]
     if len(acc):
@@ -38,15 +57,23 @@ def eval_report(records: list[RunRecord], out, name: str) -> list[str]:
                 caveats[task] = text
     c = records[0].config
     return [
-        f"# Accuracy: {name}", "",
-        f"**Conditions.** lm-eval {records[0].env['versions'].get('lm_eval')}, offline task copies from "
-        f"../shared/data mirroring the standard tasks (eval/tasks.py), {c.eval.num_fewshot}-shot, at most "
-        f"{c.eval.limit} documents per task; models {', '.join(sorted({r.model.name for r in records}))}; "
-        f"commit(s) {', '.join(sorted({(r.git['sha'] or 'none')[:10] for r in records}))}. "
-        f"{weights_line(records)}", "",
-        frame.to_markdown(index=False, floatfmt=".4g"), "", *flag_invalid(records), "",
-        "Caveats: boolq's local copy has no passages (question-only prompts); wikitext is rebuilt from "
-        "the non-empty lines of the raw test split; hellaswag contexts come from a text export. "
-        "Proxies are tiny models trained on Shakespeare: expect chance-level multiple-choice accuracy.", "",
+        f"# Accuracy: {name}",
+        "",
+        f"**Conditions.** lm-eval {records[0].env['versions'].get('lm_eval')}, offline task copies "
+        "from ../shared/data mirroring the standard tasks (eval/tasks.py), "
+        f"{c.eval.num_fewshot}-shot, at most {c.eval.limit} documents per task; models "
+        f"{', '.join(sorted({r.model.name for r in records}))}; commit(s) "
+        f"{', '.join(sorted({(r.git['sha'] or 'none')[:10] for r in records}))}. "
+        f"{weights_line(records)}",
+        "",
+        frame.to_markdown(index=False, floatfmt=".4g"),
+        "",
+        *flag_invalid(records),
+        "",
+        "Caveats: boolq's local copy has no passages (question-only prompts); wikitext is rebuilt "
+        "from the non-empty lines of the raw test split; hellaswag contexts come from a text "
+        "export. Proxies are tiny models trained on Shakespeare: expect chance-level "
+        "multiple-choice accuracy.",
+        "",
         f"![accuracy](figs/{name}_accuracy.png)" if len(acc) else "",
     ]

@@ -13,16 +13,32 @@ from moebench.schema import RunRecord
 
 # Table 2, WikiText PPL: model -> K -> (Original at K' = K/4, CG, LG w/o FT, LG w/ FT)
 PAPER_TABLE2 = {
-    "olmoe": {12: (15.7202, 14.8851, 15.7087, 14.6805), 16: (12.1098, 11.9492, 12.1138, 11.8186),
-              20: (10.5078, 10.5097, 10.5014, 10.4519), 24: (9.7343, 9.7645, 9.7341, 9.7687)},
-    "dsv2lite": {8: (11.1169, 11.1126, 11.1123, 11.0852), 12: (9.9905, 10.0033, 9.9896, 9.9836),
-                 16: (9.6327, 9.6406, 9.6329, 9.6301), 20: (9.4932, 9.4976, 9.4960, 9.4914)},
-    "qwen3_30b": {12: (18.2259, 15.0531, 18.2300, 18.2831), 16: (13.7355, 12.8977, 13.7187, 13.7140),
-                  20: (12.3119, 12.0546, 12.2981, 12.2962), 24: (11.7772, 11.7444, 11.7743, 11.7702)},
+    "olmoe": {
+        12: (15.7202, 14.8851, 15.7087, 14.6805),
+        16: (12.1098, 11.9492, 12.1138, 11.8186),
+        20: (10.5078, 10.5097, 10.5014, 10.4519),
+        24: (9.7343, 9.7645, 9.7341, 9.7687),
+    },
+    "dsv2lite": {
+        8: (11.1169, 11.1126, 11.1123, 11.0852),
+        12: (9.9905, 10.0033, 9.9896, 9.9836),
+        16: (9.6327, 9.6406, 9.6329, 9.6301),
+        20: (9.4932, 9.4976, 9.4960, 9.4914),
+    },
+    "qwen3_30b": {
+        12: (18.2259, 15.0531, 18.2300, 18.2831),
+        16: (13.7355, 12.8977, 13.7187, 13.7140),
+        20: (12.3119, 12.0546, 12.2981, 12.2962),
+        24: (11.7772, 11.7444, 11.7743, 11.7702),
+    },
 }
 GATES = {"CG": "cg", "LG w/o FT": "lg", "LG w/ FT": "lg_ft"}  # the order of PAPER_TABLE2's columns
 # Table 3 (%), OLMoE: original K' = 3 and MoE-Prism K = 12 fine-tuned
-PAPER_TABLE3 = {"winogrande": (63.06, 64.33), "arc_challenge": (46.08, 46.33), "boolq": (64.46, 67.65)}
+PAPER_TABLE3 = {
+    "winogrande": (63.06, 64.33),
+    "arc_challenge": (46.08, 46.33),
+    "boolq": (64.46, 67.65),
+}
 TOLERANCES = (0.001, 0.005, 0.01)  # relative perplexity gains that count as "distinct"
 
 
@@ -36,12 +52,20 @@ def _ppl_rows(records: list[RunRecord]) -> pd.DataFrame:
         prism = r.method == "prism"
         details = r.method_details.get("prism", {})
         k = details["active_k"] if prism else n * r.options.top_k
-        rows.append({
-            "model": r.model.proxy_of, "variant": details.get("gate", "LG w/o FT") if prism else "original",
-            "K": k, "compute (experts)": k / n,
-            "word ppl": res.get("word_perplexity,none", float("nan")), "bits/byte": res.get("bits_per_byte,none", float("nan")),
-            "partition cost": details.get("partition_cost"), "cg pattern": str(details.get("cg_pattern", "")),
-            "hardware": r.hardware, "run_key": r.run_key})
+        rows.append(
+            {
+                "model": r.model.proxy_of,
+                "variant": details.get("gate", "LG w/o FT") if prism else "original",
+                "K": k,
+                "compute (experts)": k / n,
+                "word ppl": res.get("word_perplexity,none", float("nan")),
+                "bits/byte": res.get("bits_per_byte,none", float("nan")),
+                "partition cost": details.get("partition_cost"),
+                "cg pattern": str(details.get("cg_pattern", "")),
+                "hardware": r.hardware,
+                "run_key": r.run_key,
+            }
+        )
     return pd.DataFrame(rows).sort_values(["model", "variant", "K"]).reset_index(drop=True)
 
 
@@ -65,10 +89,16 @@ def _table2(frame: pd.DataFrame) -> pd.DataFrame:
             orig = part[(part["variant"] == "original") & (part["K"] == k)]["word ppl"]
             if orig.empty:
                 continue
-            row = {"model": model, "K, K'": f"{k}, {k // 4}", "ours original": int(round(orig.iloc[0]))}
+            row = {
+                "model": model,
+                "K, K'": f"{k}, {k // 4}",
+                "ours original": int(round(orig.iloc[0])),
+            }
             for (gate, _), p in zip(GATES.items(), p_gates, strict=True):
                 ours = part[(part["variant"] == gate) & (part["K"] == k)]["word ppl"]
-                row[f"ours {gate} %"] = 100 * (ours.iloc[0] / orig.iloc[0] - 1) if len(ours) else float("nan")
+                row[f"ours {gate} %"] = (
+                    100 * (ours.iloc[0] / orig.iloc[0] - 1) if len(ours) else float("nan")
+                )
                 row[f"paper {gate} %"] = 100 * (p / p_orig - 1)
             compare.append(row)
     return pd.DataFrame(compare)
@@ -76,7 +106,9 @@ def _table2(frame: pd.DataFrame) -> pd.DataFrame:
 
 def prism_ppl(records: list[RunRecord], out) -> list[str]:
     frame = _ppl_rows(records)
-    fig, axes = plt.subplots(1, frame["model"].nunique(), figsize=(4 * frame["model"].nunique(), 3.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, frame["model"].nunique(), figsize=(4 * frame["model"].nunique(), 3.4), squeeze=False
+    )
     for ax, (model, part) in zip(axes[0], frame.groupby("model"), strict=True):
         for variant, rows in part.groupby("variant"):
             ax.plot(rows["compute (experts)"], rows["word ppl"], marker="o", label=variant)
@@ -91,23 +123,33 @@ def prism_ppl(records: list[RunRecord], out) -> list[str]:
     first = next((r for r in records if r.method == "prism"), records[0])
     opts = first.options
     return [
-        "# MoE-Prism: perplexity at equal compute (Table 2)", "",
-        f"**Conditions.** Proxies of {', '.join(sorted(frame['model'].unique()))}; quality by lm-eval "
-        f"{first.env['versions'].get('lm_eval')} `heldout_ppl` (rolling word perplexity on the held-out "
-        "Shakespeare works; the paper uses WikiText-2, which these proxies barely model); N = 4; partition "
-        "by greedy + simulated annealing on 16 x 128 calibration tokens of the training split (T0 = 100 for "
-        f"every model, x0.995 per proposal, {opts.iters} proposals per expert, not the paper's 100K); "
-        "CG: 4 gate neurons per sub-expert by co-activation centrality over the top 3/4 of its neurons, "
-        "patterns from `prism/gates.default_pattern` (the paper's own where it gives one); LG w/ FT: "
-        f"{opts.ft_steps} Adam steps at lr {opts.ft_lr} on the routers only, batch 4 x 128 "
-        "tokens of the training split, K annealed linearly from min(8, 4k') to 4k', evaluated with plain "
-        "top-K; commit(s) "
-        f"{', '.join(sorted({(r.git['sha'] or 'none')[:10] for r in records}))}. {weights_line(records)}", "",
-        frame.drop(columns=["hardware", "run_key"]).to_markdown(index=False, floatfmt=".5g"), "",
-        *flag_invalid(records), "",
-        "**Change against the original at equal compute** (ours on held-out text; the paper's on WikiText):", "",
-        compare.to_markdown(index=False, floatfmt=".3g") if len(compare) else "_missing points_", "",
-        "![ppl](figs/prism_ppl.png)", ""]
+        "# MoE-Prism: perplexity at equal compute (Table 2)",
+        "",
+        f"**Conditions.** Proxies of {', '.join(sorted(frame['model'].unique()))}; quality by "
+        f"lm-eval {first.env['versions'].get('lm_eval')} `heldout_ppl` (rolling word perplexity on "
+        "the held-out Shakespeare works; the paper uses WikiText-2, which these proxies barely "
+        "model); N = 4; partition by greedy + simulated annealing on 16 x 128 calibration tokens "
+        f"of the training split (T0 = 100 for every model, x0.995 per proposal, {opts.iters} "
+        "proposals per expert, not the paper's 100K); CG: 4 gate neurons per sub-expert by "
+        "co-activation centrality over the top 3/4 of its neurons, patterns from "
+        "`prism/gates.default_pattern` (the paper's own where it gives one); LG w/ FT: "
+        f"{opts.ft_steps} Adam steps at lr {opts.ft_lr} on the routers only, batch 4 x 128 tokens "
+        "of the training split, K annealed linearly from min(8, 4k') to 4k', evaluated with plain "
+        f"top-K; commit(s) {', '.join(sorted({(r.git['sha'] or 'none')[:10] for r in records}))}. "
+        f"{weights_line(records)}",
+        "",
+        frame.drop(columns=["hardware", "run_key"]).to_markdown(index=False, floatfmt=".5g"),
+        "",
+        *flag_invalid(records),
+        "",
+        "**Change against the original at equal compute** (ours on held-out text; the paper's on "
+        "WikiText):",
+        "",
+        compare.to_markdown(index=False, floatfmt=".3g") if len(compare) else "_missing points_",
+        "",
+        "![ppl](figs/prism_ppl.png)",
+        "",
+    ]
 
 
 def _decode_cost(record: RunRecord) -> dict[str, float]:
@@ -115,32 +157,47 @@ def _decode_cost(record: RunRecord) -> dict[str, float]:
     tokens, at the charged model's sizes); NaN for a record made before runs kept it."""
     point = record.method_details.get("operating_point")
     if point is None:
-        return {"expert MB/token": float("nan"), "expert GFLOP/token": float("nan"),
-                "modeled ms/token": float("nan")}
-    return {"expert MB/token": point["expert_mb_per_token"],
-            "expert GFLOP/token": point["expert_gflop_per_token"],
-            "modeled ms/token": 1e3 * point["modeled_sec_per_token"]}
+        return {
+            "expert MB/token": float("nan"),
+            "expert GFLOP/token": float("nan"),
+            "modeled ms/token": float("nan"),
+        }
+    return {
+        "expert MB/token": point["expert_mb_per_token"],
+        "expert GFLOP/token": point["expert_gflop_per_token"],
+        "modeled ms/token": 1e3 * point["modeled_sec_per_token"],
+    }
 
 
 def prism_points(records: list[RunRecord], out) -> list[str]:
     frame = _ppl_rows(records)
     by_key = {r.run_key: r for r in records}
-    frame = pd.concat([frame, pd.DataFrame([_decode_cost(by_key[k]) for k in frame["run_key"]])], axis=1)
+    frame = pd.concat(
+        [frame, pd.DataFrame([_decode_cost(by_key[k]) for k in frame["run_key"]])], axis=1
+    )
     missing = int(frame["modeled ms/token"].isna().sum())
     placed = frame.dropna(subset=["modeled ms/token"])
     counts = []
     for variant, part in placed.groupby("variant"):
         pts = list(zip(part["modeled ms/token"], part["word ppl"], strict=True))
-        counts.append({"variant": variant, "configurations": len(pts),
-                       **{f"distinct at {t:.1%}": operating_points(pts, t) for t in TOLERANCES}})
-    counts = pd.DataFrame(counts, columns=["variant", "configurations",
-                                           *(f"distinct at {t:.1%}" for t in TOLERANCES)])
+        counts.append(
+            {
+                "variant": variant,
+                "configurations": len(pts),
+                **{f"distinct at {t:.1%}": operating_points(pts, t) for t in TOLERANCES},
+            }
+        )
+    counts = pd.DataFrame(
+        counts, columns=["variant", "configurations", *(f"distinct at {t:.1%}" for t in TOLERANCES)]
+    )
     orig = counts[counts["variant"] == "original"]
     ratio_lines = []
     for _, row in counts[counts["variant"] != "original"].iterrows() if len(orig) else []:
         ratios = [row[c] / orig[c].iloc[0] for c in counts.columns[2:]]
-        ratio_lines.append(f"- {row['variant']}: " + ", ".join(
-            f"{r:.2g}x at {t:.1%}" for r, t in zip(ratios, TOLERANCES, strict=True)))
+        ratio_lines.append(
+            f"- {row['variant']}: "
+            + ", ".join(f"{r:.2g}x at {t:.1%}" for r, t in zip(ratios, TOLERANCES, strict=True))
+        )
     if len(placed):
         fig, ax = plt.subplots(figsize=(6, 3.6))
         for variant, part in placed.groupby("variant"):
@@ -152,22 +209,44 @@ def prism_points(records: list[RunRecord], out) -> list[str]:
         fig.tight_layout()
         save_figure(fig, out / "figs" / "prism_points.png")
     return [
-        "# MoE-Prism: operating points (Fig. 9 and the \"over 4x\" claim)", "",
-        f"**Conditions.** Proxy of `{frame['model'].iloc[0]}`; quality as in reports/prism_ppl.md; cost per "
-        f"point from the cost model at the real model's sizes on `{records[0].hardware}` (batch-1 decode "
-        "with 512 cached tokens, one fused MoE kernel per layer); commit(s) "
-        f"{', '.join(sorted({(r.git['sha'] or 'none')[:10] for r in records}))}. {weights_line(records)}", "",
-        "**Definition (ours; the paper gives none).** Order a model's configurations by modeled latency. A "
-        "configuration is a *stable* operating point when its perplexity is lower than that of every cheaper "
-        "configuration (quality never gets worse as you pay more), and *distinct* when it beats the best "
-        "cheaper one by more than a relative tolerance t. We count distinct, stable points at three t.", "",
-        counts.to_markdown(index=False), "",
-        "Ratio to the original model (the paper claims more than 4x):", "", *ratio_lines, "",
-        *([f"{missing} records predate run-time cost figures (method_details.operating_point); "
-           "rerun them to place them on the curve.", ""] if missing else []),
+        '# MoE-Prism: operating points (Fig. 9 and the "over 4x" claim)',
+        "",
+        f"**Conditions.** Proxy of `{frame['model'].iloc[0]}`; quality as in reports/prism_ppl.md; "
+        f"cost per point from the cost model at the real model's sizes on `{records[0].hardware}` "
+        "(batch-1 decode with 512 cached tokens, one fused MoE kernel per layer); commit(s) "
+        f"{', '.join(sorted({(r.git['sha'] or 'none')[:10] for r in records}))}. "
+        f"{weights_line(records)}",
+        "",
+        "**Definition (ours; the paper gives none).** Order a model's configurations by modeled "
+        "latency. A configuration is a *stable* operating point when its perplexity is lower than "
+        "that of every cheaper configuration (quality never gets worse as you pay more), and "
+        "*distinct* when it beats the best cheaper one by more than a relative tolerance t. We "
+        "count distinct, stable points at three t.",
+        "",
+        counts.to_markdown(index=False),
+        "",
+        "Ratio to the original model (the paper claims more than 4x):",
+        "",
+        *ratio_lines,
+        "",
+        *(
+            [
+                f"{missing} records predate run-time cost figures "
+                "(method_details.operating_point); rerun them to place them on the curve.",
+                "",
+            ]
+            if missing
+            else []
+        ),
         frame.drop(columns=["hardware", "partition cost", "cg pattern", "run_key"]).to_markdown(
-            index=False, floatfmt=".5g"), "",
-        *flag_invalid(records), "", "![points](figs/prism_points.png)" if len(placed) else "", ""]
+            index=False, floatfmt=".5g"
+        ),
+        "",
+        *flag_invalid(records),
+        "",
+        "![points](figs/prism_points.png)" if len(placed) else "",
+        "",
+    ]
 
 
 def prism_accuracy(records: list[RunRecord], out) -> list[str]:
@@ -175,38 +254,72 @@ def prism_accuracy(records: list[RunRecord], out) -> list[str]:
     for r in records:
         o = r.options
         prism = r.method == "prism"
-        row = {"variant": r.method_details["prism"]["gate"] if prism else "original",
-               "K": o.active_k if prism else 4 * o.top_k}
+        row = {
+            "variant": r.method_details["prism"]["gate"] if prism else "original",
+            "K": o.active_k if prism else 4 * o.top_k,
+        }
         for task, res in sorted(r.eval["results"].items()):
             key = "word_perplexity,none" if task == "heldout_ppl" else "acc,none"
-            row[task if task == "heldout_ppl" else f"{task} acc %"] = res[key] if task == "heldout_ppl" else 100 * res[key]
+            row[task if task == "heldout_ppl" else f"{task} acc %"] = (
+                res[key] if task == "heldout_ppl" else 100 * res[key]
+            )
         rows.append(row)
     frame = pd.DataFrame(rows).sort_values(["K", "variant"]).reset_index(drop=True)
-    paper = pd.DataFrame([{"variant": v, **{f"{t} acc %": vals[i] for t, vals in PAPER_TABLE3.items()}}
-                          for i, v in enumerate(["original K'=3", "LG w/ FT K=12"])])
+    paper = pd.DataFrame(
+        [
+            {"variant": v, **{f"{t} acc %": vals[i] for t, vals in PAPER_TABLE3.items()}}
+            for i, v in enumerate(["original K'=3", "LG w/ FT K=12"])
+        ]
+    )
     c = records[0].config.eval
     return [
-        "# MoE-Prism: multiple-choice accuracy at equal compute (Table 3)", "",
+        "# MoE-Prism: multiple-choice accuracy at equal compute (Table 3)",
+        "",
         f"**Conditions.** Proxy of `{records[0].model.proxy_of}`; lm-eval offline task copies, "
         f"{c.num_fewshot}-shot (the paper: Winogrande 3-shot, ARC-C 5-shot, BoolQ 0-shot), at most "
-        f"{c.limit} documents per task, metric `acc`; SciQ has no offline copy. The proxies are tiny "
-        "Shakespeare models, so accuracies sit near chance and differences of a few points are noise "
-        f"(200 documents: one standard error is about 3.5 points). {weights_line(records)}", "",
-        frame.to_markdown(index=False, floatfmt=".4g"), "", *flag_invalid(records), "",
-        "Paper, OLMoE-1B-7B (%):", "", paper.to_markdown(index=False, floatfmt=".4g"), ""]
+        f"{c.limit} documents per task, metric `acc`; SciQ has no offline copy. The proxies are "
+        "tiny Shakespeare models, so accuracies sit near chance and differences of a few points "
+        "are noise (200 documents: one standard error is about 3.5 points). "
+        f"{weights_line(records)}",
+        "",
+        frame.to_markdown(index=False, floatfmt=".4g"),
+        "",
+        *flag_invalid(records),
+        "",
+        "Paper, OLMoE-1B-7B (%):",
+        "",
+        paper.to_markdown(index=False, floatfmt=".4g"),
+        "",
+    ]
 
 
 def prism_partition(records: list[RunRecord], out) -> list[str]:
     """reports/prism_partition.md: how much the partition method matters at fixed K."""
-    rows = [{"partition": r.options.partition, "gate": r.method_details["prism"]["gate"],
-             "K": r.options.active_k,
-             "objective (mass left in the 3 smallest groups)": r.method_details["prism"].get("partition_cost"),
-             "word ppl": r.eval["results"]["heldout_ppl"]["word_perplexity,none"],
-             "bits/byte": r.eval["results"]["heldout_ppl"]["bits_per_byte,none"]} for r in records]
+    rows = [
+        {
+            "partition": r.options.partition,
+            "gate": r.method_details["prism"]["gate"],
+            "K": r.options.active_k,
+            "objective (mass left in the 3 smallest groups)": r.method_details["prism"].get(
+                "partition_cost"
+            ),
+            "word ppl": r.eval["results"]["heldout_ppl"]["word_perplexity,none"],
+            "bits/byte": r.eval["results"]["heldout_ppl"]["bits_per_byte,none"],
+        }
+        for r in records
+    ]
     frame = pd.DataFrame(rows).sort_values(["gate", "K", "word ppl"]).reset_index(drop=True)
-    return ["# MoE-Prism: partition ablation", "",
-            f"**Conditions.** Proxy of `{records[0].model.proxy_of}`, N = 4; objective measured on the "
-            "calibration activations as a fraction of each token's total L1 mass (lower concentrates more); "
-            "perplexity by lm-eval `heldout_ppl`; commit(s) "
-            f"{', '.join(sorted({(r.git['sha'] or 'none')[:10] for r in records}))}. {weights_line(records)}", "",
-            frame.to_markdown(index=False, floatfmt=".5g"), "", *flag_invalid(records), ""]
+    return [
+        "# MoE-Prism: partition ablation",
+        "",
+        f"**Conditions.** Proxy of `{records[0].model.proxy_of}`, N = 4; objective measured on the "
+        "calibration activations as a fraction of each token's total L1 mass (lower concentrates "
+        "more); perplexity by lm-eval `heldout_ppl`; commit(s) "
+        f"{', '.join(sorted({(r.git['sha'] or 'none')[:10] for r in records}))}. "
+        f"{weights_line(records)}",
+        "",
+        frame.to_markdown(index=False, floatfmt=".5g"),
+        "",
+        *flag_invalid(records),
+        "",
+    ]

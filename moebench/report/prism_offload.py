@@ -34,22 +34,40 @@ def prism_offload(records: list[RunRecord], out) -> list[str]:
         if len(pair) < 2:
             continue
         (ro, mo), (rp, mp) = pair["original"], pair["prism"]
-        table.append({
-            "decoding": decoding, "hardware": hw, "floor (experts)": slo, "original experts": math.ceil(slo - 1e-9),
-            "Prism sub-experts": rp.method_details["prism"]["active_k"],
-            "original TPOT ms": 1e3 * mo["tpot_sec_mean"], "Prism TPOT ms": 1e3 * mp["tpot_sec_mean"],
-            "change %": 100 * (mp["tpot_sec_mean"] / mo["tpot_sec_mean"] - 1),
-            "original slots/layer": ro.method_details["memory_plan"]["slots_per_layer"],
-            "Prism sub-slots/layer": rp.method_details["memory_plan"]["slots_per_layer"],
-            "original hit": mo["expert_hit_frac"], "Prism hit": mp["expert_hit_frac"],
-            "original MB missed/token": missed_mb_per_token(ro),
-            "Prism MB missed/token": missed_mb_per_token(rp),
-            "same tokens": ro.output_sha256 == rp.output_sha256})
+        table.append(
+            {
+                "decoding": decoding,
+                "hardware": hw,
+                "floor (experts)": slo,
+                "original experts": math.ceil(slo - 1e-9),
+                "Prism sub-experts": rp.method_details["prism"]["active_k"],
+                "original TPOT ms": 1e3 * mo["tpot_sec_mean"],
+                "Prism TPOT ms": 1e3 * mp["tpot_sec_mean"],
+                "change %": 100 * (mp["tpot_sec_mean"] / mo["tpot_sec_mean"] - 1),
+                "original slots/layer": ro.method_details["memory_plan"]["slots_per_layer"],
+                "Prism sub-slots/layer": rp.method_details["memory_plan"]["slots_per_layer"],
+                "original hit": mo["expert_hit_frac"],
+                "Prism hit": mp["expert_hit_frac"],
+                "original MB missed/token": missed_mb_per_token(ro),
+                "Prism MB missed/token": missed_mb_per_token(rp),
+                "same tokens": ro.output_sha256 == rp.output_sha256,
+            }
+        )
     frame = pd.DataFrame(table)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for (decoding, hw), part in frame.groupby(["decoding", "hardware"]):
-        ax.plot(part["floor (experts)"], part["original TPOT ms"], marker="s", label=f"original LRU, {hw}, {decoding}")
-        ax.plot(part["floor (experts)"], part["Prism TPOT ms"], marker="o", label=f"MoE-Prism, {hw}, {decoding}")
+        ax.plot(
+            part["floor (experts)"],
+            part["original TPOT ms"],
+            marker="s",
+            label=f"original LRU, {hw}, {decoding}",
+        )
+        ax.plot(
+            part["floor (experts)"],
+            part["Prism TPOT ms"],
+            marker="o",
+            label=f"MoE-Prism, {hw}, {decoding}",
+        )
     ax.set_xlabel("quality floor (experts of compute per token)")
     ax.set_ylabel("decode latency per token (ms)")
     ax.legend(fontsize=7)
@@ -59,15 +77,27 @@ def prism_offload(records: list[RunRecord], out) -> list[str]:
     fractional = main[main["floor (experts)"] % 1 != 0]
     whole = main[main["floor (experts)"] % 1 == 0]
     return [
-        "# MoE-Prism: sub-expert offloading against whole-expert LRU (section 6.2.3)", "",
-        conditions(records), "",
-        "Both sides decode the same held-out prompts one request at a time on a per-layer LRU cache "
-        "sized by the same budget (the card's memory less 1 GB); the original model runs ceil(floor) "
-        "experts per token, MoE-Prism (LG w/o FT) ceil(4 x floor) sub-experts. Each miss is one copy "
-        "(fixed latency + bytes over PCIe); the routed experts of a layer cost one kernel launch.", "",
-        frame.to_markdown(index=False, floatfmt=".4g"), "", *flag_invalid(records), "",
-        f"**Against the paper** (about -10%, up to {PAPER_CHANGE}%): at fractional floors our change is "
+        "# MoE-Prism: sub-expert offloading against whole-expert LRU (section 6.2.3)",
+        "",
+        conditions(records),
+        "",
+        "Both sides decode the same held-out prompts one request at a time on a per-layer LRU "
+        "cache sized by the same budget (the card's memory less 1 GB); the original model runs "
+        "ceil(floor) experts per token, MoE-Prism (LG w/o FT) ceil(4 x floor) sub-experts. Each "
+        "miss is one copy (fixed latency + bytes over PCIe); the routed experts of a layer cost "
+        "one kernel launch.",
+        "",
+        frame.to_markdown(index=False, floatfmt=".4g"),
+        "",
+        *flag_invalid(records),
+        "",
+        f"**Against the paper** (about -10%, up to {PAPER_CHANGE}%): at fractional floors our "
+        "change is "
         + (", ".join(f"{c:+.1f}%" for c in fractional["change %"]) if len(fractional) else "n/a")
         + "; at whole floors, where both run the same routing and only the packing differs, "
-        + (", ".join(f"{c:+.1f}%" for c in whole["change %"]) if len(whole) else "n/a") + ".", "",
-        "![latency](figs/prism_offload.png)", ""]
+        + (", ".join(f"{c:+.1f}%" for c in whole["change %"]) if len(whole) else "n/a")
+        + ".",
+        "",
+        "![latency](figs/prism_offload.png)",
+        "",
+    ]

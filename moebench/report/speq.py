@@ -10,12 +10,48 @@ from moebench.schema import RunRecord
 
 # Fig. 13 averages, tokens/s: {model: {memory level: {method label: tok/s}}}
 PAPER_FIG13 = {
-    "phi35moe": {"low": {"speq": 6.05, "mixtral_offloading (sm)": 2.59, "mixtral_offloading (sc)": 1.44, "hf_offload": 0.61},
-                 "high": {"speq": 6.12, "mixtral_offloading (sm)": 3.39, "mixtral_offloading (sc)": 1.86, "hf_offload": 1.04}},
-    "qwen15moe": {"low": {"speq": 13.16, "mixtral_offloading (sm)": 10.30, "mixtral_offloading (sc)": 7.74, "hf_offload": 2.96},
-                  "high": {"speq": 28.33, "mixtral_offloading (sm)": 13.50, "mixtral_offloading (sc)": 9.80, "hf_offload": 3.87}},
-    "dsv2lite": {"low": {"speq": 10.12, "mixtral_offloading (sm)": 7.47, "mixtral_offloading (sc)": 4.53, "hf_offload": 2.46},
-                 "high": {"speq": 13.85, "mixtral_offloading (sm)": 9.80, "mixtral_offloading (sc)": 6.73, "hf_offload": 2.90}},
+    "phi35moe": {
+        "low": {
+            "speq": 6.05,
+            "mixtral_offloading (sm)": 2.59,
+            "mixtral_offloading (sc)": 1.44,
+            "hf_offload": 0.61,
+        },
+        "high": {
+            "speq": 6.12,
+            "mixtral_offloading (sm)": 3.39,
+            "mixtral_offloading (sc)": 1.86,
+            "hf_offload": 1.04,
+        },
+    },
+    "qwen15moe": {
+        "low": {
+            "speq": 13.16,
+            "mixtral_offloading (sm)": 10.30,
+            "mixtral_offloading (sc)": 7.74,
+            "hf_offload": 2.96,
+        },
+        "high": {
+            "speq": 28.33,
+            "mixtral_offloading (sm)": 13.50,
+            "mixtral_offloading (sc)": 9.80,
+            "hf_offload": 3.87,
+        },
+    },
+    "dsv2lite": {
+        "low": {
+            "speq": 10.12,
+            "mixtral_offloading (sm)": 7.47,
+            "mixtral_offloading (sc)": 4.53,
+            "hf_offload": 2.46,
+        },
+        "high": {
+            "speq": 13.85,
+            "mixtral_offloading (sm)": 9.80,
+            "mixtral_offloading (sc)": 6.73,
+            "hf_offload": 2.90,
+        },
+    },
 }
 
 
@@ -47,20 +83,35 @@ def physics_lines(records: list[RunRecord]) -> list[str]:
         m = r.metrics
         if "bound_sec_per_token" not in m:
             continue
-        rows.append({"budget_gb": r.config.method.budget_gb, "decoding": decoding_label(r),
-                     "workload": r.config.workload.name, "method": _label(r),
-                     "TPOT ms": 1e3 * m["tpot_sec_mean"], "compute bound ms": 1e3 * m["bound_compute_sec_per_token"],
-                     "I/O bound ms (Belady, same slots)": 1e3 * m["bound_io_belady_sec_per_token"],
-                     "I/O ms (own misses)": 1e3 * m["bound_io_own_misses_sec_per_token"],
-                     "TPOT / bound": m["tpot_over_bound_ratio"], "link busy": m["link_busy_frac"]})
+        rows.append(
+            {
+                "budget_gb": r.config.method.budget_gb,
+                "decoding": decoding_label(r),
+                "workload": r.config.workload.name,
+                "method": _label(r),
+                "TPOT ms": 1e3 * m["tpot_sec_mean"],
+                "compute bound ms": 1e3 * m["bound_compute_sec_per_token"],
+                "I/O bound ms (Belady, same slots)": 1e3 * m["bound_io_belady_sec_per_token"],
+                "I/O ms (own misses)": 1e3 * m["bound_io_own_misses_sec_per_token"],
+                "TPOT / bound": m["tpot_over_bound_ratio"],
+                "link busy": m["link_busy_frac"],
+            }
+        )
     if not rows:
         return []
-    frame = pd.DataFrame(rows).sort_values(["decoding", "workload", "budget_gb", "method"], key=lambda c: c.astype(str))
-    lines = ["**Physics beside every row** (per emitted token): the compute bound is the run's own decode kernels "
-             "(MoE-SpeQ's drafts included) with every copy free; the I/O bound is the bytes a clairvoyant Belady "
-             "cache with the same slots would still move for the experts these forwards needed, at link "
-             "bandwidth; the run's own misses are the weaker second figure. TPOT / bound >= 1 always.", "",
-             frame.to_markdown(index=False, floatfmt=".3g"), ""]
+    frame = pd.DataFrame(rows).sort_values(
+        ["decoding", "workload", "budget_gb", "method"], key=lambda c: c.astype(str)
+    )
+    lines = [
+        "**Physics beside every row** (per emitted token): the compute bound is the run's own "
+        "decode kernels (MoE-SpeQ's drafts included) with every copy free; the I/O bound is the "
+        "bytes a clairvoyant Belady cache with the same slots would still move for the experts "
+        "these forwards needed, at link bandwidth; the run's own misses are the weaker second "
+        "figure. TPOT / bound >= 1 always.",
+        "",
+        frame.to_markdown(index=False, floatfmt=".3g"),
+        "",
+    ]
     for r in records:
         m = r.metrics
         if r.method != "speq" or "bound_sec_per_token" not in m:
@@ -69,12 +120,16 @@ def physics_lines(records: list[RunRecord]) -> list[str]:
         total = m["tpot_sec_mean"] * tokens
         draft = m.get("decode_draft_compute_sec_total", 0.0)
         verify = m["decode_compute_sec_total"] - draft
-        lines.append(f"- MoE-SpeQ at {r.config.method.budget_gb:g} GB, {decoding_label(r)}, "
-                     f"{r.config.workload.name}: of {total:.2f} s decoding {tokens} tokens, the compute stream "
-                     f"spent {draft:.2f} s drafting and {verify:.2f} s verifying, and waited {m['stall_sec']:.2f} s "
-                     f"for copies, prefills included (link busy {m['link_busy_frac']:.0%}, {m['h2d_gb_per_token']:.2f} GB moved per "
-                     f"token against a Belady floor of {m['bound_io_belady_sec_per_token'] * r.config.hardware.h2d_bytes_per_sec / 1e9:.2f} GB); "
-                     f"mean k {m['k_tokens_mean']:.2f}, acceptance {m['draft_accept_frac']:.0%}.")
+        lines.append(
+            f"- MoE-SpeQ at {r.config.method.budget_gb:g} GB, {decoding_label(r)}, "
+            f"{r.config.workload.name}: of {total:.2f} s decoding {tokens} tokens, the compute "
+            f"stream spent {draft:.2f} s drafting and {verify:.2f} s verifying, and waited "
+            f"{m['stall_sec']:.2f} s for copies, prefills included (link busy "
+            f"{m['link_busy_frac']:.0%}, {m['h2d_gb_per_token']:.2f} GB moved per token against a "
+            "Belady floor of "
+            f"{m['bound_io_belady_sec_per_token'] * r.config.hardware.h2d_bytes_per_sec / 1e9:.2f} "
+            f"GB); mean k {m['k_tokens_mean']:.2f}, acceptance {m['draft_accept_frac']:.0%}."
+        )
     return lines + [""]
 
 
@@ -91,30 +146,54 @@ def speq_report(records: list[RunRecord], out, name: str) -> list[str]:
             budget = "all"
         label = _label(r)
         ref = paper.get(level.get(budget, ""), {}).get(label)
-        rows.append({"budget_gb": budget, "memory": level.get(budget, "-"), "workload": r.config.workload.name,
-                     "decoding": decoding_label(r), "method": label,
-                     "slots/layer": r.method_details["memory_plan"]["slots_per_layer"],
-                     "tokens/s": m["tokens_per_sec"], "ms/token": m["tpot_sec_mean"] * 1e3,
-                     "hit_frac": m["expert_hit_frac"], "h2d_gb/token": m["h2d_bytes"] / max(1, m["decode_steps"]) / 1e9,
-                     "paper tokens/s": ref if ref else float("nan"),
-                     "ours/paper": m["tokens_per_sec"] / ref if ref else float("nan"),
-                     "valid": "yes" if r.validity.valid else "NO", "output": r.output_sha256[:8]})
-    frame = pd.DataFrame(rows).drop_duplicates(subset=["budget_gb", "workload", "decoding", "method"])
-    frame = frame.sort_values(["decoding", "workload", "budget_gb", "tokens/s"],
-                              key=lambda c: -c if c.name == "tokens/s" else c.astype(str))
+        rows.append(
+            {
+                "budget_gb": budget,
+                "memory": level.get(budget, "-"),
+                "workload": r.config.workload.name,
+                "decoding": decoding_label(r),
+                "method": label,
+                "slots/layer": r.method_details["memory_plan"]["slots_per_layer"],
+                "tokens/s": m["tokens_per_sec"],
+                "ms/token": m["tpot_sec_mean"] * 1e3,
+                "hit_frac": m["expert_hit_frac"],
+                "h2d_gb/token": m["h2d_bytes"] / max(1, m["decode_steps"]) / 1e9,
+                "paper tokens/s": ref if ref else float("nan"),
+                "ours/paper": m["tokens_per_sec"] / ref if ref else float("nan"),
+                "valid": "yes" if r.validity.valid else "NO",
+                "output": r.output_sha256[:8],
+            }
+        )
+    frame = pd.DataFrame(rows).drop_duplicates(
+        subset=["budget_gb", "workload", "decoding", "method"]
+    )
+    frame = frame.sort_values(
+        ["decoding", "workload", "budget_gb", "tokens/s"],
+        key=lambda c: -c if c.name == "tokens/s" else c.astype(str),
+    )
     speedups = []
     for (budget, workload, decoding), part in frame[frame["budget_gb"] != "all"].groupby(
-            ["budget_gb", "workload", "decoding"]):
+        ["budget_gb", "workload", "decoding"]
+    ):
         part = part.set_index("method")
         if "speq" not in part.index:
             continue
         ours = part.loc["speq", "tokens/s"]
         for base in part.index.drop("speq"):
-            paper_speedup = (paper.get(level[budget], {}).get("speq", float("nan"))
-                             / paper.get(level[budget], {}).get(base, float("nan")))
-            speedups.append({"budget_gb": budget, "memory": level[budget], "workload": workload,
-                             "decoding": decoding, "speq over": base, "ours": ours / part.loc[base, "tokens/s"],
-                             "paper (Fig. 13 average)": paper_speedup})
+            paper_speedup = paper.get(level[budget], {}).get("speq", float("nan")) / paper.get(
+                level[budget], {}
+            ).get(base, float("nan"))
+            speedups.append(
+                {
+                    "budget_gb": budget,
+                    "memory": level[budget],
+                    "workload": workload,
+                    "decoding": decoding,
+                    "speq over": base,
+                    "ours": ours / part.loc[base, "tokens/s"],
+                    "paper (Fig. 13 average)": paper_speedup,
+                }
+            )
     speq = [r for r in records if r.method == "speq"]
     lines = [f"# MoE-SpeQ: {name}", "", conditions(records), ""]
     if speq:
@@ -122,52 +201,73 @@ def speq_report(records: list[RunRecord], out, name: str) -> list[str]:
         g, d = s.method_details["governor"], s.method_details["draft"]
         m = s.metrics
         lines += [
-            f"**Choices (the paper leaves these open).** Budgets: {', '.join(f'{b:g} GB = {level[b]}' for b in budgets)} "
-            "(the paper never gives its low/high sizes). Draft: routed experts only, symmetric INT4 "
-            f"by {d['quant'].upper()}, group {d['group']} (a proxy row shorter than 128 forms one group), "
-            "calibrated on 16 x 128 tokens of the training split; router, attention, norms, embeddings, "
-            "shared experts and KV cache shared with the target. Verification: exact, the target's own choice "
-            "(greedy, or its sample from the shared noise tape; reports/tape_coupling.md). "
-            f"Governor: k in [{g['k_min']}, {g['k_max']}], TTFT budget {g['ttft_budget_sec']} s, EMA weight "
-            f"{g['ema']}, prior acceptance {g['prior']}, k re-chosen every cycle; T_draft and T_verify from the "
-            "cost model; T_pcie,new = (EMA of the verify miss rate) x (expected distinct experts among k+1 "
-            "tokens) x layers x expert bytes / link bandwidth, plus twice the union beyond the FP16 slots "
-            "(loaded, and what it evicts comes back; speq/governor.expected_loads). ELB phases and lookahead eviction as in "
-            "speq/orchestrator.py. Baselines: LRU per layer; `sc` keeps SpeQ's cache (draft bytes reserved), "
-            "`sm` spends the draft's bytes on more slots.", "",
+            "**Choices (the paper leaves these open).** Budgets: "
+            f"{', '.join(f'{b:g} GB = {level[b]}' for b in budgets)} (the paper never gives its "
+            f"low/high sizes). Draft: routed experts only, symmetric INT4 by {d['quant'].upper()}, "
+            f"group {d['group']} (a proxy row shorter than 128 forms one group), calibrated on 16 "
+            "x 128 tokens of the training split; router, attention, norms, embeddings, shared "
+            "experts and KV cache shared with the target. Verification: exact, the target's own "
+            "choice (greedy, or its sample from the shared noise tape; reports/tape_coupling.md). "
+            f"Governor: k in [{g['k_min']}, {g['k_max']}], TTFT budget {g['ttft_budget_sec']} s, "
+            f"EMA weight {g['ema']}, prior acceptance {g['prior']}, k re-chosen every cycle; "
+            "T_draft and T_verify from the cost model; T_pcie,new = (EMA of the verify miss rate) "
+            "x (expected distinct experts among k+1 tokens) x layers x expert bytes / link "
+            "bandwidth, plus twice the union beyond the FP16 slots (loaded, and what it evicts "
+            "comes back; speq/governor.expected_loads). ELB phases and lookahead eviction as in "
+            "speq/orchestrator.py. Baselines: LRU per layer; `sc` keeps SpeQ's cache (draft bytes "
+            "reserved), `sm` spends the draft's bytes on more slots.",
+            "",
             f"**Draft quality on this proxy.** Routing fidelity {m['draft_fidelity_frac']:.1%} "
-            f"({m['draft_hard_match_frac']:.1%} hard, {m['draft_soft_match_frac']:.1%} soft; paper: 90.9% on "
+            f"({m['draft_hard_match_frac']:.1%} hard, {m['draft_soft_match_frac']:.1%} soft; "
+            "paper: 90.9% on "
             f"Qwen-MoE); drafts accepted {m['draft_accept_frac']:.1%} (paper: >90%); mean k "
-            f"{m['k_tokens_mean']:.2f}, {m['tokens_per_cycle_mean']:.2f} tokens per target call.", "",
+            f"{m['k_tokens_mean']:.2f}, {m['tokens_per_cycle_mean']:.2f} tokens per target call.",
+            "",
         ]
     lines += [frame.to_markdown(index=False, floatfmt=".3g"), "", *flag_invalid(records), ""]
     for decoding, part in frame.groupby("decoding"):
         outputs = sorted(set(part.loc[part["method"] != "topk", "output"]))
         per_workload = part.groupby("workload")["output"].nunique().max()
-        lines += [f"Lossless check ({decoding}): {per_workload} distinct output hash(es) per workload across "
-                  f"methods ({len(outputs)} in all); one per workload means SpeQ and every baseline emitted "
-                  "exactly the same tokens.", ""]
+        lines += [
+            f"Lossless check ({decoding}): {per_workload} distinct output hash(es) per workload "
+            f"across methods ({len(outputs)} in all); one per workload means SpeQ and every "
+            "baseline emitted exactly the same tokens.",
+            "",
+        ]
     lines += physics_lines(records)
     if speedups:
-        lines += ["**Speedups of MoE-SpeQ** (tokens/s ratio; paper = Fig. 13 averages):", "",
-                  pd.DataFrame(speedups).to_markdown(index=False, floatfmt=".2f"), ""]
+        lines += [
+            "**Speedups of MoE-SpeQ** (tokens/s ratio; paper = Fig. 13 averages):",
+            "",
+            pd.DataFrame(speedups).to_markdown(index=False, floatfmt=".2f"),
+            "",
+        ]
         fig, ax = plt.subplots(figsize=(7, 3.5))
-        frame[frame["budget_gb"] != "all"].pivot_table(index="method", columns=["decoding", "memory"],
-                                                        values="tokens/s", aggfunc="first").plot.bar(ax=ax, logy=True, rot=20)
+        frame[frame["budget_gb"] != "all"].pivot_table(
+            index="method", columns=["decoding", "memory"], values="tokens/s", aggfunc="first"
+        ).plot.bar(ax=ax, logy=True, rot=20)
         ax.set_ylabel("tokens/s (virtual clock, log)")
         ax.set_title(f"{name}: methods by memory budget")
         fig.tight_layout()
         save_figure(fig, out / "figs" / f"{name}_tps.png")
         lines += [f"![tokens/s](figs/{name}_tps.png)", ""]
     if len(speq) > 1 and len({r.method_details["draft"].get("bits", 4) for r in speq}) > 1:
-        pts = pd.DataFrame([{"decoding": decoding_label(r), "draft bits": r.method_details["draft"].get("bits", 4),
-                             "draft GB": r.method_details["memory_plan"]["draft_gb"],
-                             "FP16 slots/layer": r.method_details["memory_plan"]["slots_per_layer"],
-                             "routing fidelity": r.metrics["draft_fidelity_frac"],
-                             "draft acceptance": r.metrics["draft_accept_frac"],
-                             "tokens/s": r.metrics["tokens_per_sec"],
-                             "tokens per target call": r.metrics["tokens_per_cycle_mean"],
-                             "mean k": r.metrics["k_tokens_mean"]} for r in speq]).sort_values(["decoding", "draft bits"])
+        pts = pd.DataFrame(
+            [
+                {
+                    "decoding": decoding_label(r),
+                    "draft bits": r.method_details["draft"].get("bits", 4),
+                    "draft GB": r.method_details["memory_plan"]["draft_gb"],
+                    "FP16 slots/layer": r.method_details["memory_plan"]["slots_per_layer"],
+                    "routing fidelity": r.metrics["draft_fidelity_frac"],
+                    "draft acceptance": r.metrics["draft_accept_frac"],
+                    "tokens/s": r.metrics["tokens_per_sec"],
+                    "tokens per target call": r.metrics["tokens_per_cycle_mean"],
+                    "mean k": r.metrics["k_tokens_mean"],
+                }
+                for r in speq
+            ]
+        ).sort_values(["decoding", "draft bits"])
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
         for ax, x in zip(axes, ["routing fidelity", "draft acceptance"], strict=True):
             for decoding, part in pts.groupby("decoding"):
@@ -179,21 +279,32 @@ def speq_report(records: list[RunRecord], out, name: str) -> list[str]:
             ax.set_ylabel("SpeQ tokens/s (virtual)")
         fig.tight_layout()
         save_figure(fig, out / "figs" / f"{name}_fidelity.png")
-        lines += ["**SpeQ against draft quality** (a draft of fewer bits is charged at its true size, so it buys FP16 slots):", "",
-                  pts.to_markdown(index=False, floatfmt=".3g"), "", f"![fidelity](figs/{name}_fidelity.png)", ""]
+        lines += [
+            "**SpeQ against draft quality** (a draft of fewer bits is charged at its true size, "
+            "so it buys FP16 slots):",
+            "",
+            pts.to_markdown(index=False, floatfmt=".3g"),
+            "",
+            f"![fidelity](figs/{name}_fidelity.png)",
+            "",
+        ]
     if speq:
         sm = frame[frame["method"] == "mixtral_offloading (sm)"]
         lines += [
-            "**Reading the gap to the paper.** Three mechanisms decide SpeQ against the cache baselines here, "
-            "and each is visible in the records: (1) the draft's INT4 experts take device memory that "
-            "`mixtral_offloading (sm)` spends on FP16 slots (see slots/layer), and a verify step needs the "
-            f"union of k+1 tokens' experts ({m['distinct_experts_per_verify_layer']:.2f} per layer on average "
-            "here), so a small SpeQ cache thrashes; (2) LRU baselines live on token-to-token expert reuse, "
-            f"which is high in these runs (sm hit fraction {', '.join(f'{v:.2f}' for v in sm['hit_frac'])}); "
-            "the proxy cards in reports/proxies/ compare the proxies' reuse with a real Mixtral trace; "
-            "(3) the TTFT budget caps k (k_SLO), which limits amortization (see speq_ablation for fixed k). "
-            "Absolute speeds also differ because our link is the measured 25 GB/s of a PCIe 4.0 A100, while "
-            "the paper's baselines run several times slower than that bandwidth allows.", "",
+            "**Reading the gap to the paper.** Three mechanisms decide SpeQ against the cache "
+            "baselines here, and each is visible in the records: (1) the draft's INT4 experts "
+            "take device memory that `mixtral_offloading (sm)` spends on FP16 slots (see "
+            "slots/layer), and a verify step needs the union of k+1 tokens' experts "
+            f"({m['distinct_experts_per_verify_layer']:.2f} per layer on average here), so a small "
+            "SpeQ cache thrashes; (2) LRU baselines live on token-to-token expert reuse, which is "
+            "high in these runs (sm hit fraction "
+            f"{', '.join(f'{v:.2f}' for v in sm['hit_frac'])}); the proxy cards in "
+            "reports/proxies/ compare the proxies' reuse with a real Mixtral trace; (3) the TTFT "
+            "budget caps k (k_SLO), which limits amortization (see speq_ablation for fixed k). "
+            "Absolute speeds also differ because our link is the measured 25 GB/s of a PCIe 4.0 "
+            "A100, while the paper's baselines run several times slower than that bandwidth "
+            "allows.",
+            "",
         ]
     return lines
 
@@ -203,33 +314,61 @@ def speq_cpu(records: list[RunRecord], out) -> list[str]:
     for r in records:
         m = r.metrics
         lines += [
-            f"`python -m moebench.tools.speq_cpu` on `{m['model']}`: {m['new_tokens']} new tokens, fixed draft "
-            f"length k = {m['k']}, the same GPTQ INT4 draft, {m['torch_threads']} torch thread(s), "
-            f"{r.env['device']}, commit `{(r.git['sha'] or 'none')[:10]}`.", "",
-            "| loop | seconds | target calls | tokens per target call | equals greedy |", "|---|---:|---:|---:|---|",
-            f"| plain greedy `generate` | {m['plain_sec']:.2f} | {m['plain_target_calls']} | 1.00 | yes |",
-            f"| transformers assisted generation | {m['hf_assisted_sec']:.2f} | {m['hf_assisted_target_calls']} | "
-            f"{m['hf_assisted_tokens_per_target_call']:.2f} | {'yes' if m['hf_assisted_matches_greedy'] else 'NO'} |",
+            f"`python -m moebench.tools.speq_cpu` on `{m['model']}`: {m['new_tokens']} new tokens, "
+            f"fixed draft length k = {m['k']}, the same GPTQ INT4 draft, {m['torch_threads']} "
+            f"torch thread(s), {r.env['device']}, commit `{(r.git['sha'] or 'none')[:10]}`.",
+            "",
+            "| loop | seconds | target calls | tokens per target call | equals greedy |",
+            "|---|---:|---:|---:|---|",
+            f"| plain greedy `generate` | {m['plain_sec']:.2f} | {m['plain_target_calls']} | 1.00 "
+            "| yes |",
+            f"| transformers assisted generation | {m['hf_assisted_sec']:.2f} | "
+            f"{m['hf_assisted_target_calls']} | {m['hf_assisted_tokens_per_target_call']:.2f} | "
+            f"{'yes' if m['hf_assisted_matches_greedy'] else 'NO'} |",
             f"| moebench speculative loop | {m['ours_sec']:.2f} | {m['ours_target_calls']} "
-            f"(+ draft calls; {m['ours_forward_calls']} forwards in all) | {m['ours_tokens_per_target_call']:.2f} | "
-            f"{'yes' if m['ours_matches_greedy'] else 'NO'} |", "",
-            "On a CPU every forward of a tiny proxy costs about the same whatever its length, so wall time "
-            "follows the number of forwards (target plus draft), not the memory traffic the virtual clock models.", ""]
+            f"(+ draft calls; {m['ours_forward_calls']} forwards in all) | "
+            f"{m['ours_tokens_per_target_call']:.2f} | "
+            f"{'yes' if m['ours_matches_greedy'] else 'NO'} |",
+            "",
+            "On a CPU every forward of a tiny proxy costs about the same whatever its length, so "
+            "wall time follows the number of forwards (target plus draft), not the memory traffic "
+            "the virtual clock models.",
+            "",
+        ]
     return lines
 
 
 # Table 3 (DeepSeek-V2-Lite): capacity GB -> {row: (cache size, hit %)}
 PAPER_TABLE3 = {
-    16: {"LRU": (6, 29.2), "LRU (scaled)": (22, 61.13), "Single Prefetch (sooner)": (6, 96.04),
-         "Single Prefetch (later)": (6, 96.33), "Speculative": (6, 99.85)},
-    24: {"LRU": (16, 50.94), "LRU (scaled)": (32, 76.56), "Single Prefetch (sooner)": (16, 95.44),
-         "Single Prefetch (later)": (16, 95.46), "Speculative": (16, 98.62)},
-    32: {"LRU": (32, 76.56), "LRU (scaled)": (48, 95.77), "Single Prefetch (sooner)": (32, 91.98),
-         "Single Prefetch (later)": (32, 95.9), "Speculative": (32, 96.25)},
+    16: {
+        "LRU": (6, 29.2),
+        "LRU (scaled)": (22, 61.13),
+        "Single Prefetch (sooner)": (6, 96.04),
+        "Single Prefetch (later)": (6, 96.33),
+        "Speculative": (6, 99.85),
+    },
+    24: {
+        "LRU": (16, 50.94),
+        "LRU (scaled)": (32, 76.56),
+        "Single Prefetch (sooner)": (16, 95.44),
+        "Single Prefetch (later)": (16, 95.46),
+        "Speculative": (16, 98.62),
+    },
+    32: {
+        "LRU": (32, 76.56),
+        "LRU (scaled)": (48, 95.77),
+        "Single Prefetch (sooner)": (32, 91.98),
+        "Single Prefetch (later)": (32, 95.9),
+        "Speculative": (32, 96.25),
+    },
 }
-TABLE3_ROWS = {"mixtral_offloading (sc)": "LRU", "mixtral_offloading (sm)": "LRU (scaled)",
-               "next_layer_prefetch (sooner, sc)": "Single Prefetch (sooner)",
-               "next_layer_prefetch (later, sc)": "Single Prefetch (later)", "speq": "Speculative"}
+TABLE3_ROWS = {
+    "mixtral_offloading (sc)": "LRU",
+    "mixtral_offloading (sm)": "LRU (scaled)",
+    "next_layer_prefetch (sooner, sc)": "Single Prefetch (sooner)",
+    "next_layer_prefetch (later, sc)": "Single Prefetch (later)",
+    "speq": "Speculative",
+}
 
 
 def speq_cache(records: list[RunRecord], out) -> list[str]:
@@ -241,31 +380,55 @@ def speq_cache(records: list[RunRecord], out) -> list[str]:
         budget = r.config.method.budget_gb
         size, paper_hit = PAPER_TABLE3.get(int(budget), {}).get(row, (None, float("nan")))
         m = r.metrics
-        rows.append({"decoding": decoding_label(r), "capacity_gb": budget, "method": row,
-                     "slots/layer": r.method_details["memory_plan"]["slots_per_layer"],
-                     "paper cache size": size, "hit % (landed)": 100 * m["expert_hit_frac"],
-                     "hit % (landed or in flight)": 100 * m.get("expert_covered_frac", float("nan")),
-                     "paper hit %": paper_hit, "tokens/s": m["tokens_per_sec"]})
+        rows.append(
+            {
+                "decoding": decoding_label(r),
+                "capacity_gb": budget,
+                "method": row,
+                "slots/layer": r.method_details["memory_plan"]["slots_per_layer"],
+                "paper cache size": size,
+                "hit % (landed)": 100 * m["expert_hit_frac"],
+                "hit % (landed or in flight)": 100 * m.get("expert_covered_frac", float("nan")),
+                "paper hit %": paper_hit,
+                "tokens/s": m["tokens_per_sec"],
+            }
+        )
     order = list(TABLE3_ROWS.values())
-    frame = pd.DataFrame(rows).sort_values(["decoding", "capacity_gb", "method"], ascending=[False, True, True],
-                                           key=lambda c: c.map(order.index) if c.name == "method" else c)
+    frame = pd.DataFrame(rows).sort_values(
+        ["decoding", "capacity_gb", "method"],
+        ascending=[False, True, True],
+        key=lambda c: c.map(order.index) if c.name == "method" else c,
+    )
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    frame.pivot_table(index="method", columns=["decoding", "capacity_gb"], values="hit % (landed)",
-                      aggfunc="first").reindex(
-        [o for o in order if o in set(frame["method"])]).plot.bar(ax=ax, rot=15)
+    frame.pivot_table(
+        index="method",
+        columns=["decoding", "capacity_gb"],
+        values="hit % (landed)",
+        aggfunc="first",
+    ).reindex([o for o in order if o in set(frame["method"])]).plot.bar(ax=ax, rot=15)
     ax.set_ylabel("expert hit % per step")
     fig.tight_layout()
     save_figure(fig, out / "figs" / "speq_cache_hits.png")
     return [
-        "# MoE-SpeQ Table 3: expert hit rates by policy and capacity", "", conditions(records), "",
-        "Hit rate = per decoding step (per verification step for SpeQ), the share of the experts the step "
-        "needs that are already resident; `landed` counts only copies finished when the layer asks, "
-        "`landed or in flight` also counts prefetches still on the link (the paper does not say which it "
-        "uses). Our slots per layer come from the GB budget after non-expert weights, KV cache and (for all "
-        "but LRU scaled) the INT4 draft; the paper's smaller cache sizes (6/16/32) suggest it also reserved "
-        "workspace we do not model, while its +16 slots for LRU (scaled) match our draft size in slots.", "",
-        frame.to_markdown(index=False, floatfmt=".3g"), "", *flag_invalid(records), "",
-        "![hits](figs/speq_cache_hits.png)", ""]
+        "# MoE-SpeQ Table 3: expert hit rates by policy and capacity",
+        "",
+        conditions(records),
+        "",
+        "Hit rate = per decoding step (per verification step for SpeQ), the share of the experts "
+        "the step needs that are already resident; `landed` counts only copies finished when the "
+        "layer asks, `landed or in flight` also counts prefetches still on the link (the paper "
+        "does not say which it uses). Our slots per layer come from the GB budget after non-expert "
+        "weights, KV cache and (for all but LRU scaled) the INT4 draft; the paper's smaller cache "
+        "sizes (6/16/32) suggest it also reserved workspace we do not model, while its +16 slots "
+        "for LRU (scaled) match our draft size in slots.",
+        "",
+        frame.to_markdown(index=False, floatfmt=".3g"),
+        "",
+        *flag_invalid(records),
+        "",
+        "![hits](figs/speq_cache_hits.png)",
+        "",
+    ]
 
 
 # Table 4 (DeepSeek-V2-Lite, tokens/s); the fused-kernel rows have no CPU counterpart here.
@@ -286,23 +449,41 @@ def _variant(r: RunRecord) -> str:
 
 
 def speq_ablation(records: list[RunRecord], out) -> list[str]:
-    rows = [{"decoding": decoding_label(r), "variant": _variant(r), "tokens/s": r.metrics["tokens_per_sec"],
-             "hit_frac": r.metrics["expert_hit_frac"], "mean k": r.metrics["k_tokens_mean"],
-             "tokens per target call": r.metrics["tokens_per_cycle_mean"],
-             "draft acceptance": r.metrics["draft_accept_frac"],
-             "routing fidelity": r.metrics["draft_fidelity_frac"],
-             "paper tokens/s": PAPER_TABLE4.get(_variant(r), float("nan")),
-             "output": r.output_sha256[:8]} for r in records]
+    rows = [
+        {
+            "decoding": decoding_label(r),
+            "variant": _variant(r),
+            "tokens/s": r.metrics["tokens_per_sec"],
+            "hit_frac": r.metrics["expert_hit_frac"],
+            "mean k": r.metrics["k_tokens_mean"],
+            "tokens per target call": r.metrics["tokens_per_cycle_mean"],
+            "draft acceptance": r.metrics["draft_accept_frac"],
+            "routing fidelity": r.metrics["draft_fidelity_frac"],
+            "paper tokens/s": PAPER_TABLE4.get(_variant(r), float("nan")),
+            "output": r.output_sha256[:8],
+        }
+        for r in records
+    ]
     frame = pd.DataFrame(rows)
     full = frame[frame["variant"] == "full (governor, GPTQ)"].set_index("decoding")["tokens/s"]
     frame["ours vs full"] = frame["tokens/s"] / frame["decoding"].map(full)  # within each decoding
     frame["paper vs full"] = frame["paper tokens/s"] / PAPER_TABLE4["full (governor, GPTQ)"]
     frame = frame.sort_values(["decoding", "tokens/s"], ascending=[False, False])
-    return ["# MoE-SpeQ ablation (Table 4 and what it lacks)", "", conditions(records), "",
-            frame.to_markdown(index=False, floatfmt=".3g"), "", *flag_invalid(records), "",
-            "The paper's other Table 4 rows (w/o fused kernel: 68.2%; w/o both: 63.7%) measure a CUDA "
-            "kernel this CPU reproduction does not have; the virtual clock charges a grouped expert kernel "
-            "by its roofline cost, and 'w/o grouped verification' charges one launch per token instead.", ""]
+    return [
+        "# MoE-SpeQ ablation (Table 4 and what it lacks)",
+        "",
+        conditions(records),
+        "",
+        frame.to_markdown(index=False, floatfmt=".3g"),
+        "",
+        *flag_invalid(records),
+        "",
+        "The paper's other Table 4 rows (w/o fused kernel: 68.2%; w/o both: 63.7%) measure a CUDA "
+        "kernel this CPU reproduction does not have; the virtual clock charges a grouped expert "
+        "kernel by its roofline cost, and 'w/o grouped verification' charges one launch per "
+        "token instead.",
+        "",
+    ]
 
 
 def tape_coupling(records: list[RunRecord], out) -> list[str]:
@@ -311,20 +492,32 @@ def tape_coupling(records: list[RunRecord], out) -> list[str]:
     for r in records:
         m = r.metrics
         for t in sorted({k.split("/")[0] for k in m if "/" in k}):
-            rows.append({"model": r.model.name, "T": float(t[1:]),
-                         "1 - TV (rejection sampling's acceptance)": m[f"{t}/one_minus_tv_mean"],
-                         "shared-tape acceptance (measured)": m[f"{t}/tape_accept_frac"],
-                         "ratio": m[f"{t}/tape_over_rejection_bound"]})
+            rows.append(
+                {
+                    "model": r.model.name,
+                    "T": float(t[1:]),
+                    "1 - TV (rejection sampling's acceptance)": m[f"{t}/one_minus_tv_mean"],
+                    "shared-tape acceptance (measured)": m[f"{t}/tape_accept_frac"],
+                    "ratio": m[f"{t}/tape_over_rejection_bound"],
+                }
+            )
     m = records[0].metrics
     return [
-        "# MoE-SpeQ under sampling: shared noise tape against rejection sampling", "",
-        f"**Conditions.** `python -m moebench.tools.tape_coupling`: the proxy's GPTQ INT4 draft and the target "
-        f"on {m['positions']} held-out positions with teacher forcing (same context for both), "
-        f"{m['tapes_per_position']} noise tapes per position; no clock; commit "
-        f"{(records[0].git['sha'] or 'none')[:10]}. {weights_line(records)}", "",
-        "Our verification draws draft and target from one Gumbel-max noise tape and accepts a draft iff both "
-        "choose the same token, so every emitted token is the target's exact sample. Standard speculative "
-        "sampling accepts with probability min(1, p/q), whose mean is 1 - TV(p, q), the most any exact scheme "
-        "can accept per position. The coupling's acceptance is measured, not assumed:", "",
-        pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"), "",
-        f"Greedy agreement of the same draft: {m['greedy_agree_frac']:.3f}.", ""]
+        "# MoE-SpeQ under sampling: shared noise tape against rejection sampling",
+        "",
+        "**Conditions.** `python -m moebench.tools.tape_coupling`: the proxy's GPTQ INT4 draft "
+        f"and the target on {m['positions']} held-out positions with teacher forcing (same context "
+        f"for both), {m['tapes_per_position']} noise tapes per position; no clock; commit "
+        f"{(records[0].git['sha'] or 'none')[:10]}. {weights_line(records)}",
+        "",
+        "Our verification draws draft and target from one Gumbel-max noise tape and accepts a "
+        "draft iff both choose the same token, so every emitted token is the target's exact "
+        "sample. Standard speculative sampling accepts with probability min(1, p/q), whose mean is "
+        "1 - TV(p, q), the most any exact scheme can accept per position. The coupling's "
+        "acceptance is measured, not assumed:",
+        "",
+        pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"),
+        "",
+        f"Greedy agreement of the same draft: {m['greedy_agree_frac']:.3f}.",
+        "",
+    ]

@@ -14,7 +14,11 @@ from moebench.schema import RunRecord
 BASELINE = "mixtral_offloading (sm)"
 PAPER_DESIGN = "speq [int4, grouped verify, roofline governor]"
 PAPER_LABEL = f"{PAPER_DESIGN} (paper)"
-PROXY_NAMES = {"phi35moe": "Phi-3.5-MoE", "qwen15moe": "Qwen1.5-MoE", "dsv2lite": "DeepSeek-V2-Lite"}
+PROXY_NAMES = {
+    "phi35moe": "Phi-3.5-MoE",
+    "qwen15moe": "Qwen1.5-MoE",
+    "dsv2lite": "DeepSeek-V2-Lite",
+}
 
 
 def variant_label(r: RunRecord) -> str:
@@ -57,25 +61,45 @@ def _rows(records) -> pd.DataFrame:
     rows = []
     for r in records:
         m, plan = r.metrics, r.method_details["memory_plan"]
-        rows.append({
-            "model": PROXY_NAMES.get(_point(r)[0], _point(r)[0]), "proxy_of": _point(r)[0],
-            "budget_gb": _point(r)[1], "memory": levels[_point(r)], "decoding": decoding_label(r),
-            "method": variant_label(r), "FP16 slots/layer": plan["slots_per_layer"],
-            "draft GB": plan.get("draft_gb", 0.0), "tokens/s": m["tokens_per_sec"],
-            "GB/token": m["h2d_gb_per_token"], "hit_frac": m["expert_hit_frac"],
-            "accept": m.get("draft_accept_frac", np.nan), "k": m.get("k_tokens_mean", np.nan),
-            "tokens/cycle": m.get("tokens_per_cycle_mean", np.nan),
-            "fidelity": m.get("draft_fidelity_frac", np.nan), "link busy": m["link_busy_frac"],
-            "TPOT/bound": m["tpot_over_bound_ratio"], "output": r.output_sha256[:8],
-            "belady/own bytes": m["decode_belady_bytes_total"] / m["decode_missed_bytes_total"]
-            if m.get("decode_missed_bytes_total") else np.nan,
-            "valid": "yes" if r.validity.valid else "NO"})
-    frame = pd.DataFrame(rows).drop_duplicates(subset=["proxy_of", "budget_gb", "decoding", "method"])
-    base = frame[frame["method"] == BASELINE].set_index(["proxy_of", "budget_gb", "decoding"])["tokens/s"]
-    frame["over sm"] = [row["tokens/s"] / base.get((row["proxy_of"], row["budget_gb"], row["decoding"]), np.nan)
-                        for _, row in frame.iterrows()]
-    return frame.sort_values(["decoding", "model", "budget_gb", "tokens/s"],
-                             ascending=[False, True, True, False])
+        rows.append(
+            {
+                "model": PROXY_NAMES.get(_point(r)[0], _point(r)[0]),
+                "proxy_of": _point(r)[0],
+                "budget_gb": _point(r)[1],
+                "memory": levels[_point(r)],
+                "decoding": decoding_label(r),
+                "method": variant_label(r),
+                "FP16 slots/layer": plan["slots_per_layer"],
+                "draft GB": plan.get("draft_gb", 0.0),
+                "tokens/s": m["tokens_per_sec"],
+                "GB/token": m["h2d_gb_per_token"],
+                "hit_frac": m["expert_hit_frac"],
+                "accept": m.get("draft_accept_frac", np.nan),
+                "k": m.get("k_tokens_mean", np.nan),
+                "tokens/cycle": m.get("tokens_per_cycle_mean", np.nan),
+                "fidelity": m.get("draft_fidelity_frac", np.nan),
+                "link busy": m["link_busy_frac"],
+                "TPOT/bound": m["tpot_over_bound_ratio"],
+                "output": r.output_sha256[:8],
+                "belady/own bytes": m["decode_belady_bytes_total"] / m["decode_missed_bytes_total"]
+                if m.get("decode_missed_bytes_total")
+                else np.nan,
+                "valid": "yes" if r.validity.valid else "NO",
+            }
+        )
+    frame = pd.DataFrame(rows).drop_duplicates(
+        subset=["proxy_of", "budget_gb", "decoding", "method"]
+    )
+    base = frame[frame["method"] == BASELINE].set_index(["proxy_of", "budget_gb", "decoding"])[
+        "tokens/s"
+    ]
+    frame["over sm"] = [
+        row["tokens/s"] / base.get((row["proxy_of"], row["budget_gb"], row["decoding"]), np.nan)
+        for _, row in frame.iterrows()
+    ]
+    return frame.sort_values(
+        ["decoding", "model", "budget_gb", "tokens/s"], ascending=[False, True, True, False]
+    )
 
 
 def _paper_speedup(model: str, level: str) -> float:
@@ -87,26 +111,45 @@ def _bytes_figure(frame: pd.DataFrame, out, name: str) -> str:
     """GB moved per emitted token per variant, relative to sm at the same point (sampled)."""
     part = frame[frame["decoding"].str.startswith("sample")].copy()
     sm = part[part["method"] == BASELINE].set_index(["model", "budget_gb"])["GB/token"]
-    part["relative"] = [row["GB/token"] / sm.get((row["model"], row["budget_gb"]), np.nan) for _, row in part.iterrows()]
+    part["relative"] = [
+        row["GB/token"] / sm.get((row["model"], row["budget_gb"]), np.nan)
+        for _, row in part.iterrows()
+    ]
     points = list(dict.fromkeys(zip(part["model"], part["budget_gb"], strict=True)))
     methods = sorted(part["method"].unique(), key=lambda m: (not m.startswith("mixtral"), m))
     colors = plt.get_cmap("tab20").colors
     fig, ax = plt.subplots(figsize=(11, 5.2))
     width = 0.8 / len(methods)
     for i, method in enumerate(methods):
-        values = [part[(part["model"] == mo) & (part["budget_gb"] == b) & (part["method"] == method)]["relative"]
-                  for mo, b in points]
-        ax.bar(np.arange(len(points)) + i * width, [v.iloc[0] if len(v) else np.nan for v in values],
-               width, label=method, color=colors[i % len(colors)])
+        values = [
+            part[(part["model"] == mo) & (part["budget_gb"] == b) & (part["method"] == method)][
+                "relative"
+            ]
+            for mo, b in points
+        ]
+        ax.bar(
+            np.arange(len(points)) + i * width,
+            [v.iloc[0] if len(v) else np.nan for v in values],
+            width,
+            label=method,
+            color=colors[i % len(colors)],
+        )
     ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks(np.arange(len(points)) + 0.4 - width / 2, [f"{mo}\n{b:g} GB" for mo, b in points], fontsize=8)
+    ax.set_xticks(
+        np.arange(len(points)) + 0.4 - width / 2,
+        [f"{mo}\n{b:g} GB" for mo, b in points],
+        fontsize=8,
+    )
     ax.set_ylabel("GB per emitted token / sm's (sampled)")
     ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.tight_layout()
     save_figure(fig, out / "figs" / f"{name}_bytes.png")
-    return (f"![GB moved per emitted token, relative to sm](figs/{name}_bytes.png)\n\nBytes moved host-to-device "
-            "per emitted token, relative to mixtral_offloading (sm) at the same model and budget (below 1: fewer "
-            "bytes than the same-memory LRU cache; absolute GB/token in the table).")
+    return (
+        f"![GB moved per emitted token, relative to sm](figs/{name}_bytes.png)\n\nBytes moved "
+        "host-to-device per emitted token, relative to mixtral_offloading (sm) at the same model "
+        "and budget (below 1: fewer bytes than the same-memory LRU cache; absolute GB/token in the "
+        "table)."
+    )
 
 
 def _sampled_points(frame: pd.DataFrame):
@@ -130,13 +173,15 @@ def _verdict(frame: pd.DataFrame) -> list[str]:
         verdict = "beats" if b["tokens/s"] > sm["tokens/s"] else "does not beat"
         lines.append(
             f"- **{model} at {budget:g} GB ({level})**: the fastest MoE-SpeQ variant, {best}, "
-            f"{verdict} sm: {b['tokens/s']:.2f} against {sm['tokens/s']:.2f} tokens/s ({b['over sm']:.2f}x; the "
-            f"paper's SpeQ over sm at this level: {_paper_speedup(b['proxy_of'], level):.2f}x). It moves "
-            f"{b['GB/token']:.2f} GB per emitted token against sm's {sm['GB/token']:.2f} with "
-            f"{b['FP16 slots/layer']} FP16 slots per layer against sm's {sm['FP16 slots/layer']} (hit fraction "
-            f"{b['hit_frac']:.2f} against {sm['hit_frac']:.2f}), acceptance {b['accept']:.2f} at mean k "
-            f"{b['k']:.2f}, link busy {b['link busy']:.0%}. The paper's own design here ("
-            f"{_paper_row(part)}).")
+            f"{verdict} sm: {b['tokens/s']:.2f} against {sm['tokens/s']:.2f} tokens/s "
+            f"({b['over sm']:.2f}x; the paper's SpeQ over sm at this level: "
+            f"{_paper_speedup(b['proxy_of'], level):.2f}x). It moves {b['GB/token']:.2f} GB per "
+            f"emitted token against sm's {sm['GB/token']:.2f} with {b['FP16 slots/layer']} FP16 "
+            f"slots per layer against sm's {sm['FP16 slots/layer']} (hit fraction "
+            f"{b['hit_frac']:.2f} against {sm['hit_frac']:.2f}), acceptance {b['accept']:.2f} at "
+            f"mean k {b['k']:.2f}, link busy {b['link busy']:.0%}. The paper's own design here "
+            f"({_paper_row(part)})."
+        )
     return lines
 
 
@@ -144,48 +189,112 @@ def _paper_row(part: pd.DataFrame) -> str:
     if PAPER_LABEL not in part.index:
         return "not run"
     p = part.loc[PAPER_LABEL]
-    return (f"{p['tokens/s']:.2f} tokens/s, {p['over sm']:.2f}x, {p['GB/token']:.2f} GB per token, "
-            f"{p['FP16 slots/layer']} FP16 slots, k {p['k']:.2f}")
+    return (
+        f"{p['tokens/s']:.2f} tokens/s, {p['over sm']:.2f}x, {p['GB/token']:.2f} GB per token, "
+        f"{p['FP16 slots/layer']} FP16 slots, k {p['k']:.2f}"
+    )
 
 
 def speq_beyond(records: list[RunRecord], out) -> list[str]:
     name = "speq_beyond"
     frame = _rows(records)
-    cols = ["model", "budget_gb", "memory", "method", "tokens/s", "over sm", "GB/token", "hit_frac", "accept", "k",
-            "tokens/cycle", "fidelity", "TPOT/bound", "link busy", "FP16 slots/layer", "draft GB", "output", "valid"]
-    paper = pd.DataFrame([{"model": PROXY_NAMES[m], "memory": lvl, "paper SpeQ over sm (Fig. 13)": _paper_speedup(m, lvl)}
-                          for m in PAPER_FIG13 for lvl in ("low", "high")])
-    lines = [f"# MoE-SpeQ beyond the paper: {name}", "", conditions_across_models(records), "",
-             "**What each variant is** (all are `method=speq`, lossless by exact verification; "
-             "conf/method/speq_*.yaml):",
-             "- `int4`: the paper's draft, every routed expert's INT4 copy on the device; `int4_cached`: the INT4 "
-             "experts in host memory behind `draft_slots` (2 x top-k) device slots per layer, a draft miss copying "
-             "the INT4 bytes; `INT2`: a 2-bit draft charged at its true size; `resident`: no INT4 copies, the target "
-             "drafts on its resident FP16 experts only (the whole budget is FP16 slots, as sm's).",
-             "- `grouped verify`: one target forward over the k+1 tokens (the paper), which needs the union of "
-             "their experts on the device at once; `one-by-one verify`: one forward per token, stopping at the "
-             "first rejection, while the lookahead eviction keeps what the later drafted tokens predicted.",
-             "- `roofline governor`: the paper's Eqs. 1-5 with the TTFT cap re-derived every cycle; `bytes "
-             "governor`: k minimising expected seconds per emitted token with every byte the cycle moves "
-             "(speq/governor.py), its TTFT cap from a one-time offline profile (recorded in each record's "
-             "method_details.governor); `k=8`: fixed.",
-             "- Columns: `over sm` is tokens/s over mixtral_offloading (sm) at the same point and decoding; "
-             "`GB/token` every host-to-device byte (an offloaded draft's too) per emitted token; `fidelity` for an "
-             "INT4 draft is its routing match under teacher forcing (the paper's Fig. 6), for the resident draft "
-             "the share of (token, layer) pairs whose whole top-k was resident (the draft then computes the "
-             "target's layer exactly); `TPOT/bound` the achieved TPOT over the larger of the compute bound and "
-             "a clairvoyant cache's I/O bound (>= 1).",
-             "", "**Sampled decoding (the measurement).**", "",
-             frame[frame["decoding"].str.startswith("sample")][cols].to_markdown(index=False, floatfmt=".3g"), "",
-             _bytes_figure(frame, out, name), "",
-             "**The paper's speedups over sm beside ours** (Fig. 13 averages, read by eye; the headline "
-             "2.34x / 1.81x is Phi-3.5-MoE low / high):", "", paper.to_markdown(index=False, floatfmt=".3g"), "",
-             "**Which variant wins where, and why** (from the records above):", "", *_verdict(frame), "",
-             *mechanism_paragraph(frame), "",
-             "**Greedy decoding (ablation).**", "",
-             frame[frame["decoding"] == "greedy"][["model", "budget_gb", "method", "tokens/s", "over sm", "GB/token",
-                                                   "accept", "k", "output"]].to_markdown(index=False, floatfmt=".3g"),
-             "", *lossless_lines(frame), *flag_invalid(records)]
+    cols = [
+        "model",
+        "budget_gb",
+        "memory",
+        "method",
+        "tokens/s",
+        "over sm",
+        "GB/token",
+        "hit_frac",
+        "accept",
+        "k",
+        "tokens/cycle",
+        "fidelity",
+        "TPOT/bound",
+        "link busy",
+        "FP16 slots/layer",
+        "draft GB",
+        "output",
+        "valid",
+    ]
+    paper = pd.DataFrame(
+        [
+            {
+                "model": PROXY_NAMES[m],
+                "memory": lvl,
+                "paper SpeQ over sm (Fig. 13)": _paper_speedup(m, lvl),
+            }
+            for m in PAPER_FIG13
+            for lvl in ("low", "high")
+        ]
+    )
+    lines = [
+        f"# MoE-SpeQ beyond the paper: {name}",
+        "",
+        conditions_across_models(records),
+        "",
+        "**What each variant is** (all are `method=speq`, lossless by exact verification; "
+        "conf/method/speq_*.yaml):",
+        "- `int4`: the paper's draft, every routed expert's INT4 copy on the device; "
+        "`int4_cached`: the INT4 experts in host memory behind `draft_slots` (2 x top-k) device "
+        "slots per layer, a draft miss copying the INT4 bytes; `INT2`: a 2-bit draft charged at "
+        "its true size; `resident`: no INT4 copies, the target drafts on its resident FP16 experts "
+        "only (the whole budget is FP16 slots, as sm's).",
+        "- `grouped verify`: one target forward over the k+1 tokens (the paper), which needs the "
+        "union of their experts on the device at once; `one-by-one verify`: one forward per token, "
+        "stopping at the first rejection, while the lookahead eviction keeps what the later "
+        "drafted tokens predicted.",
+        "- `roofline governor`: the paper's Eqs. 1-5 with the TTFT cap re-derived every cycle; "
+        "`bytes governor`: k minimising expected seconds per emitted token with every byte the "
+        "cycle moves (speq/governor.py), its TTFT cap from a one-time offline profile (recorded in "
+        "each record's method_details.governor); `k=8`: fixed.",
+        "- Columns: `over sm` is tokens/s over mixtral_offloading (sm) at the same point and "
+        "decoding; `GB/token` every host-to-device byte (an offloaded draft's too) per emitted "
+        "token; `fidelity` for an INT4 draft is its routing match under teacher forcing (the "
+        "paper's Fig. 6), for the resident draft the share of (token, layer) pairs whose whole "
+        "top-k was resident (the draft then computes the target's layer exactly); `TPOT/bound` the "
+        "achieved TPOT over the larger of the compute bound and a clairvoyant cache's I/O bound "
+        "(>= 1).",
+        "",
+        "**Sampled decoding (the measurement).**",
+        "",
+        frame[frame["decoding"].str.startswith("sample")][cols].to_markdown(
+            index=False, floatfmt=".3g"
+        ),
+        "",
+        _bytes_figure(frame, out, name),
+        "",
+        "**The paper's speedups over sm beside ours** (Fig. 13 averages, read by eye; the headline "
+        "2.34x / 1.81x is Phi-3.5-MoE low / high):",
+        "",
+        paper.to_markdown(index=False, floatfmt=".3g"),
+        "",
+        "**Which variant wins where, and why** (from the records above):",
+        "",
+        *_verdict(frame),
+        "",
+        *mechanism_paragraph(frame),
+        "",
+        "**Greedy decoding (ablation).**",
+        "",
+        frame[frame["decoding"] == "greedy"][
+            [
+                "model",
+                "budget_gb",
+                "method",
+                "tokens/s",
+                "over sm",
+                "GB/token",
+                "accept",
+                "k",
+                "output",
+            ]
+        ].to_markdown(index=False, floatfmt=".3g"),
+        "",
+        *lossless_lines(frame),
+        *flag_invalid(records),
+    ]
     return lines
 
 
@@ -208,29 +317,45 @@ def mechanism_paragraph(frame: pd.DataFrame) -> list[str]:
             if best["tokens/s"] > sm["tokens/s"]:
                 faster.append(where)
             else:
-                idle.append(f"{where} (link busy {best['link busy']:.0%} against sm's {sm['link busy']:.0%})")
+                idle.append(
+                    f"{where} (link busy {best['link busy']:.0%} against sm's "
+                    f"{sm['link busy']:.0%})"
+                )
     sm_rows = sampled[sampled["method"] == BASELINE]
     belady = sm_rows["belady/own bytes"]
     paper_rows = sampled[sampled["method"] == PAPER_LABEL]
-    lines = ["**Mechanism.** At batch 1 the host-to-device link is busy for nearly every method, so the bytes "
-             "moved per emitted token set the speed. The paper's INT4 draft holds "
-             f"{paper_rows['draft GB'].min():.1f}-{paper_rows['draft GB'].max():.1f} GB of the budget, which leaves "
-             f"{paper_rows['FP16 slots/layer'].min()}-{paper_rows['FP16 slots/layer'].max()} FP16 slots per layer "
-             f"where sm has {sm_rows['FP16 slots/layer'].min()}-{sm_rows['FP16 slots/layer'].max()}, and its grouped verify needs the union of the k+1 tokens' experts on the device at "
-             "once; both raise the bytes per token above sm's at every point. A draft that holds no memory "
-             "keeps sm's slots, and verifying one token at a time keeps the union out of the cache, so what "
-             "the draft adds is knowledge of the next tokens' experts for the eviction (a clairvoyant Belady "
-             f"cache of sm's slots would move {belady.min():.0%}-{belady.max():.0%} of sm's decode bytes at these "
-             "points: that is the room)."]
-    lines += [f"The fastest variant moves fewer bytes per token than sm at {len(fewer_bytes)} of "
-              f"{sampled.groupby(['model', 'budget_gb']).ngroups} points ({', '.join(fewer_bytes) or 'none'}) and is "
-              f"faster at {len(faster)} ({', '.join(faster) or 'none'})."]
+    lines = [
+        "**Mechanism.** At batch 1 the host-to-device link is busy for nearly every method, so "
+        "the bytes moved per emitted token set the speed. The paper's INT4 draft holds "
+        f"{paper_rows['draft GB'].min():.1f}-{paper_rows['draft GB'].max():.1f} GB of the budget, "
+        "which leaves "
+        f"{paper_rows['FP16 slots/layer'].min()}-{paper_rows['FP16 slots/layer'].max()} FP16 slots "
+        "per layer where sm has "
+        f"{sm_rows['FP16 slots/layer'].min()}-{sm_rows['FP16 slots/layer'].max()}, and its grouped "
+        "verify needs the union of the k+1 tokens' experts on the device at once; both raise the "
+        "bytes per token above sm's at every point. A draft that holds no memory keeps sm's "
+        "slots, and verifying one token at a time keeps the union out of the cache, so what the "
+        "draft adds is knowledge of the next tokens' experts for the eviction (a clairvoyant "
+        f"Belady cache of sm's slots would move {belady.min():.0%}-{belady.max():.0%} of sm's "
+        "decode bytes at these points: that is the room)."
+    ]
+    lines += [
+        f"The fastest variant moves fewer bytes per token than sm at {len(fewer_bytes)} of "
+        f"{sampled.groupby(['model', 'budget_gb']).ngroups} points "
+        f"({', '.join(fewer_bytes) or 'none'}) and is "
+        f"faster at {len(faster)} ({', '.join(faster) or 'none'})."
+    ]
     if idle:
-        lines[-1] += (" Where it moves fewer bytes and is still slower, the link sits idle while the draft runs: "
-                      + "; ".join(idle) + ". Drafting is a full forward per drafted token with no copies behind "
-                      "it (prefetching on the resident draft's guesses evicts useful experts, so these variants "
-                      "do not prefetch), and at low acceptance most drafted tokens are thrown away; on the "
-                      "smaller experts of Qwen1.5-MoE and DeepSeek-V2-Lite the compute is a larger share of a token.")
+        lines[-1] += (
+            " Where it moves fewer bytes and is still slower, the link sits idle while the draft "
+            "runs: "
+            + "; ".join(idle)
+            + ". Drafting is a full forward per drafted token with no copies behind "
+            "it (prefetching on the resident draft's guesses evicts useful experts, so these "
+            "variants do not prefetch), and at low acceptance most drafted tokens are thrown away; "
+            "on the smaller experts of Qwen1.5-MoE and DeepSeek-V2-Lite the compute is a larger "
+            "share of a token."
+        )
     return [" ".join(lines)]
 
 
@@ -238,6 +363,9 @@ def lossless_lines(frame: pd.DataFrame) -> list[str]:
     lines = []
     for (decoding, model, budget), part in frame.groupby(["decoding", "model", "budget_gb"]):
         hashes = part["output"].nunique()
-        lines.append(f"- Lossless check, {model} {budget:g} GB {decoding}: {hashes} distinct output hash(es) "
-                     f"across {len(part)} methods" + ("" if hashes == 1 else " (NOT lossless)") + ".")
+        lines.append(
+            f"- Lossless check, {model} {budget:g} GB {decoding}: {hashes} distinct output "
+            "hash(es) "
+            f"across {len(part)} methods" + ("" if hashes == 1 else " (NOT lossless)") + "."
+        )
     return lines + [""]

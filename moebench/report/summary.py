@@ -8,8 +8,20 @@ import pandas as pd
 
 from moebench.schema import RunRecord, load_records
 
-COLUMNS = ["experiment", "run_key", "method", "model", "proxy_of", "hardware", "clock", "valid",
-           "tpot_ms_p50", "tokens_per_sec", "h2d_gb", "output_sha256"]
+COLUMNS = [
+    "experiment",
+    "run_key",
+    "method",
+    "model",
+    "proxy_of",
+    "hardware",
+    "clock",
+    "valid",
+    "tpot_ms_p50",
+    "tokens_per_sec",
+    "h2d_gb",
+    "output_sha256",
+]
 
 
 def summary_rows(records: list[RunRecord]) -> pd.DataFrame:
@@ -17,20 +29,22 @@ def summary_rows(records: list[RunRecord]) -> pd.DataFrame:
     rows = []
     for r in records:
         m = r.metrics
-        rows.append({
-            "experiment": r.experiment,
-            "run_key": r.run_key,
-            "method": r.method,
-            "model": r.model.name,
-            "proxy_of": r.model.proxy_of or "-",
-            "hardware": r.hardware,
-            "clock": r.clock,
-            "valid": "yes" if r.validity.valid else "NO: " + "; ".join(r.validity.reasons),
-            "tpot_ms_p50": m.get("tpot_sec_p50", float("nan")) * 1e3,
-            "tokens_per_sec": m.get("tokens_per_sec", float("nan")),
-            "h2d_gb": m.get("h2d_bytes", 0) / 1e9,
-            "output_sha256": (r.output_sha256 or "")[:12],
-        })
+        rows.append(
+            {
+                "experiment": r.experiment,
+                "run_key": r.run_key,
+                "method": r.method,
+                "model": r.model.name,
+                "proxy_of": r.model.proxy_of or "-",
+                "hardware": r.hardware,
+                "clock": r.clock,
+                "valid": "yes" if r.validity.valid else "NO: " + "; ".join(r.validity.reasons),
+                "tpot_ms_p50": m.get("tpot_sec_p50", float("nan")) * 1e3,
+                "tokens_per_sec": m.get("tokens_per_sec", float("nan")),
+                "h2d_gb": m.get("h2d_bytes", 0) / 1e9,
+                "output_sha256": (r.output_sha256 or "")[:12],
+            }
+        )
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.sort_values(["experiment", "run_key"], kind="stable").reset_index(drop=True)
 

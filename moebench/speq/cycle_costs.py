@@ -29,13 +29,17 @@ class CycleCosts:
         self.layers = len(costs.shape.moe_layers)
         self.miss_rate = 0.5  # share of verify-time experts not resident when needed
         self.reuse = 0.5  # share of a cycle's union (up to the slots) that needed no copy
-        self.distinct_scale = 1.0  # observed / independent-routing distinct experts per verify layer
+        self.distinct_scale = (
+            1.0  # observed / independent-routing distinct experts per verify layer
+        )
         self.draft_miss_rate = 0.5  # an offloaded draft's per-expert miss rate
         # one-by-one verify: per draft length k, FP16 copies per verified token and MoE layer; a
         # longer lookahead evicts better, which no closed form gives, so each k is measured, and
         # a k not yet tried counts as free (it is tried once, then judged)
         self.copies_per_verified_token: dict[int, float] = {}
-        self.unseen_copies = 0.5 * costs.shape.top_k  # the offline profile's prior (`start_run` sets 0)
+        self.unseen_copies = (
+            0.5 * costs.shape.top_k
+        )  # the offline profile's prior (`start_run` sets 0)
         self.draft_token_sec = self._draft_token_sec()
 
     def start_run(self) -> None:
@@ -54,7 +58,9 @@ class CycleCosts:
     def _draft_token_sec(self) -> float:
         c, s = self.costs, self.costs.shape
         expert = c.kernel_sec(c.expert_kernel(1, bytes_per_param=self.engine.draft_bytes_per_param))
-        return self.layers * (self.non_expert_layer_sec(1) + s.top_k * expert) + c.kernel_sec(c.lm_head_kernel(1))
+        return self.layers * (self.non_expert_layer_sec(1) + s.top_k * expert) + c.kernel_sec(
+            c.lm_head_kernel(1)
+        )
 
     def draft_sec(self, k: int) -> float:
         return k * self.draft_token_sec
@@ -65,7 +71,8 @@ class CycleCosts:
         return s.num_experts * (1 - (1 - s.top_k / s.num_experts) ** n)
 
     def verify_sec(self, n: float) -> float:
-        """A verify of n tokens; one-by-one, n single-token forwards (n may be an expected count)."""
+        """A verify of n tokens; one-by-one, n single-token forwards (n may be an expected
+        count)."""
         if self.sequential_verify:
             return n * self._grouped_verify_sec(1)
         return self._grouped_verify_sec(n)
@@ -103,20 +110,28 @@ class CycleCosts:
             loads = (distinct - self.reuse * min(self.slots, distinct)) * self.layers
         sec = loads * c.transfer_sec(s.expert_bytes)
         if self.engine.draft_cache is not None:
-            sec += k * self.layers * s.top_k * self.draft_miss_rate * self.engine.draft_cache.copy_sec
+            sec += (
+                k * self.layers * s.top_k * self.draft_miss_rate * self.engine.draft_cache.copy_sec
+            )
         return sec
 
     # --- observations ----------------------------------------------------------------------------
     def _fp16_copies(self) -> float:
         """FP16 expert copies so far (demand and prefetch; an offloaded draft's excluded)."""
         st, cache = self.engine.stats, self.engine.draft_cache
-        return (st.demand_bytes + st.prefetch_bytes - (cache.bytes if cache else 0.0)) / self.engine.expert_bytes
+        return (
+            st.demand_bytes + st.prefetch_bytes - (cache.bytes if cache else 0.0)
+        ) / self.engine.expert_bytes
 
     def mark(self) -> tuple:
         """Where the engine's counters stand as a cycle begins."""
         engine, cache = self.engine, self.engine.draft_cache
-        return (len(engine.stats.steps), {layer: len(a) for layer, a in engine.accesses.items()},
-                self._fp16_copies(), (cache.needed, cache.hits) if cache else (0, 0))
+        return (
+            len(engine.stats.steps),
+            {layer: len(a) for layer, a in engine.accesses.items()},
+            self._fp16_copies(),
+            (cache.needed, cache.hits) if cache else (0, 0),
+        )
 
     def observe(self, k: int, accepted: int, mark: tuple) -> None:
         """Update every estimate from the cycle that began at `mark`."""
@@ -126,8 +141,16 @@ class CycleCosts:
         needed, hits = sum(s.needed for s in verify), sum(s.hits for s in verify)
         if needed:
             self.miss_rate = _ema(self.miss_rate, 1 - hits / needed)
-            union = np.mean([len(set().union(*(n for n, _ in engine.accesses[layer][accesses.get(layer, 0):])))
-                             for layer in self.costs.shape.moe_layers])
+            union = np.mean(
+                [
+                    len(
+                        set().union(
+                            *(n for n, _ in engine.accesses[layer][accesses.get(layer, 0) :])
+                        )
+                    )
+                    for layer in self.costs.shape.moe_layers
+                ]
+            )
             verified = accepted + 1 if self.sequential_verify else k + 1
             self.distinct_scale = _ema(self.distinct_scale, union / self.distinct(verified))
             loads = (self._fp16_copies() - copies) / self.layers
@@ -137,5 +160,6 @@ class CycleCosts:
             seen[k] = _ema(seen[k], loads / verified) if k in seen else loads / verified
         cache = engine.draft_cache
         if cache is not None and cache.needed > draft_needed:
-            self.draft_miss_rate = _ema(self.draft_miss_rate,
-                                        1 - (cache.hits - draft_hits) / (cache.needed - draft_needed))
+            self.draft_miss_rate = _ema(
+                self.draft_miss_rate, 1 - (cache.hits - draft_hits) / (cache.needed - draft_needed)
+            )

@@ -44,7 +44,9 @@ def _crop_to(cache: DynamicCache, length: int) -> None:
         cache.crop(-extra)  # transformers 5: a negative count removes that many tokens
 
 
-def _verify_one_by_one(model, cache, inputs: list[int], base: int, chooser, hooks, device) -> tuple[int, list[int]]:
+def _verify_one_by_one(
+    model, cache, inputs: list[int], base: int, chooser, hooks, device
+) -> tuple[int, list[int]]:
     """Verify `inputs` = [last, d1..dk] with one target forward per token, stopping at the
     first draft the target disagrees with (fewer experts on the device at once than a
     grouped verify, at the price of k+1 forwards). Returns (accepted, target choices)."""
@@ -52,7 +54,9 @@ def _verify_one_by_one(model, cache, inputs: list[int], base: int, chooser, hook
     for j, token in enumerate(inputs):
         if hooks:
             hooks.begin_forward(1, base + j)
-        out = model(input_ids=torch.tensor([[token]], device=device), cache=cache, use_cache=True).logits
+        out = model(
+            input_ids=torch.tensor([[token]], device=device), cache=cache, use_cache=True
+        ).logits
         if hooks:
             hooks.end_forward()
         target.append(chooser.one(out[0, -1], base + 1 + j))
@@ -62,9 +66,16 @@ def _verify_one_by_one(model, cache, inputs: list[int], base: int, chooser, hook
 
 
 @torch.no_grad()
-def speculative_decode(loaded: LoadedModel, draft: Draft, prompt_ids: torch.Tensor, new_tokens: int,
-                       choose_k: Callable[[], int], hooks=None, chooser: TokenChooser = GREEDY,
-                       sequential_verify: bool = False) -> SpecResult:
+def speculative_decode(
+    loaded: LoadedModel,
+    draft: Draft,
+    prompt_ids: torch.Tensor,
+    new_tokens: int,
+    choose_k: Callable[[], int],
+    hooks=None,
+    chooser: TokenChooser = GREEDY,
+    sequential_verify: bool = False,
+) -> SpecResult:
     """Speculative decoding with `chooser` (greedy by default). `hooks` (optional) gets
     begin_forward(tokens, context)/end_forward() around every target forward (the prefill and
     each verify forward), begin_cycle(k), begin_draft_forward(context)/end_draft_forward(i)
@@ -92,7 +103,9 @@ def speculative_decode(loaded: LoadedModel, draft: Draft, prompt_ids: torch.Tens
             for i in range(k):
                 if hooks:
                     hooks.begin_draft_forward(base + i)
-                out = model(input_ids=torch.tensor([[inp]], device=device), cache=cache, use_cache=True).logits
+                out = model(
+                    input_ids=torch.tensor([[inp]], device=device), cache=cache, use_cache=True
+                ).logits
                 if hooks:
                     hooks.end_draft_forward(i)
                 result.draft_calls += 1
@@ -100,16 +113,24 @@ def speculative_decode(loaded: LoadedModel, draft: Draft, prompt_ids: torch.Tens
                 drafted.append(inp)
         _crop_to(cache, base)
         if sequential_verify:
-            accepted, target = _verify_one_by_one(model, cache, [last, *drafted], base, chooser, hooks, device)
+            accepted, target = _verify_one_by_one(
+                model, cache, [last, *drafted], base, chooser, hooks, device
+            )
             result.target_calls += accepted + 1
         else:
             if hooks:
                 hooks.begin_forward(k + 1, base)
-            verify = model(input_ids=torch.tensor([[last, *drafted]], device=device), cache=cache, use_cache=True).logits
+            verify = model(
+                input_ids=torch.tensor([[last, *drafted]], device=device),
+                cache=cache,
+                use_cache=True,
+            ).logits
             if hooks:
                 hooks.end_forward()
             result.target_calls += 1
-            target = chooser.choose(verify[0], [base + 1 + j for j in range(k + 1)])  # after each input
+            target = chooser.choose(
+                verify[0], [base + 1 + j for j in range(k + 1)]
+            )  # after each input
             accepted = 0
             while accepted < k and target[accepted] == drafted[accepted]:
                 accepted += 1

@@ -18,16 +18,20 @@ from moebench.models.quant import quantize_gptq, quantize_rtn
 
 
 @torch.no_grad()
-def calibration_inputs(loaded: LoadedModel, windows: list[torch.Tensor]) -> dict[int, dict[int, torch.Tensor]]:
+def calibration_inputs(
+    loaded: LoadedModel, windows: list[torch.Tensor]
+) -> dict[int, dict[int, torch.Tensor]]:
     """Per MoE layer and expert, the hidden states the target's router sent to that expert."""
     store: dict[int, dict[int, list[torch.Tensor]]] = {v.index: {} for v in loaded.layers}
     handles = []
     for view in loaded.layers:
+
         def grab(_module, args, _output, layer=view.index):
             hidden, ids = args[0], args[1]
             for e in torch.unique(ids).tolist():
                 rows = (ids == e).any(dim=-1)
                 store[layer].setdefault(e, []).append(hidden[rows].detach())
+
         handles.append(view.experts.register_forward_hook(grab))
     try:
         for window in windows:
@@ -35,14 +39,22 @@ def calibration_inputs(loaded: LoadedModel, windows: list[torch.Tensor]) -> dict
     finally:
         for h in handles:
             h.remove()
-    return {layer: {e: torch.cat(xs) for e, xs in experts.items()} for layer, experts in store.items()}
+    return {
+        layer: {e: torch.cat(xs) for e, xs in experts.items()} for layer, experts in store.items()
+    }
 
 
 class Draft:
     """Dequantized INT4 copies of every routed expert, swapped in on demand."""
 
-    def __init__(self, loaded: LoadedModel, method: str = "gptq", group: int = 128,
-                 calibration: list[torch.Tensor] | None = None, bits: int = 4):
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        method: str = "gptq",
+        group: int = 128,
+        calibration: list[torch.Tensor] | None = None,
+        bits: int = 4,
+    ):
         self.loaded, self.method, self.group, self.bits = loaded, method, group, bits
         inputs = calibration_inputs(loaded, calibration) if method == "gptq" else {}
         self.weights: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -88,15 +100,20 @@ def _ordered(ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def routing_fidelity(loaded: LoadedModel, draft: Draft, windows: list[torch.Tensor]) -> dict[str, float]:
+def routing_fidelity(
+    loaded: LoadedModel, draft: Draft, windows: list[torch.Tensor]
+) -> dict[str, float]:
     """Fig. 6 of the paper on the same input sequences (teacher forcing): per token and MoE
     layer, hard match = same experts in the same order of weight, soft = same set in another
     order, mismatch = at least one expert differs."""
+
     def capture():
         out, handles = {}, []
         for view in loaded.layers:
+
             def hook(_m, _a, output, layer=view.index):
                 out.setdefault(layer, []).append(_ordered(output[2], output[1].to(torch.float32)))
+
             handles.append(view.router.register_forward_hook(hook))
         return out, handles
 
@@ -117,6 +134,10 @@ def routing_fidelity(loaded: LoadedModel, draft: Draft, windows: list[torch.Tens
             same_set = (t.sort(dim=-1).values == d.sort(dim=-1).values).all(dim=-1)
             counts += [hard.sum().item(), (same_set & ~hard).sum().item(), (~same_set).sum().item()]
     total = counts.sum()
-    return {"hard_match_frac": counts[0] / total, "soft_match_frac": counts[1] / total,
-            "mismatch_frac": counts[2] / total, "fidelity_frac": (counts[0] + counts[1]) / total,
-            "routing_samples": int(total)}
+    return {
+        "hard_match_frac": counts[0] / total,
+        "soft_match_frac": counts[1] / total,
+        "mismatch_frac": counts[2] / total,
+        "fidelity_frac": (counts[0] + counts[1]) / total,
+        "routing_samples": int(total),
+    }

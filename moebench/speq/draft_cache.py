@@ -19,7 +19,9 @@ class DraftExpertCache:
         self.engine, self.slots, self.expert_bytes = engine, slots_per_layer, expert_bytes
         self.copy_sec = engine.costs.transfer_sec(expert_bytes)
         warm = list(range(slots_per_layer))  # lowest ids, as the target's caches start
-        self.caches = {layer: LayerCache(slots_per_layer, LRU(), warm) for layer in engine.shape.moe_layers}
+        self.caches = {
+            layer: LayerCache(slots_per_layer, LRU(), warm) for layer in engine.shape.moe_layers
+        }
         self.landing: dict[tuple[int, int], float] = {}
         self.last_use_end: dict[tuple[int, int], float] = {}
         self.accesses: dict[int, list[set[int]]] = {layer: [] for layer in self.caches}
@@ -44,7 +46,9 @@ class DraftExpertCache:
             victim = cache.make_room(time, protect=set(experts))
             not_before = self.last_use_end.pop((layer, victim), 0.0) if victim is not None else 0.0
             self.landing.pop((layer, victim), None)
-            ready[e] = engine.queue_copy(("draft", layer, e), self.copy_sec, "demand", now, not_before)
+            ready[e] = engine.queue_copy(
+                ("draft", layer, e), self.copy_sec, "demand", now, not_before
+            )
             self.landing[(layer, e)] = ready[e]
             cache.admit(e)
             self.bytes += self.expert_bytes
@@ -62,9 +66,14 @@ class DraftExpertCache:
         """What a clairvoyant cache of the same draft slots would have moved (all draft
         forwards are decode forwards)."""
         warm = list(range(self.slots))
-        misses = sum(sum(belady_misses(stream, self.slots, warm)) for stream in self.accesses.values())
+        misses = sum(
+            sum(belady_misses(stream, self.slots, warm)) for stream in self.accesses.values()
+        )
         return float(misses * self.expert_bytes)
 
     def metrics(self) -> dict[str, float]:
-        return {"draft_cache_hit_frac": self.hits / self.needed if self.needed else 1.0,
-                "draft_h2d_bytes": self.bytes, "draft_belady_bytes": self.belady_bytes()}
+        return {
+            "draft_cache_hit_frac": self.hits / self.needed if self.needed else 1.0,
+            "draft_h2d_bytes": self.bytes,
+            "draft_belady_bytes": self.belady_bytes(),
+        }

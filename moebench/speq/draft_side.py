@@ -16,9 +16,15 @@ from moebench.speq.resident_draft import ResidentDraft
 
 
 class DraftSide:
-    def __init__(self, bytes_per_param: float, prefetch: bool | str,
-                 cache_slots: int | None = None, cache_expert_bytes: float = 0.0,
-                 resident_of=None, missing: str = "renormalize"):
+    def __init__(
+        self,
+        bytes_per_param: float,
+        prefetch: bool | str,
+        cache_slots: int | None = None,
+        cache_expert_bytes: float = 0.0,
+        resident_of=None,
+        missing: str = "renormalize",
+    ):
         """`bytes_per_param`: what a draft expert's kernel reads per parameter; `prefetch`:
         the orchestrator's mode (True, False or "next_token"); `cache_slots`: INT4 device
         slots per layer for an offloaded draft (None: every INT4 expert resident);
@@ -34,8 +40,9 @@ class DraftSide:
     def attach(self, engine) -> None:
         """Build the engine-facing parts (the engine calls this once, from its constructor)."""
         prefetch = self._prefetch
-        self.orchestrator = Orchestrator(engine, phases=bool(prefetch),
-                                         next_token=prefetch == "next_token")
+        self.orchestrator = Orchestrator(
+            engine, phases=bool(prefetch), next_token=prefetch == "next_token"
+        )
         slots, expert_bytes = self._cache
         if slots is not None:
             self.cache = DraftExpertCache(engine, slots, expert_bytes)

@@ -53,14 +53,22 @@ class Governor:
     ema: float = 0.3  # weight of the newest observation
     prior: float = 0.9  # acceptance assumed before anything is observed
     fixed_k: int | None = None  # ablation: never adapt
-    objective: str = "roofline"  # "roofline" (paper: tokens per cycle second) | "bytes" (seconds per token)
-    t_io: Callable[[int, float], float] | None = None  # bytes objective: (k, expected tokens) -> link seconds
+    objective: str = (
+        "roofline"  # "roofline" (paper: tokens per cycle second) | "bytes" (seconds per token)
+    )
+    t_io: Callable[[int, float], float] | None = (
+        None  # bytes objective: (k, expected tokens) -> link seconds
+    )
     overlap: bool = True  # copies overlap compute (False: a CPU, where they serialize)
     verify_stops_early: bool = False  # a one-by-one verify runs as many forwards as it emits tokens
-    ttft_profile: str = "online"  # "online": k_SLO from the current costs each cycle | "offline": once (paper)
+    ttft_profile: str = (
+        "online"  # "online": k_SLO from the current costs each cycle | "offline": once (paper)
+    )
     p: list[float] = field(default_factory=list)
     history: list[int] = field(default_factory=list)
-    profile_sec: dict[int, float] = field(default_factory=dict)  # the offline profile: k -> cycle seconds
+    profile_sec: dict[int, float] = field(
+        default_factory=dict
+    )  # the offline profile: k -> cycle seconds
 
     def __post_init__(self):
         self.p = [self.prior] * self.k_max
@@ -96,7 +104,9 @@ class Governor:
         """Largest k whose whole cycle fits the TTFT budget (at least k_min)."""
         if self.ttft_profile == "offline":
             return self._largest_fitting(self.profile_sec)
-        return self._largest_fitting({k: self.cycle_sec(k) for k in range(self.k_min, self.k_max + 1)})
+        return self._largest_fitting(
+            {k: self.cycle_sec(k) for k in range(self.k_min, self.k_max + 1)}
+        )
 
     def _largest_fitting(self, cycle_sec: dict[int, float]) -> int:
         if self.ttft_budget_sec is None:

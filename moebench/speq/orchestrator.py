@@ -65,7 +65,9 @@ class Orchestrator:
         """Verify forward j of the cycle (the first is j = 0) is about to run: what the
         lookahead eviction should keep is what the drafted tokens after it predicted."""
         for layer, entries in self.elb.items():
-            self.engine.caches[layer].policy.upcoming = entries[j:] if self.next_token else entries[j + 1:]
+            self.engine.caches[layer].policy.upcoming = (
+                entries[j:] if self.next_token else entries[j + 1 :]
+            )
         if self.phases and self.next_token:
             self._prefetch_entry(j + 1)
 

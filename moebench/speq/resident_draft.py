@@ -29,7 +29,9 @@ class ResidentDraft:
         self.group = None
         self.bits = 16
         self.slots_tokens = 0  # (token, layer) pairs drafted
-        self.full_tokens = 0  # ... whose whole top-k was resident (the draft computed the target's routing)
+        self.full_tokens = (
+            0  # ... whose whole top-k was resident (the draft computed the target's routing)
+        )
         self.kept_experts = 0  # of the target's top-k choices, how many were resident
 
     @contextmanager
@@ -48,8 +50,11 @@ class ResidentDraft:
         self.full_tokens += int(inside.all(dim=-1).sum())
         self.kept_experts += int(inside.sum())
         if self.missing == "drop":
-            return torch.where(inside, ids, ids[:, :1].where(inside[:, :1], torch.full_like(ids[:, :1], resident[0]))), \
-                weights * inside
+            return torch.where(
+                inside,
+                ids,
+                ids[:, :1].where(inside[:, :1], torch.full_like(ids[:, :1], resident[0])),
+            ), weights * inside
         logits = router_logits(self.views[layer], hidden, self.loaded.family)
         logits = logits.masked_fill(~mask.to(logits.device), float("-inf"))
         new_weights, new_ids = route(self.loaded.family, self.loaded.hf_config, logits)
@@ -60,7 +65,9 @@ class ResidentDraft:
         (the draft then computes exactly the target's layer), and the share of kept experts."""
         k = self.loaded.hf_config.num_experts_per_tok
         tokens = max(1, self.slots_tokens)
-        return {"fidelity_frac": self.full_tokens / tokens, "hard_match_frac": self.full_tokens / tokens,
-                "soft_match_frac": 0.0, "kept_expert_frac": self.kept_experts / (tokens * k)}
-
-
+        return {
+            "fidelity_frac": self.full_tokens / tokens,
+            "hard_match_frac": self.full_tokens / tokens,
+            "soft_match_frac": 0.0,
+            "kept_expert_frac": self.kept_experts / (tokens * k),
+        }

@@ -32,7 +32,9 @@ def count_calls(model) -> list[int]:
 
 def measure(name: str, new_tokens: int, k: int) -> dict:
     spec = PROXIES[name]
-    loaded = load_proxy(ModelConfig(name=name, family=spec.family, source="proxy", proxy_of=spec.proxy_of))
+    loaded = load_proxy(
+        ModelConfig(name=name, family=spec.family, source="proxy", proxy_of=spec.proxy_of)
+    )
     from moebench.models.corpora import calibration_windows
 
     draft = Draft(loaded, "gptq", calibration=calibration_windows(loaded, 16, 128, seed=1))
@@ -40,20 +42,31 @@ def measure(name: str, new_tokens: int, k: int) -> dict:
     assistant = copy.deepcopy(loaded.model)
     for view in loaded.layers:
         experts = assistant.model.layers[view.index].mlp.experts
-        experts.gate_up_proj.data, experts.down_proj.data = (w.clone() for w in draft.weights[view.index])
+        experts.gate_up_proj.data, experts.down_proj.data = (
+            w.clone() for w in draft.weights[view.index]
+        )
     assistant.generation_config.num_assistant_tokens = k
     assistant.generation_config.num_assistant_tokens_schedule = "constant"
-    assistant.generation_config.assistant_confidence_threshold = 0.0  # always draft k tokens, as ours
+    assistant.generation_config.assistant_confidence_threshold = (
+        0.0  # always draft k tokens, as ours
+    )
     calls = count_calls(loaded.model)
 
     start = time.perf_counter()
-    plain = loaded.model.generate(prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+    plain = loaded.model.generate(
+        prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
+    )
     plain_sec, plain_calls = time.perf_counter() - start, calls[0]
 
     calls[0] = 0
     start = time.perf_counter()
-    assisted = loaded.model.generate(prompt, assistant_model=assistant, max_new_tokens=new_tokens,
-                                     min_new_tokens=new_tokens, do_sample=False)
+    assisted = loaded.model.generate(
+        prompt,
+        assistant_model=assistant,
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=False,
+    )
     hf_sec, hf_calls = time.perf_counter() - start, calls[0]
 
     calls[0] = 0
@@ -61,15 +74,22 @@ def measure(name: str, new_tokens: int, k: int) -> dict:
     ours = speculative_decode(loaded, draft, prompt, new_tokens, choose_k=lambda: k)
     ours_sec, ours_calls = time.perf_counter() - start, calls[0]
 
-    reference = plain[0, prompt.shape[1]:].tolist()
+    reference = plain[0, prompt.shape[1] :].tolist()
     return {
-        "model": name, "new_tokens": new_tokens, "k": k, "torch_threads": torch.get_num_threads(),
-        "plain_sec": plain_sec, "plain_target_calls": plain_calls,
-        "hf_assisted_sec": hf_sec, "hf_assisted_target_calls": hf_calls,
+        "model": name,
+        "new_tokens": new_tokens,
+        "k": k,
+        "torch_threads": torch.get_num_threads(),
+        "plain_sec": plain_sec,
+        "plain_target_calls": plain_calls,
+        "hf_assisted_sec": hf_sec,
+        "hf_assisted_target_calls": hf_calls,
         "hf_assisted_tokens_per_target_call": new_tokens / hf_calls,
-        "ours_sec": ours_sec, "ours_forward_calls": ours_calls, "ours_target_calls": ours.target_calls,
+        "ours_sec": ours_sec,
+        "ours_forward_calls": ours_calls,
+        "ours_target_calls": ours.target_calls,
         "ours_tokens_per_target_call": new_tokens / ours.target_calls,
-        "hf_assisted_matches_greedy": assisted[0, prompt.shape[1]:].tolist() == reference,
+        "hf_assisted_matches_greedy": assisted[0, prompt.shape[1] :].tolist() == reference,
         "ours_matches_greedy": ours.tokens == reference,
     }
 
@@ -82,8 +102,14 @@ def main(argv=None) -> None:
     parser.add_argument("--results", default="results")
     args = parser.parse_args(argv)
     metrics = measure(args.model, args.new_tokens, args.k)
-    write_benchmark_record(args.results, "speq_cpu", args.model, PROXIES[args.model].proxy_of, metrics,
-                           valid=metrics["ours_matches_greedy"])
+    write_benchmark_record(
+        args.results,
+        "speq_cpu",
+        args.model,
+        PROXIES[args.model].proxy_of,
+        metrics,
+        valid=metrics["ours_matches_greedy"],
+    )
 
 
 if __name__ == "__main__":

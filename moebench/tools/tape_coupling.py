@@ -30,21 +30,33 @@ def measure(name: str, temperatures: list[float], windows: int, length: int, tap
     from moebench.models.corpora import calibration_windows
 
     spec = PROXIES[name]
-    loaded = load_proxy(ModelConfig(name=name, family=spec.family, source="proxy", proxy_of=spec.proxy_of))
+    loaded = load_proxy(
+        ModelConfig(name=name, family=spec.family, source="proxy", proxy_of=spec.proxy_of)
+    )
     draft = Draft(loaded, "gptq", calibration=calibration_windows(loaded, 16, 128, seed=1))
     texts = calibration_windows(loaded, windows, length, seed=2, split="valid")
     target = torch.cat([loaded.model(input_ids=x).logits[0] for x in texts]).double()
     with draft.active():
         drafted = torch.cat([loaded.model(input_ids=x).logits[0] for x in texts]).double()
-    out = {"weights_sha256": loaded.weights_sha256, "positions": int(target.shape[0]), "tapes_per_position": tapes,
-           "greedy_agree_frac": float((target.argmax(-1) == drafted.argmax(-1)).double().mean())}
+    out = {
+        "weights_sha256": loaded.weights_sha256,
+        "positions": int(target.shape[0]),
+        "tapes_per_position": tapes,
+        "greedy_agree_frac": float((target.argmax(-1) == drafted.argmax(-1)).double().mean()),
+    }
     for t in temperatures:
         p, q = torch.softmax(target / t, -1), torch.softmax(drafted / t, -1)
         tv = 0.5 * (p - q).abs().sum(-1)
         lp, lq = (torch.log_softmax(x / t, -1).numpy() for x in (target, drafted))
-        agree = np.mean([[np.argmax(lp[i] + g) == np.argmax(lq[i] + g)
-                          for g in (gumbel_noise(7, r, i, lp.shape[1]) for r in range(tapes))]
-                         for i in range(lp.shape[0])])
+        agree = np.mean(
+            [
+                [
+                    np.argmax(lp[i] + g) == np.argmax(lq[i] + g)
+                    for g in (gumbel_noise(7, r, i, lp.shape[1]) for r in range(tapes))
+                ]
+                for i in range(lp.shape[0])
+            ]
+        )
         out[f"T{t}/one_minus_tv_mean"] = float(1 - tv.mean())
         out[f"T{t}/tape_accept_frac"] = float(agree)
         out[f"T{t}/tape_over_rejection_bound"] = float(agree / (1 - tv.mean()))
@@ -52,7 +64,9 @@ def measure(name: str, temperatures: list[float], windows: int, length: int, tap
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m moebench.tools.tape_coupling", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m moebench.tools.tape_coupling", description=__doc__
+    )
     parser.add_argument("--model", default="proxy_phi35moe", choices=sorted(PROXIES))
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 0.7, 1.0])
     parser.add_argument("--windows", type=int, default=4)
@@ -63,8 +77,14 @@ def main(argv=None) -> None:
     with fixed_threads(1):
         metrics = measure(args.model, args.temperatures, args.windows, args.length, args.tapes)
     weights = metrics.pop("weights_sha256")
-    write_benchmark_record(args.results, "tape_coupling", args.model, PROXIES[args.model].proxy_of, metrics,
-                           weights_sha256=weights)
+    write_benchmark_record(
+        args.results,
+        "tape_coupling",
+        args.model,
+        PROXIES[args.model].proxy_of,
+        metrics,
+        weights_sha256=weights,
+    )
 
 
 if __name__ == "__main__":

@@ -54,36 +54,54 @@ def sweep(grid=GRID) -> dict:
     from moebench.tools.cards import generated_routing
 
     real = observables(layer_stats(read_mixtral_trace(MIXTRAL_TRACE), 8))
-    loaded = load_proxy(ModelConfig(name="proxy_mixtral8x7b", family="mixtral", source="proxy",
-                                    proxy_of="mixtral8x7b"))
+    loaded = load_proxy(
+        ModelConfig(
+            name="proxy_mixtral8x7b", family="mixtral", source="proxy", proxy_of="mixtral8x7b"
+        )
+    )
     _, valid = encoded_splits(load_corpus(), loaded.tokenizer)
     rows = []
     for t in [None, *grid]:
         proxy = observables(layer_stats(generated_routing(loaded, valid, temperature=t), 8))
-        rows.append({"temperature": t, "observables": proxy, "errors": relative_errors(proxy, real)})
+        rows.append(
+            {"temperature": t, "observables": proxy, "errors": relative_errors(proxy, real)}
+        )
     sampled = [r for r in rows if r["temperature"] is not None]
-    return {"real_trace": real, "rows": rows, "chosen": choose(sampled), "noise": NOISE,
-            "proxy_weights_sha256": loaded.weights_sha256}
+    return {
+        "real_trace": real,
+        "rows": rows,
+        "chosen": choose(sampled),
+        "noise": NOISE,
+        "proxy_weights_sha256": loaded.weights_sha256,
+    }
 
 
 def markdown(result: dict) -> str:
     real = result["real_trace"]
     keys = list(real)
-    lines = ["# Default sampling temperature", "",
-             "Chosen by `python -m moebench.tools.temperature`: proxy_mixtral8x7b (weights "
-             f"`{result['proxy_weights_sha256'][:16]}`) continues 2 held-out prompts by 256 tokens at each "
-             "temperature on the noise tape; its routing is compared with the real Mixtral-8x7B HumanEval "
-             "trace (../shared/data/moe_routing_traces, 333 tokens x 32 layers). Of the temperatures whose "
-             f"worst relative error is within {NOISE:.0%} of the best (closer is noise at 512 sampled tokens), "
-             "the one closest to 1 (the model's own distribution, undistorted) is the default for every "
-             f"proxy: **T = {result['chosen']}**.", "",
-             "| decoding | " + " | ".join(keys) + " | worst error |",
-             "|---|" + "---:|" * (len(keys) + 1),
-             "| real Mixtral trace | " + " | ".join(f"{real[k]:.3f}" for k in keys) + " | - |"]
+    lines = [
+        "# Default sampling temperature",
+        "",
+        "Chosen by `python -m moebench.tools.temperature`: proxy_mixtral8x7b (weights "
+        f"`{result['proxy_weights_sha256'][:16]}`) continues 2 held-out prompts by 256 tokens at "
+        "each temperature on the noise tape; its routing is compared with the real Mixtral-8x7B "
+        "HumanEval trace (../shared/data/moe_routing_traces, 333 tokens x 32 layers). Of the "
+        f"temperatures whose worst relative error is within {NOISE:.0%} of the best (closer is "
+        "noise at 512 sampled tokens), the one closest to 1 (the model's own distribution, "
+        f"undistorted) is the default for every proxy: **T = {result['chosen']}**.",
+        "",
+        "| decoding | " + " | ".join(keys) + " | worst error |",
+        "|---|" + "---:|" * (len(keys) + 1),
+        "| real Mixtral trace | " + " | ".join(f"{real[k]:.3f}" for k in keys) + " | - |",
+    ]
     for r in result["rows"]:
         label = "greedy" if r["temperature"] is None else f"T = {r['temperature']}"
         cells = [f"{r['observables'][k]:.3f} ({r['errors'][k]:+.0%})" for k in keys]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {max(abs(e) for e in r['errors'].values()):.0%} |")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(cells)
+            + f" | {max(abs(e) for e in r['errors'].values()):.0%} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -110,13 +128,13 @@ def write(out: str | Path) -> list[Path]:
     return [out / "temperature.json", out / "temperature.md"]
 
 
-
-
 def main(argv: list[str] | None = None) -> None:
     """`python -m moebench.tools.temperature [--out DIR]`: choose the default temperature."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m moebench.tools.temperature", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m moebench.tools.temperature", description=__doc__
+    )
     parser.add_argument("--out", default="reports/proxies")
     for path in write(parser.parse_args(argv).out):
         print(f"wrote {path}")

@@ -5,7 +5,8 @@
 Nobody on the project's CPU machines can run these: they are the checks the CPU tests cannot
 make (pinned memory, asynchronous copies, copy/compute overlap, the free event's protection,
 flat device memory, the caching host allocator's rounding, tokens on CUDA, hf_offload as
-accelerate's own offload, and the virtual clock against the cuda clock). Each prints what it measured.
+accelerate's own offload, and the virtual clock against the cuda clock). Each prints what it
+measured.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import time
 import pytest
 import torch
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
 
 DEV = torch.device("cuda")
 
@@ -32,7 +36,9 @@ def real_method(name, loaded, budget_gb, chooser_seed=None):
     data["method"] = {"name": name, "budget_gb": budget_gb, "options": {}}
     data["workload"] = {"name": "t", "prompt_len": 7, "new_tokens": 16}
     data["backend"], data["device"] = "real", "cuda"
-    return build_method(load_run_config(data), loaded, CostModel(hardware(), shape_from_hf_config(loaded.hf_config)))
+    return build_method(
+        load_run_config(data), loaded, CostModel(hardware(), shape_from_hf_config(loaded.hf_config))
+    )
 
 
 def tiny(family="mixtral"):
@@ -54,7 +60,9 @@ def test_host_store_is_pinned_and_its_bytes_are_close_to_what_was_asked():
     reserved = stats.get("reserved_bytes.all.current", stats.get("allocated_bytes.all.current"))
     print(f"pinned asked {asked} B, host allocator holds {reserved} B")
     if reserved:
-        assert reserved < 2 * asked + (64 << 20)  # the caching host allocator rounds up, not by multiples
+        assert reserved < 2 * asked + (
+            64 << 20
+        )  # the caching host allocator rounds up, not by multiples
 
 
 def test_a_non_blocking_copy_returns_before_it_completes_and_overlaps_a_matmul_loop():
@@ -86,7 +94,10 @@ def test_a_non_blocking_copy_returns_before_it_completes_and_overlaps_a_matmul_l
     matmuls()
     torch.cuda.synchronize()
     both = time.perf_counter() - start
-    print(f"copy {copy_alone * 1e3:.2f} ms, matmuls {compute_alone * 1e3:.2f} ms, together {both * 1e3:.2f} ms")
+    print(
+        f"copy {copy_alone * 1e3:.2f} ms, matmuls {compute_alone * 1e3:.2f} ms, together "
+        f"{both * 1e3:.2f} ms"
+    )
     assert both < 0.85 * (copy_alone + compute_alone)
 
 
@@ -114,7 +125,9 @@ def _overwrite_while_reading(wait_for_free: bool) -> bool:
     else:
         transport.released.pop((layer, slot), None)
     transport.evict(layer, expert)
-    other = next(e for e in range(loaded.layers[0].num_experts) if (layer, e) not in transport.slot_of)
+    other = next(
+        e for e in range(loaded.layers[0].num_experts) if (layer, e) not in transport.slot_of
+    )
     transport.load(layer, other)  # lands in the freed slot
     torch.cuda.synchronize()
     return bool(torch.allclose(result, reference))
@@ -122,7 +135,9 @@ def _overwrite_while_reading(wait_for_free: bool) -> bool:
 
 def test_the_free_event_protects_a_slot_still_being_read():
     assert _overwrite_while_reading(wait_for_free=True)
-    assert not _overwrite_while_reading(wait_for_free=False), "without the wait the copy should win the race"
+    assert not _overwrite_while_reading(wait_for_free=False), (
+        "without the wait the copy should win the race"
+    )
 
 
 def test_device_memory_stays_flat_with_no_allocator_retries_and_tokens_equal_plain():
@@ -176,9 +191,17 @@ def test_virtual_clock_against_the_cuda_clock():
         budget = "null" if slots is None else clock_check.budget_gb(slots, 40)
         tpot = {}
         for backend in ("real", "virtual"):
-            path = clock_check.run("/tmp/moebench_gpu_check", [f"method={method}", f"method.budget_gb={budget}",
-                                                               f"backend={backend}", "device=cuda", "hardware=h200",
-                                                               "force=true"])
+            path = clock_check.run(
+                "/tmp/moebench_gpu_check",
+                [
+                    f"method={method}",
+                    f"method.budget_gb={budget}",
+                    f"backend={backend}",
+                    "device=cuda",
+                    "hardware=h200",
+                    "force=true",
+                ],
+            )
             tpot[backend] = json.loads(path.read_text())["metrics"]["tpot_sec_mean"]
         ratios[(method, slots)] = tpot["virtual"] / tpot["real"]
     print({f"{m}@{s}": round(r, 3) for (m, s), r in ratios.items()})

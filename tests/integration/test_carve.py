@@ -12,7 +12,9 @@ from tests.tiny import tiny_model
 @pytest.mark.parametrize("method", ["anneal", "random"])
 def test_carved_model_reproduces_the_original(family, method):
     loaded = tiny_model(family)
-    windows = [torch.randint(1, 96, (1, 24), generator=torch.Generator().manual_seed(s)) for s in range(3)]
+    windows = [
+        torch.randint(1, 96, (1, 24), generator=torch.Generator().manual_seed(s)) for s in range(3)
+    ]
     acts = expert_activations(loaded, windows)
     parts, _ = partition_experts(loaded, acts, n=4, k=3, method=method, iters=30)
     carved = carve(loaded, parts, 4)
@@ -47,8 +49,9 @@ def test_narrow_sub_experts_still_run():
     assert carved.hf_config.moe_intermediate_size == 8
     x = torch.randint(1, 96, (1, 9), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        torch.testing.assert_close(carved.model(input_ids=x).logits, loaded.model(input_ids=x).logits,
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            carved.model(input_ids=x).logits, loaded.model(input_ids=x).logits, rtol=1e-4, atol=1e-5
+        )
 
 
 def test_contiguous_needs_no_calibration_and_stays_contiguous():
@@ -57,4 +60,8 @@ def test_contiguous_needs_no_calibration_and_stays_contiguous():
     loaded = tiny_model("olmoe")
     parts, _ = partition_experts(loaded, {}, n=4, k=3, method="contiguous", iters=0)
     width = loaded.layers[0].experts.down_proj.shape[-1]
-    assert all(torch.equal(g, contiguous_partition(width, 4)) for per in parts.values() for g in per.values())
+    assert all(
+        torch.equal(g, contiguous_partition(width, 4))
+        for per in parts.values()
+        for g in per.values()
+    )

@@ -22,22 +22,34 @@ def bpe(texts: list[str], vocab_size: int) -> transformers.PreTrainedTokenizerFa
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[SPECIAL], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=SPECIAL, pad_token=SPECIAL)
+    tok.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=[SPECIAL],
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token=SPECIAL, pad_token=SPECIAL
+    )
 
 
 def broken_tokenizer() -> transformers.PreTrainedTokenizerFast:
     """A tokenizer that encodes every text to nothing (no vocabulary, no unknown token)."""
     tok = Tokenizer(models.BPE(vocab={SPECIAL: 0}, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=SPECIAL, pad_token=SPECIAL)
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token=SPECIAL, pad_token=SPECIAL
+    )
 
 
 def test_two_tokenizers_of_one_vocabulary_size_get_different_cache_entries(tmp_path, monkeypatch):
     monkeypatch.setenv("MOEBENCH_CACHE", str(tmp_path))
-    corpus = corpora.Corpus(train="the cat sat on the mat. " * 50, valid="a dog ran in the fog. " * 20, sha256="c" * 64)
+    corpus = corpora.Corpus(
+        train="the cat sat on the mat. " * 50, valid="a dog ran in the fog. " * 20, sha256="c" * 64
+    )
     text = corpora.load_corpus().train
     first, second = bpe([text[:100_000]], 300), bpe([text[-100_000:]], 300)
     assert len(first) == len(second)
@@ -45,16 +57,27 @@ def test_two_tokenizers_of_one_vocabulary_size_get_different_cache_entries(tmp_p
     train_a, _ = corpora.encoded_splits(corpus, first)
     train_b, _ = corpora.encoded_splits(corpus, second)
     assert len(list((tmp_path / "tokens").glob("*.npz"))) == 2
-    assert train_a.tolist() == first(corpus.train.splitlines(keepends=True), add_special_tokens=False)["input_ids"][0]
+    assert (
+        train_a.tolist()
+        == first(corpus.train.splitlines(keepends=True), add_special_tokens=False)["input_ids"][0]
+    )
     assert train_a.tolist() != train_b.tolist()
 
 
 @pytest.fixture
 def local_mixtral(tmp_path):
     """A tiny random Mixtral saved as a real checkpoint folder (save_pretrained)."""
-    config = transformers.MixtralConfig(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                        num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
-                                        num_experts_per_tok=2, max_position_embeddings=256)
+    config = transformers.MixtralConfig(
+        vocab_size=512,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        max_position_embeddings=256,
+    )
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_config(config)
     folder = tmp_path / "mixtral"
@@ -63,9 +86,18 @@ def local_mixtral(tmp_path):
 
 
 def heldout_run(folder, results, cache):
-    return run_cli("+experiment=debug", "model=mixtral8x7b", f"model.local_path={folder}", "model.dtype=float32",
-                   "method=mixtral_offloading", "workload=heldout", "workload.num_prompts=1",
-                   "workload.new_tokens=4", f"results_dir={results}", env={"MOEBENCH_CACHE": str(cache)})
+    return run_cli(
+        "+experiment=debug",
+        "model=mixtral8x7b",
+        f"model.local_path={folder}",
+        "model.dtype=float32",
+        "method=mixtral_offloading",
+        "workload=heldout",
+        "workload.num_prompts=1",
+        "workload.new_tokens=4",
+        f"results_dir={results}",
+        env={"MOEBENCH_CACHE": str(cache)},
+    )
 
 
 def test_broken_then_fixed_tokenizer_in_one_cache_gives_a_valid_record(local_mixtral, tmp_path):
@@ -105,7 +137,12 @@ def test_a_local_path_without_safetensors_is_one_line_naming_it(tmp_path, result
     folder = tmp_path / "not_a_checkpoint"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
-    proc = run_cli("+experiment=debug", "model=mixtral8x7b", f"model.local_path={folder}", f"results_dir={results_dir}")
+    proc = run_cli(
+        "+experiment=debug",
+        "model=mixtral8x7b",
+        f"model.local_path={folder}",
+        f"results_dir={results_dir}",
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert str(folder) in lines[0] and "safetensors" in lines[0]
@@ -114,28 +151,66 @@ def test_a_local_path_without_safetensors_is_one_line_naming_it(tmp_path, result
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data")
 def test_too_few_texts_in_a_prompt_set_is_one_line(results_dir, ci_cache):
-    proc = run_cli("+experiment=debug", "model=proxy_ci", "workload=speq_humaneval", "workload.num_prompts=50",
-                   f"results_dir={results_dir}")
+    proc = run_cli(
+        "+experiment=debug",
+        "model=proxy_ci",
+        "workload=speq_humaneval",
+        "workload.num_prompts=50",
+        f"results_dir={results_dir}",
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "workload.num_prompts" in lines[0] and "texts of shared:humaneval" in lines[0]
 
 
 LAYOUTS = {
-    "mixtral8x7b": transformers.MixtralConfig(vocab_size=512, hidden_size=32, intermediate_size=64,
-                                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                              num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=256),
-    "qwen15moe": transformers.Qwen2MoeConfig(vocab_size=512, hidden_size=32, intermediate_size=64,
-                                             moe_intermediate_size=16, shared_expert_intermediate_size=32,
-                                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                             num_experts=4, num_experts_per_tok=2, max_position_embeddings=256),
-    "dsv2lite": transformers.DeepseekV2Config(vocab_size=512, hidden_size=32, intermediate_size=64,
-                                              moe_intermediate_size=16, n_routed_experts=4, n_shared_experts=1,
-                                              num_experts_per_tok=2, first_k_dense_replace=1, num_hidden_layers=3,
-                                              num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=8,
-                                              q_lora_rank=None, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8,
-                                              head_dim=4, topk_method="greedy", n_group=1, topk_group=1,
-                                              max_position_embeddings=256),
+    "mixtral8x7b": transformers.MixtralConfig(
+        vocab_size=512,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        max_position_embeddings=256,
+    ),
+    "qwen15moe": transformers.Qwen2MoeConfig(
+        vocab_size=512,
+        hidden_size=32,
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        shared_expert_intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_experts=4,
+        num_experts_per_tok=2,
+        max_position_embeddings=256,
+    ),
+    "dsv2lite": transformers.DeepseekV2Config(
+        vocab_size=512,
+        hidden_size=32,
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        n_routed_experts=4,
+        n_shared_experts=1,
+        num_experts_per_tok=2,
+        first_k_dense_replace=1,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        kv_lora_rank=8,
+        q_lora_rank=None,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=4,
+        v_head_dim=8,
+        head_dim=4,
+        topk_method="greedy",
+        n_group=1,
+        topk_group=1,
+        max_position_embeddings=256,
+    ),
 }
 
 
@@ -151,18 +226,34 @@ def test_a_saved_checkpoint_runs_offloaded_on_real_copies(model_name, tmp_path):
 
     shape = shape_from_hf_config(LAYOUTS[model_name])
     fixed = shape.non_expert_params() * BYTES_PER_PARAM + kv_cache_bytes(shape, 16 + 6)
-    budget = (fixed + 2.5 * len(shape.moe_layers) * shape.expert_bytes) / 1e9  # 2 of 4 experts a layer
+    budget = (
+        fixed + 2.5 * len(shape.moe_layers) * shape.expert_bytes
+    ) / 1e9  # 2 of 4 experts a layer
     results, hashes = tmp_path / "results", {}
     for backend in ("virtual", "real"):
-        proc = run_cli("+experiment=debug", f"model={model_name}", f"model.local_path={folder}", "model.dtype=float32",
-                       "method=mixtral_offloading", f"method.budget_gb={budget:.9f}", "workload.new_tokens=6",
-                       f"backend={backend}", "device=cpu", f"results_dir={results}",
-                       env={"MOEBENCH_CACHE": str(tmp_path / "cache")})
+        proc = run_cli(
+            "+experiment=debug",
+            f"model={model_name}",
+            f"model.local_path={folder}",
+            "model.dtype=float32",
+            "method=mixtral_offloading",
+            f"method.budget_gb={budget:.9f}",
+            "workload.new_tokens=6",
+            f"backend={backend}",
+            "device=cpu",
+            f"results_dir={results}",
+            env={"MOEBENCH_CACHE": str(tmp_path / "cache")},
+        )
         assert proc.returncode == 0, proc.stderr
-        [path] = [p for p in results.rglob("result.json") if json.loads(p.read_text())["clock"] ==
-                  ("wall" if backend == "real" else "virtual")]
+        [path] = [
+            p
+            for p in results.rglob("result.json")
+            if json.loads(p.read_text())["clock"] == ("wall" if backend == "real" else "virtual")
+        ]
         record = json.loads(path.read_text())
         assert record["validity"]["valid"] and record["model"]["checkpoint"]["sha256"]
-        assert record["method_details"]["memory_plan"]["slots_per_layer"] < 4  # experts really leave
+        assert (
+            record["method_details"]["memory_plan"]["slots_per_layer"] < 4
+        )  # experts really leave
         hashes[backend] = record["output_sha256"]
     assert hashes["real"] == hashes["virtual"]

@@ -39,7 +39,9 @@ def test_unknown_method_is_one_line_naming_the_key_and_choices(results_dir):
 
 
 def test_impossible_value_in_a_sweep_is_caught_before_any_run(results_dir):
-    proc = run_cli("-m", "+experiment=debug", "workload.new_tokens=4,0", f"results_dir={results_dir}")
+    proc = run_cli(
+        "-m", "+experiment=debug", "workload.new_tokens=4,0", f"results_dir={results_dir}"
+    )
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
         "moebench: config error: workload.new_tokens=0 is not allowed; expected an integer > 0"
@@ -60,7 +62,9 @@ def test_sweep_writes_one_record_per_seed_and_resumes(results_dir):
 
 
 def test_report_lists_every_record(results_dir, tmp_path):
-    assert run_cli("-m", "+experiment=debug", "seed=7,8", f"results_dir={results_dir}").returncode == 0
+    assert (
+        run_cli("-m", "+experiment=debug", "seed=7,8", f"results_dir={results_dir}").returncode == 0
+    )
     out = tmp_path / "reports"
     proc = run_cli("--results", str(results_dir), "--out", str(out), module="moebench.report")
     assert proc.returncode == 0, proc.stderr

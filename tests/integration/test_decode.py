@@ -6,9 +6,17 @@ from moebench.bench.decode import decode
 from moebench.config import ModelConfig
 from moebench.models.build import build_random
 
-TINY = dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=2, num_key_value_heads=1, num_local_experts=4,
-            num_experts_per_tok=2, max_position_embeddings=128)
+TINY = dict(
+    vocab_size=128,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    num_local_experts=4,
+    num_experts_per_tok=2,
+    max_position_embeddings=128,
+)
 
 
 def test_decode_matches_hf_generate():

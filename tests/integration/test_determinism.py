@@ -16,9 +16,10 @@ def test_proxy_ci_from_an_empty_cache_has_the_regress_weights(ci_cache):
     golden = json.loads(regress.GOLDEN_WEIGHTS.read_text())
     stats = json.loads((ci_cache[1] / "training.json").read_text())
     assert stats["torch_threads"] == training.PROXIES["proxy_ci"].recipe.torch_threads
-    assert loaded.weights_sha256 == golden["weights_sha256"], (
-        regress.weights_note({"weights_sha256": loaded.weights_sha256, "torch": torch.__version__,
-                              "cpu": stats["cpu"]}, golden))
+    assert loaded.weights_sha256 == golden["weights_sha256"], regress.weights_note(
+        {"weights_sha256": loaded.weights_sha256, "torch": torch.__version__, "cpu": stats["cpu"]},
+        golden,
+    )
 
 
 def test_thread_count_is_part_of_the_cache_key():
@@ -44,9 +45,13 @@ def test_records_name_the_kernels_that_ran(results_dir):
     from tests.integration.test_runner import debug_config
 
     numerics = json.loads(runner.execute(debug_config(results_dir)).read_text())["env"]["numerics"]
-    assert numerics == {"mode": "pinned", "pinned": True, "aten_capability": "DEFAULT",
-                        "mkl_branch": "COMPATIBLE" if torch.backends.mkl.is_available() else None,
-                        "torch_threads": 1}
+    assert numerics == {
+        "mode": "pinned",
+        "pinned": True,
+        "aten_capability": "DEFAULT",
+        "mkl_branch": "COMPATIBLE" if torch.backends.mkl.is_available() else None,
+        "torch_threads": 1,
+    }
 
 
 def test_an_unpinned_process_trains_proxies_in_a_pinned_subprocess(tmp_path, monkeypatch):
@@ -66,7 +71,7 @@ def test_an_unpinned_process_trains_proxies_in_a_pinned_subprocess(tmp_path, mon
     monkeypatch.setattr(training.subprocess, "run", fake_run)
     with pytest.raises(RuntimeError, match="pinned subprocess failed"):
         training.train_proxy(training.PROXIES["proxy_ci"], tmp_path / "entry")
-    (cmd, env), = calls
+    ((cmd, env),) = calls
     assert cmd[-3:] == ["moebench.models", "train", "proxy_ci"]
     assert env["ATEN_CPU_CAPABILITY"] == "default" and env["MKL_CBWR"] == "COMPATIBLE"
     assert env["MOEBENCH_NUMERICS"] == "pinned"

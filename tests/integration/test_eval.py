@@ -19,7 +19,10 @@ def offload_method(loaded):
     data = valid()
     shape = shape_from_hf_config(loaded.hf_config)
     fixed = shape.non_expert_params() * 2 + shape.kv_elems_per_token * 2 * shape.num_layers * 32
-    data["method"] = {"name": "mixtral_offloading", "budget_gb": (fixed + 3 * 4 * shape.expert_bytes + 1) / 1e9}
+    data["method"] = {
+        "name": "mixtral_offloading",
+        "budget_gb": (fixed + 3 * 4 * shape.expert_bytes + 1) / 1e9,
+    }
     data["workload"] = {"name": "w", "prompt_len": 16, "new_tokens": 16}
     run = load_run_config(data)
     return build_method(run, loaded, CostModel(hardware(), shape))
@@ -43,8 +46,17 @@ def test_eval_experiment_writes_eval_json_for_every_offline_task(ci_cache, tmp_p
     [path] = tmp_path.rglob("eval.json")
     record = json.loads(path.read_text())
     assert record["validity"]["valid"] and record["clock"] == "none"
-    expected = {"wikitext", "lambada_openai", "piqa", "hellaswag", "arc_easy", "arc_challenge",
-                "winogrande", "boolq", "heldout_ppl"}
+    expected = {
+        "wikitext",
+        "lambada_openai",
+        "piqa",
+        "hellaswag",
+        "arc_easy",
+        "arc_challenge",
+        "winogrande",
+        "boolq",
+        "heldout_ppl",
+    }
     assert set(record["eval"]["results"]) == expected
     assert record["eval"]["n-samples"]["wikitext"]["original"] == 62  # WikiText-2 test articles
     assert record["eval"]["n-samples"]["piqa"]["original"] == 1838

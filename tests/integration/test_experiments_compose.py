@@ -16,8 +16,12 @@ def points(experiment: str) -> list[list[str]]:
         cfg = compose("config", overrides=[f"+experiment={experiment}"], return_hydra_config=True)
     raw = cfg.hydra.sweeper.get("params")
     params = OmegaConf.to_container(raw) if raw else {}
-    parsed = OverridesParser.create().parse_overrides([f"{key}={values}" for key, values in params.items()])
-    axes = [[f"{ov.get_key_element()}={value}" for value in _values(ov)] for ov in parsed]  # keeps a "+"
+    parsed = OverridesParser.create().parse_overrides(
+        [f"{key}={values}" for key, values in params.items()]
+    )
+    axes = [
+        [f"{ov.get_key_element()}={value}" for value in _values(ov)] for ov in parsed
+    ]  # keeps a "+"
     return [list(combo) for combo in itertools.product(*axes)] or [[]]
 
 

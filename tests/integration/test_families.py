@@ -31,12 +31,19 @@ def test_view_routing_equals_hf_router_exactly(family):
 
 
 def test_deepseek_group_limited_routing_and_scaling_match():
-    loaded = tiny_model("deepseek_v2", topk_method="group_limited_greedy", n_group=4,
-                        topk_group=2, routed_scaling_factor=2.5)
+    loaded = tiny_model(
+        "deepseek_v2",
+        topk_method="group_limited_greedy",
+        n_group=4,
+        topk_group=2,
+        routed_scaling_factor=2.5,
+    )
     hidden = torch.randn(50, 32, generator=torch.Generator().manual_seed(3))
     layer = loaded.layers[0]
     _, hf_weights, hf_ids = layer.router(hidden)
-    weights, ids = route("deepseek_v2", loaded.hf_config, router_logits(layer, hidden, "deepseek_v2"))
+    weights, ids = route(
+        "deepseek_v2", loaded.hf_config, router_logits(layer, hidden, "deepseek_v2")
+    )
     assert torch.equal(by_expert(hf_weights, hf_ids)[1], by_expert(weights, ids)[1])
     assert torch.equal(by_expert(hf_weights, hf_ids)[0], by_expert(weights, ids)[0])
     groups = ids // 2  # 8 experts in 4 groups of 2: at most 2 groups per token

@@ -22,8 +22,15 @@ def run_config(method: str, budget_gb: float | None, **options):
 
 
 def hardware():
-    return HardwareConfig(name="a100", peak_flops=312e12, hbm_bytes_per_sec=1555e9,
-                          h2d_bytes_per_sec=25e9, h2d_latency_sec=7e-6, launch_sec=5e-6, memory_gb=40)
+    return HardwareConfig(
+        name="a100",
+        peak_flops=312e12,
+        hbm_bytes_per_sec=1555e9,
+        h2d_bytes_per_sec=25e9,
+        h2d_latency_sec=7e-6,
+        launch_sec=5e-6,
+        memory_gb=40,
+    )
 
 
 def small_budget_gb(loaded):
@@ -38,7 +45,9 @@ def small_budget_gb(loaded):
 def test_offload_methods_are_token_identical_to_generate(family):
     loaded = tiny_model(family)
     prompt = torch.randint(1, 96, (1, 7), generator=torch.Generator().manual_seed(5))
-    reference = loaded.model.generate(prompt, max_new_tokens=10, min_new_tokens=10, do_sample=False)[0, 7:].tolist()
+    reference = loaded.model.generate(
+        prompt, max_new_tokens=10, min_new_tokens=10, do_sample=False
+    )[0, 7:].tolist()
     budget, shape = small_budget_gb(loaded)
     tpot = {}
     for method in LOSSLESS:
@@ -97,11 +106,12 @@ def test_prism_sub_expert_cache_is_lossless_and_packs_finer(tmp_path, monkeypatc
     k = shape.top_k
     budget = (fixed + (k + 0.9) * len(shape.moe_layers) * shape.expert_bytes + 1) / 1e9
     out = {}
-    for name, method, b, opts in [("original", "topk", budget, {"top_k": k}),
-                                  ("prism_resident", "prism", None, {"active_k": 4 * k, "iters": 10}),
-                                  ("prism_offload", "prism", budget, {"active_k": 4 * k, "iters": 10}),
-                                  ("prism_fused", "prism", budget, {"active_k": 4 * k, "iters": 10,
-                                                                    "fused_experts": True})]:
+    for name, method, b, opts in [
+        ("original", "topk", budget, {"top_k": k}),
+        ("prism_resident", "prism", None, {"active_k": 4 * k, "iters": 10}),
+        ("prism_offload", "prism", budget, {"active_k": 4 * k, "iters": 10}),
+        ("prism_fused", "prism", budget, {"active_k": 4 * k, "iters": 10, "fused_experts": True}),
+    ]:
         loaded = tiny_model("olmoe")
         m = build_method(run_config(method, b, **opts), loaded, CostModel(hardware(), shape))
         tokens, steps = m.generate(prompt, 10)

@@ -10,7 +10,9 @@ from moebench.prism.gates import default_pattern, gate_neurons, install_complex_
 from moebench.prism.partition import balanced_kmeans
 from tests.tiny import tiny_model
 
-WINDOWS = [torch.randint(1, 96, (1, 24), generator=torch.Generator().manual_seed(s)) for s in range(3)]
+WINDOWS = [
+    torch.randint(1, 96, (1, 24), generator=torch.Generator().manual_seed(s)) for s in range(3)
+]
 
 
 def carved_with_acts(family, method="anneal"):
@@ -27,8 +29,9 @@ def test_complex_gate_with_full_pattern_reproduces_the_original(family):
     install_complex_gate(carved, loaded.hf_config, parts, acts, 4, [4] * k)
     x = torch.randint(1, 96, (2, 11), generator=torch.Generator().manual_seed(9))
     with torch.no_grad():
-        torch.testing.assert_close(carved.model(input_ids=x).logits, loaded.model(input_ids=x).logits,
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            carved.model(input_ids=x).logits, loaded.model(input_ids=x).logits, rtol=1e-4, atol=1e-5
+        )
 
 
 def test_complex_gate_follows_its_pattern():
@@ -76,7 +79,9 @@ def test_balanced_kmeans_is_a_partition_into_equal_groups():
 def test_router_finetuning_trains_only_routers_and_lowers_the_loss():
     loaded, carved, _, _ = carved_with_acts("olmoe", method="random")
     before = {n: p.clone() for n, p in carved.model.named_parameters()}
-    data = [torch.randint(1, 96, (1, 24), generator=torch.Generator().manual_seed(s)) for s in range(4)]
+    data = [
+        torch.randint(1, 96, (1, 24), generator=torch.Generator().manual_seed(s)) for s in range(4)
+    ]
     losses, skipped = finetune_routers(carved, data, steps=30, lr=5e-2, k1=4, k2=8, batch=4)
     assert losses[-1] < losses[0] and skipped == 0
     changed = {n for n, p in carved.model.named_parameters() if not torch.equal(p, before[n])}
@@ -91,7 +96,9 @@ def test_linear_gate_breaks_ties_by_index_order(family):
     set_active(carved, 6)
     _, weights, ids = carved.layers[0].router(torch.randn(40, loaded.hf_config.hidden_size))
     assert torch.equal(ids[:, :4] % 4, torch.arange(4).expand(40, 4))  # the top parent, whole
-    assert torch.equal(ids[:, 4:] % 4, torch.arange(2).expand(40, 2))  # then the next one's first two
+    assert torch.equal(
+        ids[:, 4:] % 4, torch.arange(2).expand(40, 2)
+    )  # then the next one's first two
     assert torch.equal(ids[:, :4] // 4, ids[:, :1].expand(40, 4) // 4)
 
 
@@ -113,15 +120,20 @@ def test_calibration_statistics_are_cached_and_reloaded(tmp_path, monkeypatch):
 
 
 def test_complex_gate_on_padded_sub_experts_is_exact():
-    loaded = tiny_model("qwen3_moe", moe_intermediate_size=24)  # 6 neurons per sub-expert, padded to 8
+    loaded = tiny_model(
+        "qwen3_moe", moe_intermediate_size=24
+    )  # 6 neurons per sub-expert, padded to 8
     acts = expert_activations(loaded, WINDOWS)
     parts, _ = partition_experts(loaded, acts, n=4, k=3, method="anneal", iters=10)
     carved = carve(loaded, parts, 4)
-    install_complex_gate(carved, loaded.hf_config, parts, acts, 4, [4] * loaded.hf_config.num_experts_per_tok)
+    install_complex_gate(
+        carved, loaded.hf_config, parts, acts, 4, [4] * loaded.hf_config.num_experts_per_tok
+    )
     x = torch.randint(1, 96, (1, 9), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        torch.testing.assert_close(carved.model(input_ids=x).logits, loaded.model(input_ids=x).logits,
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            carved.model(input_ids=x).logits, loaded.model(input_ids=x).logits, rtol=1e-4, atol=1e-5
+        )
 
 
 def test_a_non_finite_router_gradient_skips_the_step():
@@ -133,7 +145,9 @@ def test_a_non_finite_router_gradient_skips_the_step():
         return grad * float("nan") if len(calls) == 1 else grad
 
     carved.layers[0].router.weight.register_hook(poison_first)
-    data = [torch.randint(1, 96, (1, 24), generator=torch.Generator().manual_seed(s)) for s in range(4)]
+    data = [
+        torch.randint(1, 96, (1, 24), generator=torch.Generator().manual_seed(s)) for s in range(4)
+    ]
     _, skipped = finetune_routers(carved, data, steps=3, lr=1e-2, k1=4, k2=8, batch=2)
     assert skipped == 1
     assert all(torch.isfinite(v.router.weight).all() for v in carved.layers)

@@ -51,8 +51,12 @@ def test_debug_experiment_runs_on_the_cached_proxy_with_real_text(ci_cache, tmp_
 
     os.environ["MOEBENCH_CACHE"] = str(cache)
     try:
-        proc = run_cli("+experiment=debug", "model=proxy_ci", "workload.prompts=heldout",
-                       f"results_dir={tmp_path}")
+        proc = run_cli(
+            "+experiment=debug",
+            "model=proxy_ci",
+            "workload.prompts=heldout",
+            f"results_dir={tmp_path}",
+        )
     finally:
         del os.environ["MOEBENCH_CACHE"]
     assert proc.returncode == 0, proc.stderr

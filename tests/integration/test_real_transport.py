@@ -20,7 +20,9 @@ from tests.tiny import TINY_ARCH, tiny_model
 from tests.unit.test_config import valid
 
 NEW = 8
-SAMPLE = TokenChooser("sample", temperature=0.1, seed=2, prompt=0)  # tiny logits: see test_sampled_lossless
+SAMPLE = TokenChooser(
+    "sample", temperature=0.1, seed=2, prompt=0
+)  # tiny logits: see test_sampled_lossless
 METHODS_REAL = ["full_resident", "ondemand", "mixtral_offloading", "next_layer_prefetch"]
 
 
@@ -43,18 +45,33 @@ def test_every_lossless_method_on_real_copies_emits_the_plain_tokens(family, cho
     plain = decode(loaded, prompt(), NEW, chooser=chooser)
     budget, shape = small_budget_gb(loaded)
     for method in METHODS_REAL:
-        m = build_method(real_run(method, None if method == "full_resident" else budget), loaded,
-                            CostModel(hardware(), shape))
+        m = build_method(
+            real_run(method, None if method == "full_resident" else budget),
+            loaded,
+            CostModel(hardware(), shape),
+        )
         assert isinstance(m.engine.transport, RealTransport) and m.clock_label == "wall"
         plan = m.plan
-        element = loaded.layers[0].experts.gate_up_proj.element_size()  # the plan charges bf16; these are fp32
-        assert m.engine.transport.pool_bytes == plan["expert_slots_total"] * shape.expert_params * element
+        element = loaded.layers[
+            0
+        ].experts.gate_up_proj.element_size()  # the plan charges bf16; these are fp32
+        assert (
+            m.engine.transport.pool_bytes
+            == plan["expert_slots_total"] * shape.expert_params * element
+        )
         tokens, steps = m.generate(prompt(), NEW, chooser)
         assert tokens == plain, method
         assert all(s > 0 for s in steps)
     from moebench.engine.budget import int4_expert_bytes
 
-    speq_budget = budget + (int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers) + shape.expert_bytes / 2) / 1e9
+    speq_budget = (
+        budget
+        + (
+            int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers)
+            + shape.expert_bytes / 2
+        )
+        / 1e9
+    )
     run = speq_run(speq_budget)
     run.backend, run.device = "real", "cpu"
     speq = build_method(run, loaded, CostModel(hardware(), shape))
@@ -67,14 +84,19 @@ def test_the_models_own_experts_are_on_meta_while_installed():
     budget, shape = small_budget_gb(loaded)
     m = build_method(real_run("mixtral_offloading", budget), loaded, CostModel(hardware(), shape))
     with engine_installed(loaded, m.engine):
-        assert all(v.experts.gate_up_proj.is_meta and v.experts.down_proj.is_meta for v in loaded.layers)
+        assert all(
+            v.experts.gate_up_proj.is_meta and v.experts.down_proj.is_meta for v in loaded.layers
+        )
     assert not any(v.experts.gate_up_proj.is_meta for v in loaded.layers)
 
 
 def test_the_host_store_holds_each_expert_once_in_one_contiguous_buffer():
     """No second host copy: the model's fused expert tensors are views of the store."""
     loaded = tiny_model("mixtral")
-    before = {v.index: (v.experts.gate_up_proj.data.clone(), v.experts.down_proj.data.clone()) for v in loaded.layers}
+    before = {
+        v.index: (v.experts.gate_up_proj.data.clone(), v.experts.down_proj.data.clone())
+        for v in loaded.layers
+    }
     budget, shape = small_budget_gb(loaded)
     m = build_method(real_run("mixtral_offloading", budget), loaded, CostModel(hardware(), shape))
     store = m.engine.transport.store
@@ -85,10 +107,15 @@ def test_the_host_store_holds_each_expert_once_in_one_contiguous_buffer():
             buffer = store[(v.index, e)]
             assert buffer.is_contiguous() and buffer.numel() == gate_up[e].numel() + down[e].numel()
             assert gate_up[e].data_ptr() == buffer.data_ptr()  # the model reads the store itself
-            assert down[e].data_ptr() == buffer.data_ptr() + gate_up[e].numel() * buffer.element_size()
+            assert (
+                down[e].data_ptr() == buffer.data_ptr() + gate_up[e].numel() * buffer.element_size()
+            )
     stored = sum(b.numel() * b.element_size() for b in store.values())
-    model = sum((v.experts.gate_up_proj.numel() + v.experts.down_proj.numel()) * v.experts.gate_up_proj.element_size()
-                for v in loaded.layers)
+    model = sum(
+        (v.experts.gate_up_proj.numel() + v.experts.down_proj.numel())
+        * v.experts.gate_up_proj.element_size()
+        for v in loaded.layers
+    )
     assert stored == model  # once, not twice
 
 
@@ -108,7 +135,9 @@ def test_a_corrupted_slot_changes_the_tokens():
 
     transport.load = corrupting_load
     tokens, _ = m.generate(prompt(), NEW)
-    assert transport.copies > len(transport.slot_of)  # misses were copied (and corrupted) during decode
+    assert transport.copies > len(
+        transport.slot_of
+    )  # misses were copied (and corrupted) during decode
     assert tokens != plain
 
 
@@ -125,7 +154,9 @@ def test_accelerates_offload_hooks_emit_the_plain_tokens():
     m = build_method(virtual, loaded, CostModel(hardware(), shape))
     m.engine.transport = AccelerateOffloadTransport(torch.device("cpu"))
     at_rest = []  # a pre-hook runs before accelerate's hook brings the weights in
-    hook = loaded.layers[0].experts.register_forward_pre_hook(lambda mod, _a: at_rest.append(mod.gate_up_proj.is_meta))
+    hook = loaded.layers[0].experts.register_forward_pre_hook(
+        lambda mod, _a: at_rest.append(mod.gate_up_proj.is_meta)
+    )
     try:
         tokens, _ = m.generate(prompt(), NEW, SAMPLE)
     finally:
@@ -142,7 +173,9 @@ def test_hf_offload_has_no_real_counterpart_on_this_backend():
         build_method(real_run("hf_offload", budget + 1), loaded, CostModel(hardware(), shape))
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
+)
 def test_cuda_without_cuda_is_one_line(results_dir):
     proc = run_cli("+experiment=debug", "backend=real", "device=cuda", f"results_dir={results_dir}")
     lines = proc.stderr.strip().splitlines()

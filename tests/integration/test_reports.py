@@ -19,8 +19,16 @@ def test_report_regenerates_byte_identical_from_committed_records(tmp_path):
 
 
 def test_each_experiment_gets_its_own_report(tmp_path, results_dir):
-    assert run_cli("-m", "+experiment=debug", "method=full_resident,ondemand", "method.budget_gb=0.0012",
-                   f"results_dir={results_dir}").returncode == 0
+    assert (
+        run_cli(
+            "-m",
+            "+experiment=debug",
+            "method=full_resident,ondemand",
+            "method.budget_gb=0.0012",
+            f"results_dir={results_dir}",
+        ).returncode
+        == 0
+    )
     write_reports(results_dir, tmp_path / "out")
     text = (tmp_path / "out" / "debug.md").read_text()
     assert "**Conditions.**" in text and "ondemand" in text and "full_resident" in text

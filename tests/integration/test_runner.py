@@ -14,7 +14,9 @@ from moebench.records import run_dir
 
 def debug_config(results_dir, *overrides):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["+experiment=debug", f"results_dir={results_dir}", *overrides])
+        cfg = compose(
+            "config", overrides=["+experiment=debug", f"results_dir={results_dir}", *overrides]
+        )
     return load_run_config(OmegaConf.to_container(cfg, resolve=True))
 
 

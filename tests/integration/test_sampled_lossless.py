@@ -61,21 +61,31 @@ def test_speculation_on_the_tape_accepts_some_drafts_and_is_exact(k):
     loaded = tiny_model("qwen2_moe")
     chooser = TokenChooser("sample", temperature=0.1, seed=0, prompt=0)
     plain = decode(loaded, prompt(), 15, chooser=chooser)
-    result = speculative_decode(loaded, Draft(loaded, "rtn"), prompt(), 15, choose_k=lambda: k, chooser=chooser)
+    result = speculative_decode(
+        loaded, Draft(loaded, "rtn"), prompt(), 15, choose_k=lambda: k, chooser=chooser
+    )
     assert result.tokens == plain
-    assert sum(c.accepted for c in result.cycles) > 0  # the INT4 draft agrees with the target's samples
+    assert (
+        sum(c.accepted for c in result.cycles) > 0
+    )  # the INT4 draft agrees with the target's samples
 
 
 def test_another_seed_or_prompt_index_gives_other_tokens():
     loaded = tiny_model("mixtral")
     base = decode(loaded, prompt(), NEW, chooser=SAMPLE)
     assert decode(loaded, prompt(), NEW, chooser=SAMPLE) == base
-    assert decode(loaded, prompt(), NEW, chooser=TokenChooser("sample", 0.1, seed=4, prompt=1)) != base
-    assert decode(loaded, prompt(), NEW, chooser=TokenChooser("sample", 0.1, seed=3, prompt=2)) != base
+    assert (
+        decode(loaded, prompt(), NEW, chooser=TokenChooser("sample", 0.1, seed=4, prompt=1)) != base
+    )
+    assert (
+        decode(loaded, prompt(), NEW, chooser=TokenChooser("sample", 0.1, seed=3, prompt=2)) != base
+    )
 
 
 @pytest.mark.parametrize("backend", ["virtual", "real"])
-@pytest.mark.parametrize("family", sorted(set(TINY_ARCH) - {"phimoe"}))  # Phi's sparsemixer router: not carvable
+@pytest.mark.parametrize(
+    "family", sorted(set(TINY_ARCH) - {"phimoe"})
+)  # Phi's sparsemixer router: not carvable
 def test_prism_sub_expert_cache_is_lossless_under_sampling(family, backend, tmp_path, monkeypatch):
     monkeypatch.setenv("MOEBENCH_CACHE", str(tmp_path))
     loaded = tiny_model(family)
@@ -115,12 +125,16 @@ def test_resident_experts_draft_is_lossless_and_moves_no_draft_bytes(family, mis
     assert tokens == plain
     m = method.metrics()
     assert 0 < m["draft_fidelity_frac"] <= 1 and 0 < m["draft_kept_expert_frac"] <= 1
-    assert all(not s.draft or s.missed_bytes == 0 for s in method.engine.stats.steps)  # drafting moves nothing
+    assert all(
+        not s.draft or s.missed_bytes == 0 for s in method.engine.stats.steps
+    )  # drafting moves nothing
 
 
 BEYOND = {  # issue 15's variants of method=speq, each with the bytes governor
     "int4_cached": dict(draft="int4_cached", governor="bytes"),
-    "resident_sequential": dict(draft="resident", verify="sequential", prefetch=False, governor="bytes"),
+    "resident_sequential": dict(
+        draft="resident", verify="sequential", prefetch=False, governor="bytes"
+    ),
     "int4_sequential_next_token": dict(verify="sequential", prefetch="next_token", fixed_k=4),
     "int2_bytes_governor": dict(draft_bits=2, governor="bytes", ttft_budget_sec=None),
 }
@@ -141,7 +155,10 @@ def test_speq_beyond_the_paper_variants_are_lossless_under_sampling(family, vari
 def test_an_offloaded_int4_draft_moves_int4_bytes_and_gives_its_memory_back_to_fp16_slots():
     loaded = tiny_model("mixtral")
     shape = shape_from_hf_config(loaded.hf_config)
-    full, cached = speq_method(loaded), speq_method(loaded, draft="int4_cached", draft_slots=2, fixed_k=3)
+    full, cached = (
+        speq_method(loaded),
+        speq_method(loaded, draft="int4_cached", draft_slots=2, fixed_k=3),
+    )
     assert cached.plan["draft_gb"] == pytest.approx(full.plan["draft_gb"] * 2 / shape.num_experts)
     assert cached.plan["draft_slots_per_layer"] == 2
     assert cached.plan["slots_per_layer"] > full.plan["slots_per_layer"]

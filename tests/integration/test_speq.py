@@ -26,7 +26,10 @@ def speq_run(budget_gb, **options):
 
 def speq_method(loaded, **options):
     budget, shape = small_budget_gb(loaded)
-    budget += (int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers) + shape.expert_bytes / 2) / 1e9
+    budget += (
+        int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers)
+        + shape.expert_bytes / 2
+    ) / 1e9
     return build_method(speq_run(budget, **options), loaded, CostModel(hardware(), shape))
 
 
@@ -34,7 +37,9 @@ def speq_method(loaded, **options):
 def test_speq_is_token_identical_to_greedy(family):
     loaded = tiny_model(family)
     prompt = torch.randint(1, 96, (1, 7), generator=torch.Generator().manual_seed(11))
-    reference = loaded.model.generate(prompt, max_new_tokens=12, min_new_tokens=12, do_sample=False)[0, 7:].tolist()
+    reference = loaded.model.generate(
+        prompt, max_new_tokens=12, min_new_tokens=12, do_sample=False
+    )[0, 7:].tolist()
     method = speq_method(loaded)
     tokens, step_sec = method.generate(prompt, 12)
     assert tokens == reference
@@ -48,7 +53,9 @@ def test_fixed_k_speculation_without_clock_is_lossless(k):
     loaded = tiny_model("qwen2_moe")
     draft = Draft(loaded, "rtn")
     prompt = torch.randint(1, 96, (1, 5), generator=torch.Generator().manual_seed(3))
-    reference = loaded.model.generate(prompt, max_new_tokens=15, min_new_tokens=15, do_sample=False)[0, 5:].tolist()
+    reference = loaded.model.generate(
+        prompt, max_new_tokens=15, min_new_tokens=15, do_sample=False
+    )[0, 5:].tolist()
     result = speculative_decode(loaded, draft, prompt, 15, choose_k=lambda: k)
     assert result.tokens == reference
     assert result.target_calls == 1 + len(result.cycles)
@@ -84,9 +91,18 @@ def test_the_bytes_governor_tries_each_k_once_under_a_one_by_one_verify_then_kee
     the governor keeps choosing among measured ones."""
     loaded = tiny_model("qwen2_moe")
     budget, shape = small_budget_gb(loaded)  # no INT4 draft to hold: these slots alone
-    run = speq_run(budget, draft="resident", verify="sequential", prefetch=False, governor="bytes",
-                   ttft_budget_sec=None, k_max=4)
-    slow_link = dataclasses.replace(hardware(), h2d_bytes_per_sec=1e5)  # copies dominate, as at Phi's sizes
+    run = speq_run(
+        budget,
+        draft="resident",
+        verify="sequential",
+        prefetch=False,
+        governor="bytes",
+        ttft_budget_sec=None,
+        k_max=4,
+    )
+    slow_link = dataclasses.replace(
+        hardware(), h2d_bytes_per_sec=1e5
+    )  # copies dominate, as at Phi's sizes
     method = build_method(run, loaded, CostModel(slow_link, shape))
     assert method.plan["slots_per_layer"] < shape.num_experts
     prompt = torch.randint(1, 96, (1, 7), generator=torch.Generator().manual_seed(2))
@@ -102,10 +118,18 @@ def test_the_bytes_governor_tries_each_k_once_under_a_one_by_one_verify_then_kee
 def test_speculative_decoding_runs_every_forward_without_autograd(sequential):
     loaded = tiny_model("qwen2_moe")
     grad = []
-    hook = loaded.model.register_forward_hook(lambda _m, _a, _o: grad.append(torch.is_grad_enabled()))
+    hook = loaded.model.register_forward_hook(
+        lambda _m, _a, _o: grad.append(torch.is_grad_enabled())
+    )
     try:
-        speculative_decode(loaded, Draft(loaded, "rtn"), torch.randint(1, 96, (1, 5)), 6, choose_k=lambda: 2,
-                           sequential_verify=sequential)
+        speculative_decode(
+            loaded,
+            Draft(loaded, "rtn"),
+            torch.randint(1, 96, (1, 5)),
+            6,
+            choose_k=lambda: 2,
+            sequential_verify=sequential,
+        )
     finally:
         hook.remove()
     assert grad and not any(grad)
@@ -119,8 +143,17 @@ def test_draft_lengths_beyond_eight_record_every_position(results_dir):
     from moebench import runner
     from tests.integration.test_runner import debug_config
 
-    cfg = debug_config(results_dir, "method=speq", "method.options.k_max=12", "method.options.fixed_k=12",
-                       "workload.new_tokens=40")
+    cfg = debug_config(
+        results_dir,
+        "method=speq",
+        "method.options.k_max=12",
+        "method.options.fixed_k=12",
+        "workload.new_tokens=40",
+    )
     metrics = json.loads(runner.execute(cfg).read_text())["metrics"]
-    reached = [int(k.removeprefix("accept_frac_pos")) for k in metrics if k.startswith("accept_frac_pos")]
-    assert max(reached) > 8, f"the run never drafted past position 8 ({reached}): the test would not fail"
+    reached = [
+        int(k.removeprefix("accept_frac_pos")) for k in metrics if k.startswith("accept_frac_pos")
+    ]
+    assert max(reached) > 8, (
+        f"the run never drafted past position 8 ({reached}): the test would not fail"
+    )

@@ -9,7 +9,12 @@ import pytest
 from moebench.engine.trace import RoutingTrace
 from tests.conftest import SHARED_DATA, run_cli
 
-MIXTRAL_TRACE = SHARED_DATA / "moe_routing_traces" / "mixtral-8x7b-instruct-v0.1-fp8" / "humaneval_2_routing.jsonl"
+MIXTRAL_TRACE = (
+    SHARED_DATA
+    / "moe_routing_traces"
+    / "mixtral-8x7b-instruct-v0.1-fp8"
+    / "humaneval_2_routing.jsonl"
+)
 
 
 @pytest.mark.skipif(not MIXTRAL_TRACE.exists(), reason="needs ../shared/data")
@@ -23,9 +28,15 @@ def test_real_mixtral_trace_parses():
 def test_real_trace_replays_under_every_policy_and_belady_is_best(results_dir):
     hits = {}
     for policy in ("lru", "lfu", "static", "belady"):
-        proc = run_cli("+experiment=debug", "model=mixtral8x7b", "workload=trace_mixtral_humaneval",
-                       "method=mixtral_offloading", "method.budget_gb=60",
-                       f"method.options.policy={policy}", f"results_dir={results_dir}")
+        proc = run_cli(
+            "+experiment=debug",
+            "model=mixtral8x7b",
+            "workload=trace_mixtral_humaneval",
+            "method=mixtral_offloading",
+            "method.budget_gb=60",
+            f"method.options.policy={policy}",
+            f"results_dir={results_dir}",
+        )
         assert proc.returncode == 0, proc.stderr
     for path in results_dir.rglob("result.json"):
         record = json.loads(path.read_text())
@@ -37,9 +48,15 @@ def test_real_trace_replays_under_every_policy_and_belady_is_best(results_dir):
 
 
 def test_recorded_trace_replays_to_the_same_timing(results_dir):
-    first = run_cli("+experiment=debug", "method=mixtral_offloading", "method.budget_gb=0.0012",
-                    "record_trace=true", "timeline=true", "workload.num_prompts=1",
-                    f"results_dir={results_dir}")
+    first = run_cli(
+        "+experiment=debug",
+        "method=mixtral_offloading",
+        "method.budget_gb=0.0012",
+        "record_trace=true",
+        "timeline=true",
+        "workload.num_prompts=1",
+        f"results_dir={results_dir}",
+    )
     assert first.returncode == 0, first.stderr
     [path] = results_dir.rglob("result.json")
     record = json.loads(path.read_text())
@@ -59,16 +76,28 @@ def test_recorded_trace_replays_to_the_same_timing(results_dir):
 
     cfg = config_of(record)
     shape = shape_from_hf_config(hf_config_for("mixtral", cfg.model.arch))
-    method = build_method(cfg, None, CostModel(HardwareConfig(**record["config"]["hardware"]), shape))
+    method = build_method(
+        cfg, None, CostModel(HardwareConfig(**record["config"]["hardware"]), shape)
+    )
     replayed = method.replay(trace)
     assert np.allclose(replayed, record["raw"]["step_sec"][0], rtol=1e-9, atol=0)
 
 
 def test_missing_trace_file_is_one_line(results_dir):
-    proc = run_cli("+experiment=debug", "model=mixtral8x7b", "workload=trace_mixtral_humaneval",
-                   "method=mixtral_offloading", "method.budget_gb=60", "workload.trace_path=/nope.jsonl", f"results_dir={results_dir}")
+    proc = run_cli(
+        "+experiment=debug",
+        "model=mixtral8x7b",
+        "workload=trace_mixtral_humaneval",
+        "method=mixtral_offloading",
+        "method.budget_gb=60",
+        "workload.trace_path=/nope.jsonl",
+        f"results_dir={results_dir}",
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["moebench: data file /nope.jsonl not found (looked in the working directory and the repo root)"]
+    assert proc.stderr.strip().splitlines() == [
+        "moebench: data file /nope.jsonl not found (looked in the working directory and the repo "
+        "root)"
+    ]
 
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data")

@@ -24,12 +24,19 @@ def test_no_budget_means_everything_resident():
 def test_draft_bytes_shrink_the_cache():
     shape = real_model_shape("dsv2lite")
     draft = int4_expert_bytes(shape) * 64 * 26
-    assert plan_slots(shape, 24.0, 512, draft)["slots_per_layer"] < plan_slots(shape, 24.0, 512)["slots_per_layer"]
+    assert (
+        plan_slots(shape, 24.0, 512, draft)["slots_per_layer"]
+        < plan_slots(shape, 24.0, 512)["slots_per_layer"]
+    )
 
 
 def test_too_small_budget_names_the_minimum():
     shape = real_model_shape("phi35moe")
-    with pytest.raises(UserError, match=r"method.budget_gb=4.0 is too small: 2 expert slots per layer need at least 1[0-9].\d\d GB"):
+    with pytest.raises(
+        UserError,
+        match=r"method.budget_gb=4.0 is too small: 2 expert slots per layer need at least "
+        r"1[0-9].\d\d GB",
+    ):
         plan_slots(shape, 4.0, 512)
 
 
@@ -44,8 +51,14 @@ def test_fewer_draft_bits_take_fewer_bytes_and_buy_fp16_slots():
 
     shape = real_model_shape("phi35moe")
     assert draft_expert_bytes(shape, 4) == int4_expert_bytes(shape)
-    assert draft_expert_bytes(shape, 2) < draft_expert_bytes(shape, 3) < draft_expert_bytes(shape, 4)
+    assert (
+        draft_expert_bytes(shape, 2) < draft_expert_bytes(shape, 3) < draft_expert_bytes(shape, 4)
+    )
     all_experts = shape.num_experts * len(shape.moe_layers)
-    slots = {b: plan_slots(shape, 36, 512, draft_bytes=draft_expert_bytes(shape, b) * all_experts)["slots_per_layer"]
-             for b in (2, 4)}
+    slots = {
+        b: plan_slots(shape, 36, 512, draft_bytes=draft_expert_bytes(shape, b) * all_experts)[
+            "slots_per_layer"
+        ]
+        for b in (2, 4)
+    }
     assert slots[2] > slots[4]

@@ -21,7 +21,12 @@ PUBLISHED = {
 def test_real_model_topology_and_size_match_published_numbers(name):
     layers, moe, experts, k, total_b = PUBLISHED[name]
     shape = real_model_shape(name)
-    assert (shape.num_layers, len(shape.moe_layers), shape.num_experts, shape.top_k) == (layers, moe, experts, k)
+    assert (shape.num_layers, len(shape.moe_layers), shape.num_experts, shape.top_k) == (
+        layers,
+        moe,
+        experts,
+        k,
+    )
     assert shape.total_params() / 1e9 == pytest.approx(total_b, rel=0.01)
 
 
@@ -45,7 +50,10 @@ def test_proxy_topology_equals_its_real_model(name):
     proxy_shape = shape_from_hf_config(hf_config_for(spec.family, arch))
     real_shape = real_model_shape(spec.base)
     assert proxy_shape.moe_layers == real_shape.moe_layers
-    assert (proxy_shape.num_experts, proxy_shape.top_k) == (real_shape.num_experts, real_shape.top_k)
+    assert (proxy_shape.num_experts, proxy_shape.top_k) == (
+        real_shape.num_experts,
+        real_shape.top_k,
+    )
     assert bool(proxy_shape.shared_intermediate) == bool(real_shape.shared_intermediate)
     assert proxy_shape.hidden < real_shape.hidden / 10  # only widths shrink
     assert spec.proxy_of == spec.base

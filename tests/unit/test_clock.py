@@ -38,7 +38,8 @@ def test_shape_reads_phimoe_defaults():
 def test_shape_reads_deepseek_dense_first_layer():
     import transformers
 
-    cfg = transformers.DeepseekV2Config(first_k_dense_replace=1, num_hidden_layers=27,
-                                        n_routed_experts=64, num_experts_per_tok=6)
+    cfg = transformers.DeepseekV2Config(
+        first_k_dense_replace=1, num_hidden_layers=27, n_routed_experts=64, num_experts_per_tok=6
+    )
     shape = shape_from_hf_config(cfg)
     assert shape.moe_layers[0] == 1 and len(shape.moe_layers) == 26

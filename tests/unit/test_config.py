@@ -7,9 +7,15 @@ from moebench.errors import ConfigError
 def valid() -> dict:
     return {
         "model": {"name": "m", "family": "mixtral", "source": "random", "arch": {}},
-        "hardware": {"name": "h", "peak_flops": 1e12, "hbm_bytes_per_sec": 1e12,
-                     "h2d_bytes_per_sec": 1e10, "h2d_latency_sec": 0, "launch_sec": 0,
-                     "memory_gb": 40},
+        "hardware": {
+            "name": "h",
+            "peak_flops": 1e12,
+            "hbm_bytes_per_sec": 1e12,
+            "h2d_bytes_per_sec": 1e10,
+            "h2d_latency_sec": 0,
+            "launch_sec": 0,
+            "memory_gb": 40,
+        },
         "method": {"name": "full_resident"},
         "workload": {"name": "w"},
         "eval": {},

@@ -6,9 +6,16 @@ from moebench.speq.governor import Governor
 
 
 def table_governor(p, io_per_token=0.010, **kw):
-    # hand-made cost table: drafting 2 ms/token + 1 ms, verifying 5 ms + 1 ms/token, I/O grows with k
-    return Governor(t_draft=lambda k: 0.001 + 0.002 * k, t_verify=lambda n: 0.005 + 0.001 * n,
-                    t_pcie_new=lambda k: io_per_token * (k + 1) ** 0.5, k_max=len(p), **kw, p=list(p))
+    # hand-made cost table: drafting 2 ms/token + 1 ms, verifying 5 ms + 1 ms/token, I/O grows
+    # with k
+    return Governor(
+        t_draft=lambda k: 0.001 + 0.002 * k,
+        t_verify=lambda n: 0.005 + 0.001 * n,
+        t_pcie_new=lambda k: io_per_token * (k + 1) ** 0.5,
+        k_max=len(p),
+        **kw,
+        p=list(p),
+    )
 
 
 def brute(g):
@@ -73,8 +80,12 @@ def thrash_governor(slots: float):
     def distinct(n):
         return 16 * (1 - (1 - 2 / 16) ** n)
 
-    g = Governor(t_draft=lambda k: 0.002 * k, t_verify=lambda n: 0.02 + 0.001 * n,
-                 t_pcie_new=lambda k: 32 * 1e-3 * expected_loads(distinct(k + 1), slots, 0.3), k_max=8)
+    g = Governor(
+        t_draft=lambda k: 0.002 * k,
+        t_verify=lambda n: 0.02 + 0.001 * n,
+        t_pcie_new=lambda k: 32 * 1e-3 * expected_loads(distinct(k + 1), slots, 0.3),
+        k_max=8,
+    )
     g.p = [1.0] * 8
     return g
 
@@ -88,8 +99,16 @@ def test_a_smaller_k_wins_when_the_verify_union_would_thrash_the_cache():
 def bytes_governor(io_sec: dict[int, float], accept: float, overlap: bool = True, **kw):
     """The bytes objective on a hand-made table: link seconds per cycle of k, 4 ms of draft
     per token, a 10 ms verify."""
-    g = Governor(t_draft=lambda k: 0.004 * k, t_verify=lambda n: 0.010, t_pcie_new=lambda k: 0.0,
-                 t_io=lambda k, tokens: io_sec[k], objective="bytes", overlap=overlap, k_max=len(io_sec), **kw)
+    g = Governor(
+        t_draft=lambda k: 0.004 * k,
+        t_verify=lambda n: 0.010,
+        t_pcie_new=lambda k: 0.0,
+        t_io=lambda k, tokens: io_sec[k],
+        objective="bytes",
+        overlap=overlap,
+        k_max=len(io_sec),
+        **kw,
+    )
     g.p = [accept] * len(io_sec)
     return g
 
@@ -113,7 +132,9 @@ def test_the_offline_ttft_profile_is_taken_once_and_kept():
     io = {1: 0.20, 2: 0.26, 3: 0.31, 4: 0.50}
     g = bytes_governor(io, accept=0.9, ttft_budget_sec=0.27, ttft_profile="offline")
     assert g.profile_sec == pytest.approx({1: 0.20, 2: 0.26, 3: 0.31, 4: 0.50})
-    assert g.k_slo() == 2 and g.choose() == 2  # k = 3 would be cheaper per token but breaks the budget
+    assert (
+        g.k_slo() == 2 and g.choose() == 2
+    )  # k = 3 would be cheaper per token but breaks the budget
     io[1] = io[2] = 1.0  # the costs change during the run: the paper's k_SLO does not move
     assert g.k_slo() == 2
     online = bytes_governor(io, accept=0.9, ttft_budget_sec=0.27, ttft_profile="online")

@@ -36,13 +36,16 @@ def test_every_method_default_builds():
         assert options_of(name, {}) == entry.options()
 
 
-@pytest.mark.parametrize("options,key", [
-    ({"draft_bits": 9}, "draft_bits"),
-    ({"k_min": 3, "k_max": 2}, "k_max"),
-    ({"prefetch": "sometimes"}, "prefetch"),
-    ({"draft": "int8"}, "draft"),
-    ({"k_mn": 1}, "k_mn"),
-])
+@pytest.mark.parametrize(
+    "options,key",
+    [
+        ({"draft_bits": 9}, "draft_bits"),
+        ({"k_min": 3, "k_max": 2}, "k_max"),
+        ({"prefetch": "sometimes"}, "prefetch"),
+        ({"draft": "int8"}, "draft"),
+        ({"k_mn": 1}, "k_mn"),
+    ],
+)
 def test_speq_bad_options_name_their_key(options, key):
     with pytest.raises(ConfigError, match=f"method.options.{key}"):
         options_of("speq", options)
@@ -95,8 +98,11 @@ def test_every_method_class_has_what_its_kinds_ask():
         module, _, cls_name = entry.runs.partition(":")
         cls = getattr(importlib.import_module(module), cls_name)
         for kind in entry.kinds:
-            missing = {m for m in protocol_members(PROTOCOLS[kind]) - instance_attributes
-                       if not hasattr(cls, m)}
+            missing = {
+                m
+                for m in protocol_members(PROTOCOLS[kind]) - instance_attributes
+                if not hasattr(cls, m)
+            }
             assert not missing, f"{name} ({kind}) lacks {sorted(missing)}"
 
 

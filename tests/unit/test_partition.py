@@ -28,8 +28,15 @@ def check_partition(groups, c, n):
     assert sorted(torch.bincount(groups, minlength=n).tolist()) == [c // n] * n
 
 
-@pytest.mark.parametrize("maker", [lambda a: greedy(a, 4), lambda a: random_partition(32, 4),
-                                   lambda a: contiguous_partition(32, 4), lambda a: balanced_kmeans(a, 4)])
+@pytest.mark.parametrize(
+    "maker",
+    [
+        lambda a: greedy(a, 4),
+        lambda a: random_partition(32, 4),
+        lambda a: contiguous_partition(32, 4),
+        lambda a: balanced_kmeans(a, 4),
+    ],
+)
 def test_partitions_are_equal_sized_and_cover_every_neuron(maker):
     check_partition(maker(activations()), 32, 4)
 
@@ -48,8 +55,9 @@ def test_annealing_never_ends_worse_than_greedy(seed):
 def test_optimised_partitions_beat_random_ones():
     acts = activations(7)
     best, _ = anneal(acts, greedy(acts, 4), 4, 3, iters=600)
-    assert cost(group_mass(acts, best, 4), 3) < cost(group_mass(acts, random_partition(32, 4), 4), 3)
-
+    assert cost(group_mass(acts, best, 4), 3) < cost(
+        group_mass(acts, random_partition(32, 4), 4), 3
+    )
 
 
 def test_partition_cost_is_the_same_bits_in_any_expert_order():
@@ -58,8 +66,12 @@ def test_partition_cost_is_the_same_bits_in_any_expert_order():
     from moebench.prism.carve import partition_cost
 
     gen = torch.Generator().manual_seed(0)  # a running sum differs between the two orders here
-    acts = {layer: {e: torch.rand(7, 16, generator=gen, dtype=torch.float64) * 3.0 ** e for e in range(12)}
-            for layer in (1, 3, 5)}
+    acts = {
+        layer: {
+            e: torch.rand(7, 16, generator=gen, dtype=torch.float64) * 3.0**e for e in range(12)
+        }
+        for layer in (1, 3, 5)
+    }
     parts = {layer: {e: torch.arange(16) % 4 for e in range(12)} for layer in (1, 3, 5)}
     backwards = {layer: dict(reversed(per.items())) for layer, per in reversed(acts.items())}
     assert partition_cost(None, acts, parts, 4, 3) == partition_cost(None, backwards, parts, 4, 3)

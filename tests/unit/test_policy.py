@@ -64,7 +64,13 @@ def test_belady_misses_need_all_of_an_access_at_once_and_never_exceed_lru():
     accesses = [{0, 1}, {2, 3}, {0, 1}, {2, 3}, {0, 2}]
     assert belady_misses(accesses, 2) == [2, 2, 2, 2, 1]  # {0, 2} finds 2 resident
     assert belady_misses(accesses, 4) == [2, 2, 0, 0, 0]  # only the cold misses
-    assert belady_misses(accesses, 3, initial=[0, 1]) == [0, 2, 1, 1, 0]  # keeps 0 for the last access
+    assert belady_misses(accesses, 3, initial=[0, 1]) == [
+        0,
+        2,
+        1,
+        1,
+        0,
+    ]  # keeps 0 for the last access
     rng = __import__("random").Random(0)
     stream = [set(rng.sample(range(8), 2)) for _ in range(200)]
     lru_misses = (1 - simulate_hits(stream, 4, LRU())) * 400

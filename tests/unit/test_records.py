@@ -31,12 +31,22 @@ def test_atomic_write_leaves_old_file_when_serialisation_fails(tmp_path):
 
 def stored(key="k", **extra):
     """A schema-1 record as older runs wrote it (the committed records are like this)."""
-    return {"schema_version": 1, "run_key": key, "experiment": "exp", "method": "speq",
-            "model": {"name": "proxy_x", "family": "mixtral", "proxy_of": None, "source": "proxy"},
-            "hardware": "h", "workload": {"name": "w", "version": 1}, "clock": "virtual",
-            "config": {**valid(), "clock": "virtual", "method": {"name": "speq", "budget_gb": 30}}, "git": {"sha": None, "dirty": None}, "env": {},
-            "metrics": {"k_mean": 3.5, "accept_len_mean": 2.0, "tokens_per_sec": 1.0},
-            "validity": {"valid": True, "reasons": []}, **extra}
+    return {
+        "schema_version": 1,
+        "run_key": key,
+        "experiment": "exp",
+        "method": "speq",
+        "model": {"name": "proxy_x", "family": "mixtral", "proxy_of": None, "source": "proxy"},
+        "hardware": "h",
+        "workload": {"name": "w", "version": 1},
+        "clock": "virtual",
+        "config": {**valid(), "clock": "virtual", "method": {"name": "speq", "budget_gb": 30}},
+        "git": {"sha": None, "dirty": None},
+        "env": {},
+        "metrics": {"k_mean": 3.5, "accept_len_mean": 2.0, "tokens_per_sec": 1.0},
+        "validity": {"valid": True, "reasons": []},
+        **extra,
+    }
 
 
 def test_load_records_finds_every_result(tmp_path):
@@ -49,7 +59,11 @@ def test_a_schema_1_record_loads_migrated(tmp_path):
     write_json_atomic(tmp_path / "result.json", stored())
     record = load_record(tmp_path / "result.json")
     assert record.schema_version == SCHEMA_VERSION
-    assert record.metrics == {"k_tokens_mean": 3.5, "accept_len_tokens_mean": 2.0, "tokens_per_sec": 1.0}
+    assert record.metrics == {
+        "k_tokens_mean": 3.5,
+        "accept_len_tokens_mean": 2.0,
+        "tokens_per_sec": 1.0,
+    }
     assert record.config.seed == 0 and not hasattr(record.config, "clock")
     assert record.options.k_max == 8  # typed options, defaults from methods/options.py
 
@@ -57,14 +71,19 @@ def test_a_schema_1_record_loads_migrated(tmp_path):
 def test_a_record_round_trips(tmp_path):
     record = RunRecord.from_dict(stored())
     again = RunRecord.from_dict(record.to_dict())
-    assert again.to_dict() == record.to_dict() and again.to_dict()["schema_version"] == SCHEMA_VERSION
+    assert (
+        again.to_dict() == record.to_dict() and again.to_dict()["schema_version"] == SCHEMA_VERSION
+    )
 
 
-@pytest.mark.parametrize("data,message", [
-    (stored(schema_version=99), "schema_version 99 is newer"),
-    (stored(colour="red"), "unknown record key 'colour'"),
-    ({"run_key": "k"}, "not a moebench record"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (stored(schema_version=99), "schema_version 99 is newer"),
+        (stored(colour="red"), "unknown record key 'colour'"),
+        ({"run_key": "k"}, "not a moebench record"),
+    ],
+)
 def test_a_bad_record_fails_in_one_line_naming_the_file(tmp_path, data, message):
     from moebench.errors import UserError
 

@@ -9,12 +9,18 @@ def golden_from(measured):
     return {k: {"value": v} | regress.tolerance(k) for k, v in measured.items()}
 
 
-MEASURED = {"proxy_ci/ondemand/tpot_over_full_resident": 1.50, "proxy_ci/mixtral_offloading/expert_hit_frac": 0.47}
+MEASURED = {
+    "proxy_ci/ondemand/tpot_over_full_resident": 1.50,
+    "proxy_ci/mixtral_offloading/expert_hit_frac": 0.47,
+}
 
 
 def test_within_tolerance_passes():
     golden = golden_from(MEASURED)
-    golden["proxy_ci/ondemand/tpot_over_full_resident"] = {"value": 1.52, "rel": 0.05}  # 1.3% off, 5% allowed
+    golden["proxy_ci/ondemand/tpot_over_full_resident"] = {
+        "value": 1.52,
+        "rel": 0.05,
+    }  # 1.3% off, 5% allowed
     assert all(r["ok"] for r in regress.compare(MEASURED, golden))
 
 
@@ -50,15 +56,21 @@ def test_committed_golden_covers_every_method_ratio():
 
 
 def test_keys_whose_data_is_absent_are_skipped_not_failed():
-    golden = golden_from(MEASURED) | {"mixtral_trace/lru@60GB/expert_hit_frac": {"value": 0.7, "abs": 0.03}}
+    golden = golden_from(MEASURED) | {
+        "mixtral_trace/lru@60GB/expert_hit_frac": {"value": 0.7, "abs": 0.03}
+    }
     rows = regress.compare(MEASURED, golden, unavailable=("mixtral_trace/",))
     assert all(r["ok"] for r in rows)
     assert [r["allowed"] for r in rows if r["key"].startswith("mixtral_trace/")] == ["skipped"]
 
 
 PINNED = {"pinned": True, "aten_capability": "DEFAULT", "mkl_branch": "COMPATIBLE"}
-WEIGHTS = {"weights_sha256": "a" * 64, "torch": "2.13.0+cpu", "kernels": PINNED,
-           "cpu": {"model": "Xeon A", "isa": "avx2 avx512f amx_tile", "machine": "x86_64"}}
+WEIGHTS = {
+    "weights_sha256": "a" * 64,
+    "torch": "2.13.0+cpu",
+    "kernels": PINNED,
+    "cpu": {"model": "Xeon A", "isa": "avx2 avx512f amx_tile", "machine": "x86_64"},
+}
 
 
 def test_same_weights_say_nothing():
@@ -66,13 +78,20 @@ def test_same_weights_say_nothing():
 
 
 def test_other_weights_are_one_line_naming_both_hashes_the_kernels_and_the_cpu():
-    other = WEIGHTS | {"weights_sha256": "b" * 64,
-                       "kernels": {"pinned": False, "aten_capability": "AVX2", "mkl_branch": "OFF"},
-                       "cpu": WEIGHTS["cpu"] | {"model": "EPYC B", "isa": "avx2 fma"}}
+    other = WEIGHTS | {
+        "weights_sha256": "b" * 64,
+        "kernels": {"pinned": False, "aten_capability": "AVX2", "mkl_branch": "OFF"},
+        "cpu": WEIGHTS["cpu"] | {"model": "EPYC B", "isa": "avx2 fma"},
+    }
     note = regress.weights_note(other, WEIGHTS)
     assert note.count("\n") == 0
     assert "b" * 12 in note and "a" * 12 in note
-    assert "not pinned (ATen AVX2" in note and "Xeon A" in note and "EPYC B" in note and "make golden" in note
+    assert (
+        "not pinned (ATen AVX2" in note
+        and "Xeon A" in note
+        and "EPYC B" in note
+        and "make golden" in note
+    )
 
 
 def test_pinned_weights_that_differ_blame_training_not_the_cpu():
@@ -85,7 +104,9 @@ def test_regress_prints_the_weights_note_then_compares(tmp_path, monkeypatch, ca
     path.write_text(json.dumps(golden_from(MEASURED)))
     (tmp_path / regress.GOLDEN_WEIGHTS.name).write_text(json.dumps(WEIGHTS))
     other = WEIGHTS | {"weights_sha256": "c" * 64}
-    monkeypatch.setattr(regress, "measure", lambda quick=False: dict(MEASURED) | {regress.WEIGHTS_KEY: other})
+    monkeypatch.setattr(
+        regress, "measure", lambda quick=False: dict(MEASURED) | {regress.WEIGHTS_KEY: other}
+    )
     assert regress.main(["--golden", str(path)]) == 0  # other bits, same ratios
     out = capsys.readouterr().out
     assert "c" * 12 in out and "a" * 12 in out and "within tolerance" in out
@@ -93,4 +114,6 @@ def test_regress_prints_the_weights_note_then_compares(tmp_path, monkeypatch, ca
 
 def test_committed_regress_weights_name_their_hash_torch_and_cpu():
     weights = json.loads(regress.GOLDEN_WEIGHTS.read_text())
-    assert len(weights["weights_sha256"]) == 64 and weights["torch"] and weights["kernels"]["pinned"]
+    assert (
+        len(weights["weights_sha256"]) == 64 and weights["torch"] and weights["kernels"]["pinned"]
+    )

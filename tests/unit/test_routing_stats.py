@@ -16,7 +16,8 @@ def test_distinct_experts_in_windows():
 
 def test_lru_counts_cold_misses_and_evicts_the_least_recent_expert_not_needed_now():
     ids = np.array([[0, 1], [1, 2], [0, 2], [3, 0]])
-    # 2 slots: [0,1] miss miss; [1,2]: 1 hit, 2 evicts 0; [0,2]: 0 evicts 1, 2 hit; [3,0]: 3 evicts 2, 0 hit
+    # 2 slots: [0,1] miss miss; [1,2]: 1 hit, 2 evicts 0; [0,2]: 0 evicts 1, 2 hit;
+    # [3,0]: 3 evicts 2, 0 hit
     assert lru_hit_frac(ids, 2) == 3 / 8
     assert lru_hit_frac(ids, 4) == 4 / 8  # only the four cold misses
     assert math.isnan(lru_hit_frac(ids, 1))

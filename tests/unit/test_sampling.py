@@ -37,7 +37,9 @@ def test_gumbel_max_samples_softmax_over_logits_over_t():
 
 def test_top_k_never_picks_outside_the_top_k():
     logits = torch.tensor([3.0, 2.9, -5.0, -5.0, 2.8])
-    picks = {TokenChooser("sample", 5.0, top_k=2, seed=0, prompt=i).one(logits, 1) for i in range(300)}
+    picks = {
+        TokenChooser("sample", 5.0, top_k=2, seed=0, prompt=i).one(logits, 1) for i in range(300)
+    }
     assert picks == {0, 1}
 
 
@@ -59,7 +61,10 @@ def test_default_temperature_is_the_one_the_committed_sweep_chose():
 def test_choice_prefers_t_near_one_within_noise():
     from moebench.tools.temperature import NOISE, choose
 
-    rows = [{"temperature": t, "errors": {"reuse": e}} for t, e in [(0.7, 0.09), (1.0, 0.05), (1.2, 0.04)]]
+    rows = [
+        {"temperature": t, "errors": {"reuse": e}}
+        for t, e in [(0.7, 0.09), (1.0, 0.05), (1.2, 0.04)]
+    ]
     assert choose(rows) == 1.0
     rows[2]["errors"]["reuse"] = 0.05 - NOISE - 0.01
     assert choose(rows) == 1.2

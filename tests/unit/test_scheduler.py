@@ -78,7 +78,9 @@ def test_prism_timeout_serves_a_starving_high_floor_request(costs):
     high = reqs[1]
     served = next(b for b in launches if high in b.requests)
     assert served.trigger == "timeout" and served.level == 24
-    assert high.launch - high.arrival <= 3 * busy + m.cost(1, 24)  # served at the first launch past T_max
+    assert high.launch - high.arrival <= 3 * busy + m.cost(
+        1, 24
+    )  # served at the first launch past T_max
     without = requests(*specs)
     simulate(without, Scheduler("prism", m, b_max=1, t_max=1e9))
     assert without[1].launch > high.launch  # utility alone lets it starve longer
