@@ -100,6 +100,7 @@ def main(argv=None) -> None:
         args.model,
         None,
         measure(args.model, args.new_tokens, args.repeats),
+        arguments=vars(args),
     )
 
 

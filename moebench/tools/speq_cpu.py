@@ -109,6 +109,7 @@ def main(argv=None) -> None:
         PROXIES[args.model].proxy_of,
         metrics,
         valid=metrics["ours_matches_greedy"],
+        arguments=vars(args),
     )
 
 

@@ -84,6 +84,7 @@ def main(argv=None) -> None:
         PROXIES[args.model].proxy_of,
         metrics,
         weights_sha256=weights,
+        arguments=vars(args),
     )
 
 

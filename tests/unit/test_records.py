@@ -117,3 +117,19 @@ def test_decoding_keys_keep_greedy_run_keys_and_split_sampled_ones():
     assert key(decoding="greedy", temperature=0.7) == greedy  # temperature is moot under greedy
     assert key(decoding="sample") != greedy
     assert key(decoding="sample", temperature=0.7) != key(decoding="sample")
+
+
+def test_a_benchmark_record_is_a_run_record_with_its_arguments(tmp_path):
+    from moebench.records import write_benchmark_record
+
+    path = write_benchmark_record(
+        tmp_path,
+        "engine_bench",
+        "proxy_x",
+        None,
+        {"overhead_ratio": 1.1},
+        arguments={"model": "proxy_x", "repeats": 3},
+    )
+    record = load_record(path)
+    assert record.schema_version == SCHEMA_VERSION and record.config is None
+    assert record.benchmark == {"model": "proxy_x", "repeats": 3} and record.clock == "wall"
