@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from moebench.methods.options import SpeqOptions
 from moebench.report.common import conditions, flag_invalid, plt, save_figure, weights_line
 from moebench.schema import RunRecord
 
@@ -63,7 +64,7 @@ def _label(r: RunRecord) -> str:
         return f"next_layer_prefetch ({options.issue}, {options.variant})"
     if r.method == "speq":
         tags = [f"fixed k={options.fixed_k}"] if options.fixed_k else []
-        tags += [f"INT{options.draft_bits}"] if options.draft_bits != 4 else []
+        tags += [f"INT{options.draft_bits}"] if options.draft_bits != SpeqOptions.draft_bits else []
         return f"speq ({', '.join(tags)})" if tags else "speq"
     return r.method
 
@@ -251,12 +252,12 @@ def speq_report(records: list[RunRecord], out, name: str) -> list[str]:
         fig.tight_layout()
         save_figure(fig, out / "figs" / f"{name}_tps.png")
         lines += [f"![tokens/s](figs/{name}_tps.png)", ""]
-    if len(speq) > 1 and len({r.method_details["draft"].get("bits", 4) for r in speq}) > 1:
+    if len(speq) > 1 and len({r.method_details["draft"]["bits"] for r in speq}) > 1:
         pts = pd.DataFrame(
             [
                 {
                     "decoding": decoding_label(r),
-                    "draft bits": r.method_details["draft"].get("bits", 4),
+                    "draft bits": r.method_details["draft"]["bits"],
                     "draft GB": r.method_details["memory_plan"]["draft_gb"],
                     "FP16 slots/layer": r.method_details["memory_plan"]["slots_per_layer"],
                     "routing fidelity": r.metrics["draft_fidelity_frac"],

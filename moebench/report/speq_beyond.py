@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from moebench.methods.options import SpeqOptions
 from moebench.report.common import conditions, flag_invalid, plt, save_figure
 from moebench.report.speq import PAPER_FIG13, decoding_label
 from moebench.schema import RunRecord
@@ -29,7 +30,7 @@ def variant_label(r: RunRecord) -> str:
     if r.method != "speq":
         return r.method
     draft = o.draft
-    if draft != "resident" and o.draft_bits != 4:
+    if draft != "resident" and o.draft_bits != SpeqOptions.draft_bits:
         draft = f"{draft} INT{o.draft_bits}"
     parts = [draft, "one-by-one verify" if o.verify == "sequential" else "grouped verify"]
     if o.prefetch is False:
