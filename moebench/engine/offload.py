@@ -238,28 +238,8 @@ class OffloadEngine:
         self._launched_in_layer = False
         counts = np.bincount(np.asarray(ids).ravel(), minlength=s.num_experts)
         needed = [int(e) for e in np.flatnonzero(counts)]
-        if self.drafting:
-            if draft_computes is not None:  # FP16 experts already in slots: wait for their copies
-                used = np.bincount(np.asarray(draft_computes).ravel(), minlength=s.num_experts)
-                for e in np.flatnonzero(used):
-                    self.clock.compute(
-                        f"draft expert {layer}.{e}",
-                        c.kernel_sec(c.expert_kernel(int(used[e]))),
-                        after=self.landing.get((layer, int(e)), 0.0),
-                    )
-            else:  # the INT4 copies: all resident, or behind their own cache (speq/draft_cache.py)
-                ready = self.draft_cache.make_resident(layer, needed) if self.draft_cache else {}
-                for e in needed:
-                    kernel = c.expert_kernel(
-                        int(counts[e]), bytes_per_param=self.draft_bytes_per_param
-                    )
-                    end = self.clock.compute(
-                        f"draft expert {layer}.{e}", c.kernel_sec(kernel), after=ready.get(e, 0.0)
-                    )
-                    if self.draft_cache:
-                        self.draft_cache.used_until(layer, e, end)
-            if self.draft is not None:
-                self.draft.routed(layer, np.asarray(ids))
+        if self.drafting:  # MoE-SpeQ's draft side charges its own experts; nothing moves
+            self.draft.run_layer(self, layer, np.asarray(ids), counts, needed, draft_computes)
             return
         self.accesses.setdefault(layer, []).append((set(needed), not self._step.prefill))
         self._score_guess(layer, set(needed))

@@ -3,12 +3,15 @@
 `OffloadEngine(..., draft=DraftSide(...))` calls `attach(engine)` from its constructor; the
 parts that act on the engine (the orchestrator's prefetches, an offloaded draft's INT4
 cache, a resident draft's routing restriction) are built there, so nothing is set on the
-engine from outside. In a draft forward the engine charges draft expert kernels at
-`bytes_per_param`, waits for `cache` copies if the draft is offloaded, and hands each
-layer's routing to `routed` (the lookahead buffer).
+engine from outside. In a draft forward the engine hands each MoE layer to `run_layer`,
+which charges the draft's expert kernels at `bytes_per_param` (waiting for `cache` copies
+if the draft is offloaded) and gives the layer's routing to the orchestrator (the lookahead
+buffer), so the engine itself holds no MoE-SpeQ logic.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from moebench.speq.draft_cache import DraftExpertCache
 from moebench.speq.orchestrator import Orchestrator
@@ -50,6 +53,35 @@ class DraftSide:
         if loaded is not None:
             self.resident = ResidentDraft(loaded, engine, missing)
 
-    def routed(self, layer: int, ids) -> None:
-        """A draft forward's routing of `layer`: one lookahead-buffer entry per token."""
+    def run_layer(
+        self,
+        engine,
+        layer: int,
+        ids: np.ndarray,
+        counts: np.ndarray,
+        needed: list[int],
+        computes: np.ndarray | None,
+    ) -> None:
+        """Charge one MoE layer of a draft forward on `engine`'s clock, then hand its routing
+        (`ids` [T, k]) to the lookahead buffer. A resident-experts draft computes with
+        `computes` (its FP16 experts already in slots: it waits for their copies); an INT4
+        draft with its INT4 copies (all resident, or behind `cache`)."""
+        c = engine.costs
+        if computes is not None:
+            used = np.bincount(np.asarray(computes).ravel(), minlength=engine.shape.num_experts)
+            for e in np.flatnonzero(used):
+                engine.clock.compute(
+                    f"draft expert {layer}.{e}",
+                    c.kernel_sec(c.expert_kernel(int(used[e]))),
+                    after=engine.landing.get((layer, int(e)), 0.0),
+                )
+        else:
+            ready = self.cache.make_resident(layer, needed) if self.cache else {}
+            for e in needed:
+                kernel = c.expert_kernel(int(counts[e]), bytes_per_param=self.bytes_per_param)
+                end = engine.clock.compute(
+                    f"draft expert {layer}.{e}", c.kernel_sec(kernel), after=ready.get(e, 0.0)
+                )
+                if self.cache:
+                    self.cache.used_until(layer, e, end)
         self.orchestrator.on_draft_layer(layer, ids)
