@@ -23,29 +23,25 @@ from typing import Any
 from moebench.config import (
     NON_IDENTITY_KEYS,
     RunConfig,
-    load_run_config,
     to_dict,
     unset_late_fields,
 )
-from moebench.schema import EVAL_FILE, RESULT_FILE, RecordModel, RunRecord, Validity, migrate_config
+from moebench.schema import (
+    EVAL_FILE,
+    RESULT_FILE,
+    RETIRED_CONFIG,
+    RecordModel,
+    RunRecord,
+    Validity,
+)
 
 FAILURE_FILE = "failed.json"
 LIBRARIES = ("moebench", "torch", "transformers", "datasets", "lm_eval", "hydra-core", "wandb")
 
 
-# Keys since removed from RunConfig, with the one value they ever took: they stay in the
-# hashed identity so that every older record keeps its run key (and a rerun still skips).
-RETIRED_IDENTITY = {"clock": "virtual"}
-
-
-def config_of(record: dict[str, Any]) -> RunConfig:
-    """The validated RunConfig a stored record's data ran (older schemas included)."""
-    return load_run_config(migrate_config(record["config"]))
-
-
 def identity(cfg: RunConfig) -> dict[str, Any]:
     """The part of the config that decides the result (no paths, logger or overwrite flag)."""
-    data = unset_late_fields(cfg, to_dict(cfg)) | RETIRED_IDENTITY
+    data = unset_late_fields(cfg, to_dict(cfg)) | RETIRED_CONFIG
     for key in NON_IDENTITY_KEYS:
         data.pop(key, None)
     return data

@@ -22,7 +22,9 @@ from moebench.errors import UserError
 SCHEMA_VERSION = 2
 RESULT_FILE = "result.json"
 EVAL_FILE = "eval.json"  # accuracy records: lm-eval results instead of timings
-RETIRED_CONFIG_KEYS = ("clock",)  # schema 1 kept `clock`, which no run ever read
+# Keys removed from RunConfig, with the one value each ever took: migration drops them, and
+# run keys (records.identity) still hash them, so older records keep their run keys.
+RETIRED_CONFIG = {"clock": "virtual"}  # schema 1 kept `clock`, which no run ever read
 # schema 1 -> 2: metric keys gained their units
 RENAMED_METRICS = {
     "slo_attainment": "slo_attainment_frac",
@@ -148,7 +150,7 @@ def migrate(data: dict[str, Any], where: str) -> dict[str, Any]:
 
 def migrate_config(data: dict[str, Any]) -> dict[str, Any]:
     """A stored config (any schema) as today's RunConfig reads it: retired keys dropped."""
-    return {k: v for k, v in data.items() if k not in RETIRED_CONFIG_KEYS}
+    return {k: v for k, v in data.items() if k not in RETIRED_CONFIG}
 
 
 def load_record(path: str | Path) -> RunRecord:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from moebench.config import ModelConfig
+from moebench.config import HardwareConfig, ModelConfig
 from moebench.models.build import build_random
 
 COMMON = dict(
@@ -62,3 +62,16 @@ def tiny_model(family: str, **overrides):
     """A seeded random tiny model of `family` (a few ms to build)."""
     arch = COMMON | TINY_ARCH[family] | overrides
     return build_random(ModelConfig(name=f"tiny_{family}", family=family, arch=arch))
+
+
+def hardware() -> HardwareConfig:
+    """An A100-40G on PCIe 4.0 (the papers' GPU), for tests that need a cost model."""
+    return HardwareConfig(
+        name="a100",
+        peak_flops=312e12,
+        hbm_bytes_per_sec=1555e9,
+        h2d_bytes_per_sec=25e9,
+        h2d_latency_sec=7e-6,
+        launch_sec=5e-6,
+        memory_gb=40,
+    )

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from moebench.engine.budget import int4_expert_bytes
 from moebench.engine.clock import VirtualClock
 from moebench.engine.costs import CostModel
 from moebench.engine.link import Link
@@ -151,18 +150,6 @@ class OffloadEngine:
         self.drafting = False
         if draft is not None:
             draft.attach(self)
-
-    @property
-    def draft_bytes_per_param(self) -> float:
-        """Bytes a draft expert's kernel reads per parameter (INT4 unless the draft says)."""
-        if self.draft is not None:
-            return self.draft.bytes_per_param
-        return int4_expert_bytes(self.shape) / self.shape.expert_params
-
-    @property
-    def draft_cache(self):
-        """An offloaded INT4 draft's device cache (speq/draft_cache.py), else None."""
-        return self.draft.cache if self.draft is not None else None
 
     def draft_restriction(self):
         """In a draft forward of a resident-experts draft: its routing restriction."""

@@ -232,8 +232,8 @@ class SpeQ(EngineMethod):
             },
             **{f"draft_{k}": float(v) for k, v in (self.fidelity or self.draft.fidelity()).items()},
         }
-        if self.engine.draft_cache is not None:
-            draft = self.engine.draft_cache.metrics()
+        if self.engine.draft.cache is not None:
+            draft = self.engine.draft.cache.metrics()
             out["decode_belady_bytes_total"] += draft.pop("draft_belady_bytes")
             out |= draft
         return out

@@ -57,7 +57,7 @@ class CycleCosts:
 
     def _draft_token_sec(self) -> float:
         c, s = self.costs, self.costs.shape
-        expert = c.kernel_sec(c.expert_kernel(1, bytes_per_param=self.engine.draft_bytes_per_param))
+        expert = c.kernel_sec(c.expert_kernel(1, bytes_per_param=self.engine.draft.bytes_per_param))
         return self.layers * (self.non_expert_layer_sec(1) + s.top_k * expert) + c.kernel_sec(
             c.lm_head_kernel(1)
         )
@@ -109,23 +109,23 @@ class CycleCosts:
             distinct = min(s.num_experts, self.distinct_scale * self.distinct(k + 1))
             loads = (distinct - self.reuse * min(self.slots, distinct)) * self.layers
         sec = loads * c.transfer_sec(s.expert_bytes)
-        if self.engine.draft_cache is not None:
+        if self.engine.draft.cache is not None:
             sec += (
-                k * self.layers * s.top_k * self.draft_miss_rate * self.engine.draft_cache.copy_sec
+                k * self.layers * s.top_k * self.draft_miss_rate * self.engine.draft.cache.copy_sec
             )
         return sec
 
     # --- observations ----------------------------------------------------------------------------
     def _fp16_copies(self) -> float:
         """FP16 expert copies so far (demand and prefetch; an offloaded draft's excluded)."""
-        st, cache = self.engine.stats, self.engine.draft_cache
+        st, cache = self.engine.stats, self.engine.draft.cache
         return (
             st.demand_bytes + st.prefetch_bytes - (cache.bytes if cache else 0.0)
         ) / self.engine.expert_bytes
 
     def mark(self) -> tuple:
         """Where the engine's counters stand as a cycle begins."""
-        engine, cache = self.engine, self.engine.draft_cache
+        engine, cache = self.engine, self.engine.draft.cache
         return (
             len(engine.stats.steps),
             {layer: len(a) for layer, a in engine.accesses.items()},
@@ -158,7 +158,7 @@ class CycleCosts:
             self.reuse = _ema(self.reuse, float(np.clip((union - loads) / fits, -1.0, 1.0)))
             seen = self.copies_per_verified_token
             seen[k] = _ema(seen[k], loads / verified) if k in seen else loads / verified
-        cache = engine.draft_cache
+        cache = engine.draft.cache
         if cache is not None and cache.needed > draft_needed:
             self.draft_miss_rate = _ema(
                 self.draft_miss_rate, 1 - (cache.hits - draft_hits) / (cache.needed - draft_needed)

@@ -29,7 +29,7 @@ def real_method(name, loaded, budget_gb, chooser_seed=None):
     from moebench.engine.costs import CostModel
     from moebench.methods.registry import build_method
     from moebench.models.shape import shape_from_hf_config
-    from tests.integration.test_offload_lossless import hardware
+    from tests.tiny import hardware
     from tests.unit.test_config import valid
 
     data = valid()

@@ -11,7 +11,7 @@ from moebench.methods.registry import build_method
 from moebench.models.shape import shape_from_hf_config
 from moebench.models.train import load_proxy
 from tests.conftest import SHARED_DATA, run_cli
-from tests.integration.test_offload_lossless import hardware
+from tests.tiny import hardware
 from tests.unit.test_config import valid
 
 

@@ -4,11 +4,11 @@ records are deterministic; and the timings order as physics says."""
 import pytest
 import torch
 
-from moebench.config import HardwareConfig, load_run_config
+from moebench.config import load_run_config
 from moebench.engine.costs import CostModel
 from moebench.methods.registry import build_method
 from moebench.models.shape import shape_from_hf_config
-from tests.tiny import TINY_ARCH, tiny_model
+from tests.tiny import TINY_ARCH, hardware, tiny_model
 from tests.unit.test_config import valid
 
 LOSSLESS = ["full_resident", "hf_offload", "ondemand", "mixtral_offloading", "next_layer_prefetch"]
@@ -19,18 +19,6 @@ def run_config(method: str, budget_gb: float | None, **options):
     data["method"] = {"name": method, "budget_gb": budget_gb, "options": options}
     data["workload"] = {"name": "t", "prompt_len": 7, "new_tokens": 10}
     return load_run_config(data)
-
-
-def hardware():
-    return HardwareConfig(
-        name="a100",
-        peak_flops=312e12,
-        hbm_bytes_per_sec=1555e9,
-        h2d_bytes_per_sec=25e9,
-        h2d_latency_sec=7e-6,
-        launch_sec=5e-6,
-        memory_gb=40,
-    )
 
 
 def small_budget_gb(loaded):

@@ -4,7 +4,8 @@ import json
 
 from moebench.config import load_run_config
 from moebench.paths import REPO_ROOT
-from moebench.records import config_of, identity, run_key
+from moebench.records import identity, run_key
+from moebench.schema import RunRecord
 from tests.conftest import run_cli
 
 SHORT = [
@@ -81,7 +82,7 @@ def test_committed_records_keep_their_run_keys():
     assert paths
     for path in paths:
         record = json.loads(path.read_text())
-        assert run_key(config_of(record)) == record["run_key"]
+        assert run_key(RunRecord.from_dict(record).config) == record["run_key"]
 
 
 def test_report_puts_each_policy_beside_fifo(results_dir, tmp_path):

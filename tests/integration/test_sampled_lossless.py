@@ -164,7 +164,7 @@ def test_an_offloaded_int4_draft_moves_int4_bytes_and_gives_its_memory_back_to_f
     assert cached.plan["slots_per_layer"] > full.plan["slots_per_layer"]
     assert 0 < cached.plan["int4_share_of_expert_memory"] < full.plan["int4_share_of_expert_memory"]
     cached.generate(prompt(), NEW, SAMPLE)
-    cache, m = cached.engine.draft_cache, cached.metrics()
+    cache, m = cached.engine.draft.cache, cached.metrics()
     misses = cache.needed - cache.hits
     assert misses > 0 and m["draft_h2d_bytes"] == pytest.approx(misses * cache.expert_bytes)
     assert cache.expert_bytes < shape.expert_bytes / 3  # INT4 + scales, not FP16

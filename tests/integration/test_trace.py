@@ -67,18 +67,15 @@ def test_recorded_trace_replays_to_the_same_timing(results_dir):
     threads = {e["tid"] for e in timeline["traceEvents"] if e["ph"] == "X"}
     assert threads == {0, 1}  # compute and copy streams both present
     # replaying the trace through the same engine reproduces the model-driven timing
-    from moebench.config import HardwareConfig
     from moebench.engine.costs import CostModel
     from moebench.methods.registry import build_method
     from moebench.models.loaded import hf_config_for
     from moebench.models.shape import shape_from_hf_config
-    from moebench.records import config_of
+    from moebench.schema import RunRecord
 
-    cfg = config_of(record)
+    cfg = RunRecord.from_dict(record).config
     shape = shape_from_hf_config(hf_config_for("mixtral", cfg.model.arch))
-    method = build_method(
-        cfg, None, CostModel(HardwareConfig(**record["config"]["hardware"]), shape)
-    )
+    method = build_method(cfg, None, CostModel(cfg.hardware, shape))
     replayed = method.replay(trace)
     assert np.allclose(replayed, record["raw"]["step_sec"][0], rtol=1e-9, atol=0)
 

@@ -88,25 +88,37 @@ def protocol_members(protocol) -> set[str]:
     return names
 
 
+INSTANCE_ATTRIBUTES = {"steps", "engine"}  # set in __init__, not on the class
+
+
+def missing_for(cls, kind: str) -> set[str]:
+    """What `cls` lacks of the protocol a `kind` run asks of its method."""
+    from moebench.methods.protocol import PROTOCOLS
+
+    wanted = protocol_members(PROTOCOLS[kind]) - INSTANCE_ATTRIBUTES
+    return {m for m in wanted if not hasattr(cls, m)}
+
+
 def test_every_method_class_has_what_its_kinds_ask():
     import importlib
 
-    from moebench.methods.protocol import PROTOCOLS
-
-    instance_attributes = {"steps", "engine"}  # set in __init__, not on the class
     for name, entry in METHODS.items():
         module, _, cls_name = entry.runs.partition(":")
         cls = getattr(importlib.import_module(module), cls_name)
         for kind in entry.kinds:
-            missing = {
-                m
-                for m in protocol_members(PROTOCOLS[kind]) - instance_attributes
-                if not hasattr(cls, m)
-            }
+            missing = missing_for(cls, kind)
             assert not missing, f"{name} ({kind}) lacks {sorted(missing)}"
 
 
 def test_the_protocol_check_can_fail():
-    from moebench.methods.protocol import ServingMethod
+    """A serving class asked to decode, or a class without `serve`, is caught."""
+    from moebench.methods.cloud import CloudServing
 
-    assert {"serve", "details", "clock_label"} <= protocol_members(ServingMethod)
+    class NoServe:
+        clock_label = "virtual"
+
+        def details(self):
+            return {}
+
+    assert missing_for(NoServe, "serving") == {"serve"}
+    assert {"generate", "replay", "metrics", "timeline"} <= missing_for(CloudServing, "decode")
