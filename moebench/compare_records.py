@@ -26,25 +26,25 @@ def _key(record: RunRecord) -> tuple[str, str]:
     return record.experiment, record.run_key
 
 
-def _computed(record: RunRecord) -> dict[str, Any]:
+def computed(record: RunRecord) -> dict[str, Any]:
     """What the run computed, as stored (older schemas migrated first)."""
     data = record.to_dict()
     keys = COMPUTED if record.clock == "virtual" else TOKENS_ONLY
     return {"weights_sha256": record.model.weights_sha256} | {k: data.get(k) for k in keys}
 
 
-def _differences(a: Any, b: Any, path: str) -> list[str]:
+def differences(a: Any, b: Any, path: str) -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         return [
             d
             for k in sorted(set(a) | set(b), key=str)
-            for d in _differences(a.get(k), b.get(k), f"{path}.{k}")
+            for d in differences(a.get(k), b.get(k), f"{path}.{k}")
         ]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return [
             d
             for i, (x, y) in enumerate(zip(a, b, strict=True))
-            for d in _differences(x, y, f"{path}[{i}]")
+            for d in differences(x, y, f"{path}[{i}]")
         ]
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
@@ -57,7 +57,7 @@ def compare_folders(first: Path, second: Path) -> tuple[int, list[str]]:
     lines += [f"only in {second}: {k[0]}/{k[1]}" for k in sorted(set(b) - set(a))]
     for key in sorted(set(a) & set(b)):
         lines += [
-            f"{key[0]}/{key[1]} {d}" for d in _differences(_computed(a[key]), _computed(b[key]), "")
+            f"{key[0]}/{key[1]} {d}" for d in differences(computed(a[key]), computed(b[key]), "")
         ]
     return len(set(a) & set(b)), lines
 

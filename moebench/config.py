@@ -199,6 +199,8 @@ class RunConfig:
     force: bool = False
     timeline: bool = False
     record_trace: bool = False
+    # replay the point's routing recording when one exists (recordings.py); false: run live
+    replay: bool = True
     # torch intra-op threads for the run: fixed, so a record's bits do not depend on the core
     # count (kept in env.torch_threads of every record, not in the run key)
     threads: int = 1
@@ -228,7 +230,15 @@ class RunConfig:
 
 
 # Keys that say where or how a run is kept, not what it computes: left out of its run_key.
-NON_IDENTITY_KEYS = ("results_dir", "force", "logger", "timeline", "record_trace", "threads")
+NON_IDENTITY_KEYS = (
+    "results_dir",
+    "force",
+    "logger",
+    "timeline",
+    "record_trace",
+    "threads",
+    "replay",
+)
 
 
 def load_run_config(data: dict[str, Any]) -> RunConfig:

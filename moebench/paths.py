@@ -1,5 +1,9 @@
 """Where the repository, its configs and the sibling ../shared/data live (one place)."""
 
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -11,3 +15,20 @@ MIXTRAL_TRACE = (
     / "mixtral-8x7b-instruct-v0.1-fp8"
     / "humaneval_2_routing.jsonl"
 )
+
+
+@contextmanager
+def atomic_file(path: Path, mode: str = "w") -> Iterator:
+    """Write `path` whole or not at all: into a temporary file in the same folder, flushed to
+    disk, then renamed over `path` (a killed run never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -11,10 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import platform
 import subprocess
-import tempfile
 import traceback
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +24,7 @@ from moebench.config import (
     to_dict,
     unset_late_fields,
 )
+from moebench.paths import atomic_file
 from moebench.schema import (
     EVAL_FILE,
     RESULT_FILE,
@@ -58,19 +57,10 @@ def run_dir(cfg: RunConfig) -> Path:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to a temporary file in the same folder, flush it, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON whole or not at all (paths.atomic_file)."""
+    with atomic_file(path) as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
 
 
 def git_state() -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,12 @@ from moebench.engine.costs import CostModel
 from moebench.engine.trace import RoutingTrace
 from moebench.errors import ConfigError, UserError
 from moebench.methods.protocol import DecodeMethod, ServingMethod
-from moebench.methods.registry import build_method, check_method
-from moebench.models.build import build_model
+from moebench.methods.registry import build_method, check_method, method_entry, routing_identity
+from moebench.models.build import build_model, hf_config_without_weights
 from moebench.models.loaded import LoadedModel
 from moebench.models.shape import ModelShape, shape_from_hf_config
 from moebench.paths import REPO_ROOT
+from moebench.recordings import Recording, find_recording, recording_key, save_recording
 from moebench.records import (
     FAILURE_FILE,
     make_record,
@@ -44,13 +46,16 @@ from moebench.sinks import mirror
 
 def charged_shape(cfg: RunConfig, loaded: LoadedModel | None) -> ModelShape:
     """Sizes the clock charges: the real model a proxy stands for, else the model itself
-    (for a trace replay, the catalog model the trace was recorded on)."""
+    (for a trace replay, the catalog model the trace was recorded on). Without the loaded
+    model (replaying the run's recording), the model's config gives its shape."""
     from moebench.models.catalog import REAL_MODELS, real_model_shape
 
     if cfg.model.proxy_of is not None:
         return real_model_shape(cfg.model.proxy_of)
     if loaded is not None:
         return shape_from_hf_config(loaded.hf_config)
+    if cfg.kind == "decode":  # a replay of the run's recording: the model's config
+        return shape_from_hf_config(hf_config_without_weights(cfg.model))
     if cfg.model.name not in REAL_MODELS:
         raise ConfigError(
             "model", cfg.model.name, "a real model or proxy from the catalog to replay a trace"
@@ -185,57 +190,148 @@ def _run_serving(cfg: RunConfig, out_dir: Path) -> RunRecord:
     )
 
 
-def _run(cfg: RunConfig, out_dir: Path) -> RunRecord:
-    """A decode run (the model generates) or a replay (a routing trace drives the engine)."""
-    wall_start = time.perf_counter()
-    replaying = cfg.kind == "replay"
-    loaded = None if replaying else build_model(cfg.model)
+@dataclass
+class Decoded:
+    """What a decode run, a replay of its recording or a trace replay produced."""
+
+    method: DecodeMethod
+    loaded: LoadedModel | None
+    model: dict[str, Any]  # the record's model identity
+    outputs: list[list[int]] | None  # None for a trace replay (no tokens)
+    step_sec: list[list[float]]
+    output_sha256: str
+    replayed_from: str | None = None
+    trace: RoutingTrace | None = None  # the run's routing, for record_trace
+
+
+def _decode_live(cfg: RunConfig, key: str | None) -> Decoded:
+    """The model generates; with a recording `key`, the run also saves the point's routing
+    recording for the runs after it."""
+    loaded = build_model(cfg.model)
     costs = CostModel(cfg.hardware, charged_shape(cfg, loaded))
-    method: DecodeMethod = build_method(cfg, loaded, costs)
-    if replaying:
-        trace = RoutingTrace.load(resolve_data_path(cfg.workload.trace_path))
-        outputs, step_sec = None, [method.replay(trace)]
-        digest = hashlib.sha256(trace.ids.tobytes()).hexdigest()
-    else:
-        outputs, step_sec = [], []
-        prompts = make_prompts(cfg.workload, loaded, cfg.seed)
-        for i, prompt in enumerate(
-            tqdm(
-                prompts,
-                unit="prompt",
-                desc=f"{cfg.method.name} {cfg.model.name}",
-                disable=cfg.workload.num_prompts < 2,
-            )
-        ):
-            tokens, steps = method.generate(
-                prompt, cfg.workload.new_tokens, chooser_for(cfg.workload, cfg.seed, i)
-            )
-            outputs.append(tokens)
-            step_sec.append(steps)
-        digest = output_sha256(outputs)
-    metrics = latency_metrics(step_sec) | method.metrics()
+    method: DecodeMethod = build_method(cfg, loaded, costs, recording=key is not None)
+    outputs, step_sec, step_prompt = [], [], []
+    prompts = make_prompts(cfg.workload, loaded, cfg.seed)
+    what = " (recording)" if key is not None else ""
+    for i, prompt in enumerate(
+        tqdm(
+            prompts,
+            unit="prompt",
+            desc=f"{cfg.method.name} {cfg.model.name}{what}",
+            disable=cfg.workload.num_prompts < 2,
+        )
+    ):
+        tokens, steps = method.generate(
+            prompt, cfg.workload.new_tokens, chooser_for(cfg.workload, cfg.seed, i)
+        )
+        outputs.append(tokens)
+        step_sec.append(steps)
+        step_prompt += [i] * (len(method.steps) - len(step_prompt))
+    trace = None
+    if method.record_routing:
+        layers = [v.index for v in loaded.layers]
+        trace = RoutingTrace.from_steps(method.steps, layers, run_key(cfg), step_prompt)
+    identity = model_identity(loaded)
+    if key is not None:
+        saved = save_recording(Recording(key, trace, outputs, identity, run_key(cfg)))
+        print(f"moebench: recorded {saved} for the runs of this point that follow")
+    return Decoded(method, loaded, identity, outputs, step_sec, output_sha256(outputs), None, trace)
+
+
+def _replay_recording(cfg: RunConfig, recording: Recording) -> Decoded:
+    """The method's engine driven by the point's routing recording: no model runs (unless
+    the method's details need it), the record is the one a live run would write."""
+    needs_model = method_entry(cfg.method.name).replay_needs_model
+    loaded = build_model(cfg.model) if needs_model else None
+    method: DecodeMethod = build_method(
+        cfg, loaded, CostModel(cfg.hardware, charged_shape(cfg, loaded))
+    )
+    print(f"moebench: replaying {recording.path} (recorded by {recording.source})")
+    step_sec = [
+        method.replay_prompt(trace)
+        for trace in tqdm(
+            recording.prompts(),
+            unit="prompt",
+            desc=f"{cfg.method.name} {cfg.model.name} (replay)",
+            disable=cfg.workload.num_prompts < 2,
+        )
+    ]
+    trace = recording.trace  # the routing a live run of this config would have written
+    trace = RoutingTrace(
+        trace.layers, trace.step_tokens, trace.step_context, trace.ids, run_key(cfg)
+    )
+    return Decoded(
+        method,
+        loaded,
+        recording.model,
+        recording.outputs,
+        step_sec,
+        output_sha256(recording.outputs),
+        f"recording {recording.key}",
+        trace,
+    )
+
+
+def _replay_trace(cfg: RunConfig) -> Decoded:
+    """A routing trace from a file (workload.prompts=trace) drives the engine; no tokens."""
+    method: DecodeMethod = build_method(
+        cfg, None, CostModel(cfg.hardware, charged_shape(cfg, None))
+    )
+    trace = RoutingTrace.load(resolve_data_path(cfg.workload.trace_path))
+    digest = hashlib.sha256(trace.ids.tobytes()).hexdigest()
+    return Decoded(
+        method,
+        None,
+        model_identity(None),
+        None,
+        [method.replay(trace)],
+        digest,
+        str(cfg.workload.trace_path),
+    )
+
+
+def decoded_for(cfg: RunConfig) -> Decoded:
+    """A trace replay, else the point's routing recording replayed when there is one, else
+    a live decode (which records the point when the method can replay)."""
+    if cfg.kind == "replay":
+        return _replay_trace(cfg)
+    routing = routing_identity(cfg)
+    key = recording_key(cfg, routing) if routing is not None else None
+    recording = find_recording(key) if key is not None else None
+    if recording is not None:
+        return _replay_recording(cfg, recording)
+    return _decode_live(cfg, key)
+
+
+def _run(cfg: RunConfig, out_dir: Path) -> RunRecord:
+    """A decode run, a replay of its routing recording, or a trace replay."""
+    wall_start = time.perf_counter()
+    run = decoded_for(cfg)
+    method = run.method
+    metrics = latency_metrics(run.step_sec) | method.metrics()
     metrics |= bound_metrics(metrics, cfg.hardware.h2d_bytes_per_sec)
-    raw: dict[str, Any] = {"step_sec": step_sec}
+    raw: dict[str, Any] = {"step_sec": run.step_sec}
     if cfg.timeline:
         write_json_atomic(out_dir / "timeline.json", method.timeline())
         raw["timeline"] = "timeline.json"
-    if cfg.record_trace and not replaying:
+    if cfg.record_trace and run.trace is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        RoutingTrace.from_steps(
-            method.steps, [v.index for v in loaded.layers], source=run_key(cfg)
-        ).save(out_dir / "routing.npz")
+        t = run.trace  # its routing alone, as workload.prompts=trace replays it
+        RoutingTrace(t.layers, t.step_tokens, t.step_context, t.ids, t.source).save(
+            out_dir / "routing.npz"
+        )
         raw["routing_trace"] = "routing.npz"
     return make_record(
         cfg,
         method.clock_label,
         metrics,
-        judge(cfg, outputs, metrics),
+        judge(cfg, run.outputs, metrics),
         time.perf_counter() - wall_start,
-        model_identity(loaded),
+        run.model,
         method_details=method.details(),
         raw=raw,
-        output_sha256=digest,
-        replayed_from=str(cfg.workload.trace_path) if replaying else None,
+        output_sha256=run.output_sha256,
+        replayed_from=run.replayed_from,
     )
 
 

@@ -8,6 +8,7 @@ for every method, which is what makes lossless methods comparable token for toke
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,7 @@ from transformers import DynamicCache
 from moebench.bench.sampling import GREEDY, TokenChooser
 from moebench.models.families import RoutingRecorder
 from moebench.models.loaded import LoadedModel
+from moebench.models.routing import NextLayerGuessRecorder
 
 
 @dataclass
@@ -26,6 +28,9 @@ class Step:
     tokens_in: int
     context: int  # tokens already in the KV cache before this call
     routing: dict[int, torch.Tensor]  # decoder-layer index -> [tokens_in, k] expert ids
+    # decoder-layer index -> [tokens_in, k] the next MoE layer's guess from this layer's input
+    # (only when asked for: a routing recording that next_layer_prefetch can replay)
+    guesses: dict[int, torch.Tensor] | None = None
 
 
 @torch.no_grad()
@@ -37,21 +42,25 @@ def decode(
     before_step: Callable[[int, int], None] | None = None,
     record_routing: bool = True,
     chooser: TokenChooser = GREEDY,
+    record_guesses: bool = False,
 ) -> list[int]:
     """Generate `new_tokens` with `chooser`; step 0 is the prefill. Returns the new token ids.
-    `before_step(tokens_in, context)` runs before each forward, `on_step(step)` after it."""
+    `before_step(tokens_in, context)` runs before each forward, `on_step(step)` after it;
+    `record_guesses` adds each layer's next-layer guess to the steps."""
     model = loaded.model
     cache = DynamicCache(config=model.config)
     generated: list[int] = []
     device = model.get_input_embeddings().weight.device  # a real transport may have moved it
     inputs, context = prompt_ids.to(device), 0
-    with RoutingRecorder(loaded.layers if record_routing else []) as recorder:
+    guesser = NextLayerGuessRecorder(loaded) if record_guesses else nullcontext()
+    with RoutingRecorder(loaded.layers if record_routing else []) as recorder, guesser:
         for step in range(new_tokens):
             if before_step is not None:
                 before_step(inputs.shape[1], context)
             logits = model(input_ids=inputs, cache=cache, use_cache=True).logits
+            guesses = guesser.take() if record_guesses else None
             if on_step is not None:
-                on_step(Step(step, inputs.shape[1], context, recorder.take()))
+                on_step(Step(step, inputs.shape[1], context, recorder.take(), guesses))
             context += inputs.shape[1]
             next_id = chooser.one(
                 logits[0, -1], context

@@ -3,7 +3,9 @@ the engine without the model (DESIGN.md section 4: record once, replay many).
 
 A trace is one `.npz` (no pickle): `ids` [total tokens, MoE layers, k] int16 and, per
 forward step, how many tokens it fed and how long its context was. A user can record a real
-checkpoint's trace on a GPU and sweep cache policies on a laptop.
+checkpoint's trace on a GPU and sweep cache policies on a laptop. A run's routing recording
+(recordings.py) adds which prompt each step belongs to and each layer's next-layer guess, so
+next_layer_prefetch replays too.
 """
 
 from __future__ import annotations
@@ -24,14 +26,25 @@ class RoutingTrace:
     step_context: np.ndarray  # [S] tokens already cached before it
     ids: np.ndarray  # [sum(step_tokens), len(layers), k]
     source: str = ""
+    # [sum(step_tokens), len(layers), k]: the next MoE layer's guess from each layer's input
+    # (-1 where there is none: the last MoE layer); None when not recorded
+    guess_ids: np.ndarray | None = None
+    step_prompt: np.ndarray | None = None  # [S] which prompt each forward belongs to
 
     def steps(self):
         """Yield (tokens, context, ids [tokens, L, k]) per forward step."""
+        for tokens, context, ids, _guess in self.steps_with_guesses():
+            yield tokens, context, ids
+
+    def steps_with_guesses(self):
+        """Yield (tokens, context, ids, guesses or None) per forward step."""
         offset = 0
         for tokens, context in zip(
             self.step_tokens.tolist(), self.step_context.tolist(), strict=True
         ):
-            yield tokens, context, self.ids[offset : offset + tokens]
+            rows = slice(offset, offset + tokens)
+            guess = None if self.guess_ids is None else self.guess_ids[rows]
+            yield tokens, context, self.ids[rows], guess
             offset += tokens
 
     def per_layer_accesses(self) -> list[tuple[int, set[int]]]:
@@ -42,15 +55,35 @@ class RoutingTrace:
                 out.append((layer, set(np.unique(ids[:, pos]).tolist())))
         return out
 
-    def save(self, path: Path) -> None:
-        np.savez_compressed(
-            path,
-            layers=np.array(self.layers),
-            step_tokens=self.step_tokens,
-            step_context=self.step_context,
-            ids=self.ids,
-            source=np.array(self.source),
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The trace as named arrays (what `save` writes; a recording adds its own)."""
+        out = {
+            "layers": np.array(self.layers),
+            "step_tokens": self.step_tokens,
+            "step_context": self.step_context,
+            "ids": self.ids,
+            "source": np.array(self.source),
+        }
+        if self.guess_ids is not None:
+            out["guess_ids"] = self.guess_ids
+        if self.step_prompt is not None:
+            out["step_prompt"] = self.step_prompt
+        return out
+
+    @classmethod
+    def from_arrays(cls, d) -> RoutingTrace:
+        return cls(
+            d["layers"].tolist(),
+            d["step_tokens"],
+            d["step_context"],
+            d["ids"],
+            str(d["source"]),
+            d["guess_ids"] if "guess_ids" in d else None,
+            d["step_prompt"] if "step_prompt" in d else None,
         )
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path, **self.arrays())
 
     @classmethod
     def load(cls, path: str | Path) -> RoutingTrace:
@@ -61,28 +94,44 @@ class RoutingTrace:
             return cls.from_vllm_jsonl(path)
         try:
             with np.load(path, allow_pickle=False) as d:
-                return cls(
-                    d["layers"].tolist(),
-                    d["step_tokens"],
-                    d["step_context"],
-                    d["ids"],
-                    str(d["source"]),
-                )
+                return cls.from_arrays(d)
         except (ValueError, KeyError, OSError) as err:
             raise UserError(f"trace file {path} is not a moebench routing trace ({err})") from None
 
     @classmethod
-    def from_steps(cls, steps, layers: list[int], source: str = "") -> RoutingTrace:
-        """From the decode loop's `Step`s (bench/decode.py)."""
+    def from_steps(
+        cls, steps, layers: list[int], source: str = "", step_prompt: list[int] | None = None
+    ) -> RoutingTrace:
+        """From the decode loop's `Step`s (bench/decode.py), with their next-layer guesses
+        when every step recorded them."""
         ids = np.concatenate(
             [np.stack([s.routing[layer].numpy() for layer in layers], axis=1) for s in steps]
         )
+        guesses = None
+        if steps and all(s.guesses is not None for s in steps):
+            missing = np.full(ids.shape[2:], -1)
+            guesses = np.concatenate(
+                [
+                    np.stack(
+                        [
+                            s.guesses[layer].numpy()
+                            if layer in s.guesses
+                            else np.broadcast_to(missing, (s.tokens_in, *missing.shape))
+                            for layer in layers
+                        ],
+                        axis=1,
+                    )
+                    for s in steps
+                ]
+            ).astype(np.int16)
         return cls(
             layers,
             np.array([s.tokens_in for s in steps]),
             np.array([s.context for s in steps]),
             ids.astype(np.int16),
             source,
+            guesses,
+            None if step_prompt is None else np.array(step_prompt),
         )
 
     @classmethod
@@ -117,14 +166,21 @@ class RoutingTrace:
 
 
 def replay(trace: RoutingTrace, engine) -> list[float]:
-    """Drive `engine` with the trace's routing, as the model would; return step seconds."""
+    """Drive `engine` with the trace's routing, as the model would; return step seconds.
+    Where the trace holds next-layer guesses, each layer's goes where the model would pass
+    its hidden state, so the predictor reads the recorded guess (`recorded_guess`)."""
     step_sec = []
-    for tokens, context, ids in trace.steps():
+    for tokens, context, ids, guesses in trace.steps_with_guesses():
         engine.begin_forward(tokens, context)
         for pos, layer in enumerate(trace.layers):
-            engine.on_moe_layer(layer, ids[:, pos])
+            engine.on_moe_layer(layer, ids[:, pos], None if guesses is None else guesses[:, pos])
         step_sec.append(engine.end_forward())
     return step_sec
+
+
+def recorded_guess(guess: np.ndarray) -> set[int]:
+    """A recorded next-layer guess [T, k] as the predictor's set (-1 marks no guess)."""
+    return set(np.unique(guess[guess >= 0]).tolist())
 
 
 def belady_futures(trace: RoutingTrace) -> dict[int, list[set[int]]]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from moebench.bench.decode import decode
 from moebench.bench.sampling import GREEDY, TokenChooser
 from moebench.engine.budget import int4_expert_bytes, plan_slots
@@ -22,11 +24,12 @@ from moebench.engine.clock import chrome_trace
 from moebench.engine.costs import CostModel
 from moebench.engine.experts_impl import engine_installed
 from moebench.engine.offload import EngineOptions, OffloadEngine
-from moebench.engine.trace import belady_futures, popularity, replay
+from moebench.engine.trace import belady_futures, popularity, recorded_guess, replay
 from moebench.engine.transport import make_transport
 from moebench.errors import ConfigError
+from moebench.methods.options import EngineMethodOptions
 from moebench.methods.registry import MethodSetup
-from moebench.models.routing import route, router_logits
+from moebench.models.routing import next_layer_ids
 from moebench.prism.serving_costs import decode_point
 
 
@@ -44,7 +47,11 @@ class EngineMethod:
     def __init__(self, setup: MethodSetup, loaded, costs: CostModel):
         self.setup, self.opt, self.loaded, self.costs = setup, setup.options, loaded, costs
         self.steps = []  # every forward's Step (routing), for trace recording
-        self.record_routing = setup.record_trace
+        self.record_routing = setup.record_trace or setup.recording
+        # the target's routing is what next_layer_prefetch replays: keep its guesses too
+        self.record_guesses = setup.recording and (
+            setup.options.routing_identity() == EngineMethodOptions().routing_identity()
+        )
         shape = costs.shape
         max_tokens = setup.workload.prompt_len + setup.workload.new_tokens
         options, draft_bytes, min_slots = self.engine_options(shape)
@@ -93,14 +100,12 @@ class EngineMethod:
 
     # --- shared --------------------------------------------------------------------------------
     def next_layer_guess(self, layer: int, hidden) -> set[int]:
-        """Layer l+1's router applied to layer l's MoE input: the experts it would pick."""
-        views = self.loaded.layers
-        pos = next(i for i, v in enumerate(views) if v.index == layer)
-        if pos + 1 >= len(views):
-            return set()
-        nxt, family = views[pos + 1], self.loaded.family
-        _, ids = route(family, self.loaded.hf_config, router_logits(nxt, hidden.detach(), family))
-        return set(ids.flatten().tolist())
+        """Layer l+1's router applied to layer l's MoE input: the experts it would pick. In a
+        replay of a routing recording, `hidden` is the guess the live run recorded."""
+        if isinstance(hidden, np.ndarray):
+            return recorded_guess(hidden)
+        ids = next_layer_ids(self.loaded, layer, hidden)
+        return set() if ids is None else set(ids.flatten().tolist())
 
     def generate(
         self, prompt_ids, new_tokens: int, chooser: TokenChooser = GREEDY
@@ -120,8 +125,14 @@ class EngineMethod:
                 on_step=after,
                 record_routing=self.record_routing,
                 chooser=chooser,
+                record_guesses=self.record_guesses,
             )
         return tokens, step_sec
+
+    def replay_prompt(self, trace) -> list[float]:
+        """One prompt's forwards from a routing recording, through the engine this method
+        built (the same calls in the same order as `generate` makes): its step seconds."""
+        return replay(trace, self.engine)
 
     def replay(self, trace) -> list[float]:
         """Drive a fresh engine with a recorded routing trace instead of the model."""
@@ -201,7 +212,7 @@ class TopK(EngineMethod):
             raise ConfigError(
                 "method.options.top_k", top_k, f"an integer in 1..{costs.shape.top_k}"
             )
-        for layer in loaded.layers:
+        for layer in loaded.layers if loaded is not None else []:  # none in a replay
             layer.router.top_k = top_k
         self.top_k = top_k
         super().__init__(setup, loaded, costs)

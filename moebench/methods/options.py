@@ -12,8 +12,8 @@ This module imports nothing heavy: the command line loads it before torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 from moebench.errors import ConfigError
 from moebench.typed import int_in, positive
@@ -27,6 +27,12 @@ class EngineMethodOptions:
 
     # one launch per MoE layer for all its routed experts (a grouped GEMM), not one per expert
     fused_experts: bool = False
+
+    def routing_identity(self) -> dict[str, Any] | None:
+        """What, besides the model and workload, decides the routing this method's runs see:
+        runs that agree on it share one routing recording (recordings.py). None: the routing
+        depends on what is resident, so the method always runs the model."""
+        return {"routing": "target"}  # the model's own routing, whatever the cache holds
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,9 @@ class TopKOptions(EngineMethodOptions):
     top_k: int | None = None  # None: one fewer than the model was trained with
     slo_experts: float | None = None  # a quality floor in experts; K' is it rounded up
 
+    def routing_identity(self) -> dict[str, Any]:
+        return {"routing": "topk", "top_k": self.top_k, "slo_experts": self.slo_experts}
+
     def __post_init__(self) -> None:
         if self.top_k is not None:
             int_in("method.options.top_k", self.top_k, 1)
@@ -97,6 +106,10 @@ class SpeqOptions(EngineMethodOptions):
     # token, stopping at the first rejection
     verify: Literal["grouped", "sequential"] = "grouped"
 
+    def routing_identity(self) -> None:
+        """Live always, for now: its draft rollouts and verify forwards are not recorded."""
+        return None
+
     def __post_init__(self) -> None:
         int_in("method.options.k_min", self.k_min, 1)
         int_in("method.options.k_max", self.k_max, self.k_min)
@@ -130,6 +143,12 @@ class PrismOptions(EngineMethodOptions):
     ft_lr: float = 1e-3
     active_k: int | None = None  # sub-experts per token; None = n x the original top-k
     slo_experts: float | None = None  # a quality floor in experts; active_k = n x it, rounded up
+
+    def routing_identity(self) -> dict[str, Any]:
+        """The carved model's sub-expert routing: every option but the kernel launch mode."""
+        options = asdict(self)
+        options.pop("fused_experts")
+        return {"routing": "prism", **options}
 
     def __post_init__(self) -> None:
         int_in("method.options.n", self.n, 1)

@@ -47,6 +47,8 @@ class MethodEntry:
     runs: str  # "module:Class" that runs it, imported on first use
     kinds: tuple[str, ...] = MODEL_RUNS  # run kinds it supports (RunConfig.kind)
     summary: str = ""
+    # replaying a routing recording still builds the model (the method's details need it)
+    replay_needs_model: bool = False
 
 
 METHODS: dict[str, MethodEntry] = {
@@ -91,6 +93,7 @@ METHODS: dict[str, MethodEntry] = {
         PrismOptions,
         "moebench.methods.prism:Prism",
         summary="MoE-Prism: sub-experts, re-gated, at K active",
+        replay_needs_model=True,  # its partition statistics come from the carved model
     ),
     "cloud": MethodEntry(
         CloudOptions,
@@ -116,6 +119,7 @@ class MethodSetup:
     device: str = "auto"
     timeline: bool = False  # keep every span for a Chrome trace
     record_trace: bool = False  # keep every forward's routing
+    recording: bool = False  # this live run writes the point's routing recording
 
 
 def method_entry(name: str) -> MethodEntry:
@@ -150,7 +154,17 @@ def check_method(run: RunConfig) -> Any:
     return options
 
 
-def setup_for(run: RunConfig) -> MethodSetup:
+def routing_identity(run: RunConfig) -> dict[str, Any] | None:
+    """What decides the routing of `run`, for its routing recording (recordings.py); None
+    when it runs live: replay=false, a real transport (its clock is a measurement), a run
+    that is not a decode, or a method whose routing depends on what is resident."""
+    if not run.replay or run.backend != "virtual" or run.kind != "decode":
+        return None
+    options = check_method(run)
+    return getattr(options, "routing_identity", lambda: None)()
+
+
+def setup_for(run: RunConfig, recording: bool = False) -> MethodSetup:
     """The MethodSetup of a run (validating its method first)."""
     return MethodSetup(
         name=run.method.name,
@@ -163,12 +177,13 @@ def setup_for(run: RunConfig) -> MethodSetup:
         device=run.device,
         timeline=run.timeline,
         record_trace=run.record_trace,
+        recording=recording,
     )
 
 
-def build_method(run: RunConfig, loaded, costs):
+def build_method(run: RunConfig, loaded, costs, recording: bool = False):
     """The method object for `run`, on a loaded model (None for a replay or a serving run)
-    and the cost model its clock charges."""
-    setup = setup_for(run)
+    and the cost model its clock charges; `recording`: it records the point's routing."""
+    setup = setup_for(run, recording)
     module, _, cls = method_entry(run.method.name).runs.partition(":")
     return getattr(importlib.import_module(module), cls)(setup, loaded, costs)

@@ -6,6 +6,7 @@ records can say exactly which weights produced a number.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -76,3 +77,43 @@ def build_model(cfg: ModelConfig) -> LoadedModel:
     from moebench.models.train import load_proxy  # the training stack only when needed
 
     return load_proxy(cfg)
+
+
+def weights_fingerprint(cfg: ModelConfig) -> dict | None:
+    """What decides the weights `build_model(cfg)` would load, known without loading them:
+    for a random model its config (the seed is fixed), for a proxy its cache entry's file
+    hashes (training it first if missing, as a run would), for a checkpoint its files' names,
+    sizes and modification times. None when a checkpoint's files cannot be found locally
+    (then nothing is recorded for it)."""
+    if cfg.source == "random":
+        return {"random": True}
+    if cfg.source == "proxy":
+        from moebench.models.train import ensure_proxy
+
+        return {
+            "proxy_manifest": json.loads((ensure_proxy(cfg.name) / "manifest.json").read_text())
+        }
+    folder = Path(cfg.local_path) if cfg.local_path else hub_snapshot(cfg.hf_id)
+    if folder is None or not folder.is_dir():
+        return None
+    return {
+        "files": {
+            p.name: [p.stat().st_size, p.stat().st_mtime_ns]
+            for p in sorted(folder.iterdir())
+            if p.is_file()
+        }
+    }
+
+
+def hf_config_without_weights(cfg: ModelConfig):
+    """The transformers config `build_model(cfg)` would load, without loading weights (a
+    replay charges the model's own sizes from it)."""
+    if cfg.source == "random":
+        return hf_config_for(cfg.family, cfg.arch)
+    if cfg.source == "proxy":
+        from moebench.models.train import ensure_proxy
+
+        return transformers.AutoConfig.from_pretrained(str(ensure_proxy(cfg.name)))
+    return transformers.AutoConfig.from_pretrained(
+        cfg.local_path or cfg.hf_id, local_files_only=True
+    )

@@ -50,27 +50,24 @@ def moe_layers(model: nn.Module, family: str) -> list[MoeLayer]:
     return layers
 
 
-class RoutingRecorder:
-    """Collects the expert ids every router picks, per forward call, without changing outputs.
+class LayerHooks:
+    """Per-forward values collected by hooks on each MoE layer, without changing outputs.
 
-    Use as a context manager; after each forward, `take()` returns {layer: [T, k] ids}.
-    """
+    Use as a context manager; after each forward, `take()` returns {layer: value}.
+    Subclasses say which module to hook and what to keep (`_attach`)."""
 
     def __init__(self, layers: list[MoeLayer]):
         self.layers = layers
         self._handles: list = []
         self._current: dict[int, torch.Tensor] = {}
 
-    def _hook(self, layer_index: int):
-        def record(_module, _inputs, output):
-            self._current[layer_index] = output[2].detach().reshape(-1, output[2].shape[-1])
-            return None  # a hook that returns a value would replace the router's output
+    def _attach(self, layer: MoeLayer):
+        """Register the hook for `layer`; return its handle."""
+        raise NotImplementedError
 
-        return record
-
-    def __enter__(self) -> RoutingRecorder:
+    def __enter__(self):
         for layer in self.layers:
-            self._handles.append(layer.router.register_forward_hook(self._hook(layer.index)))
+            self._handles.append(self._attach(layer))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -79,6 +76,17 @@ class RoutingRecorder:
         self._handles.clear()
 
     def take(self) -> dict[int, torch.Tensor]:
-        """Routing of the last forward call: decoder-layer index -> [T, k] expert ids."""
+        """Values of the last forward call: decoder-layer index -> value."""
         out, self._current = self._current, {}
         return out
+
+
+class RoutingRecorder(LayerHooks):
+    """Collects the expert ids every router picks, per forward call: {layer: [T, k] ids}."""
+
+    def _attach(self, layer: MoeLayer):
+        def record(_module, _inputs, output):
+            self._current[layer.index] = output[2].detach().reshape(-1, output[2].shape[-1])
+            return None  # a hook that returns a value would replace the router's output
+
+        return layer.router.register_forward_hook(record)

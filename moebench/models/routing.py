@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from moebench.models.families import FAMILIES, MoeLayer
+from moebench.models.families import FAMILIES, LayerHooks, MoeLayer
 
 
 def router_logits(layer: MoeLayer, hidden: torch.Tensor, family: str) -> torch.Tensor:
@@ -107,3 +107,35 @@ def route(family: str, config, logits: torch.Tensor) -> tuple[torch.Tensor, torc
             config.routed_scaling_factor,
         )
     raise ValueError(f"unknown family {family!r}")
+
+
+def next_layer_ids(loaded, layer: int, hidden: torch.Tensor) -> torch.Tensor | None:
+    """The experts the MoE layer after decoder layer `layer` would pick for `hidden` (this
+    layer's MoE input, [T, D]): next_layer_prefetch's guess. None after the last MoE layer."""
+    views = loaded.layers
+    pos = next(i for i, v in enumerate(views) if v.index == layer)
+    if pos + 1 >= len(views):
+        return None
+    nxt, family = views[pos + 1], loaded.family
+    _, ids = route(family, loaded.hf_config, router_logits(nxt, hidden.detach(), family))
+    return ids
+
+
+class NextLayerGuessRecorder(LayerHooks):
+    """Records, at every MoE layer of every forward, the next layer's guess from this layer's
+    MoE input (`next_layer_ids`), so a routing recording can replay next_layer_prefetch
+    without the model. A forward pre-hook on the experts: it sees exactly the hidden states
+    the engine's predictor would. `take()` gives {layer: [T, k] ids}, the last layer absent."""
+
+    def __init__(self, loaded):
+        super().__init__(loaded.layers)
+        self.loaded = loaded
+
+    def _attach(self, layer: MoeLayer):
+        def record(_module, args, kwargs):
+            hidden = args[0] if args else kwargs["hidden_states"]
+            ids = next_layer_ids(self.loaded, layer.index, hidden.reshape(-1, hidden.shape[-1]))
+            if ids is not None:
+                self._current[layer.index] = ids.reshape(-1, ids.shape[-1])
+
+        return layer.experts.register_forward_pre_hook(record, with_kwargs=True)

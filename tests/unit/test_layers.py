@@ -25,6 +25,7 @@ LAYERS = {
     "moebench.eval": 6,
     "moebench.schema": 7,
     "moebench.records": 7,
+    "moebench.recordings": 7,
     "moebench.sinks": 7,
     "moebench.runner": 8,
     "moebench.cli": 9,
