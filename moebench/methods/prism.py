@@ -25,7 +25,7 @@ from moebench.engine.offload import EngineOptions
 from moebench.errors import ConfigError
 from moebench.methods.offload import EngineMethod
 from moebench.models.corpora import calibration_windows
-from moebench.prism.cache import cache_path, load_per_expert, save_per_expert, tokens_sha256
+from moebench.models.tensor_cache import cache_path, load_per_expert, save_per_expert, tokens_sha256
 from moebench.prism.carve import (
     carve,
     expert_activations,

@@ -23,6 +23,7 @@ import torch
 import transformers
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
+from transformers.initialization import no_init_weights
 
 from moebench.config import ModelConfig
 from moebench.determinism import (
@@ -284,7 +285,8 @@ def load_proxy(cfg: ModelConfig) -> LoadedModel:
         )
     folder = ensure_proxy(cfg.name)
     hf_config = transformers.AutoConfig.from_pretrained(str(folder))
-    model = transformers.AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32)
+    with no_init_weights():  # every tensor is loaded next (strictly): skip the random init
+        model = transformers.AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32)
     model.load_state_dict(load_file(folder / "model.safetensors"))
     model.eval()
     corpus = load_corpus()

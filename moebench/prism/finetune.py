@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from moebench.models.families import FAMILIES
 from moebench.models.loaded import LoadedModel
-from moebench.prism.cache import cache_path, tokens_sha256
+from moebench.models.tensor_cache import cache_path, tokens_sha256
 
 
 def k_schedule(step: int, steps: int, k1: int, k2: int) -> int:

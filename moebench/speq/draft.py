@@ -15,6 +15,7 @@ from torch import nn
 
 from moebench.models.loaded import LoadedModel
 from moebench.models.quant import quantize_gptq, quantize_rtn
+from moebench.models.tensor_cache import cache_path, load_per_expert, save_per_expert, tokens_sha256
 
 
 @torch.no_grad()
@@ -45,7 +46,9 @@ def calibration_inputs(
 
 
 class Draft:
-    """Dequantized INT4 copies of every routed expert, swapped in on demand."""
+    """Dequantized INT4 copies of every routed expert, swapped in on demand. Quantizing takes
+    seconds, so the copies are cached on disk by the weights, calibration tokens and options
+    (models/tensor_cache.py): every run of a sweep after the first loads them."""
 
     def __init__(
         self,
@@ -56,8 +59,41 @@ class Draft:
         bits: int = 4,
     ):
         self.loaded, self.method, self.group, self.bits = loaded, method, group, bits
+        path = cache_path(
+            f"{loaded.name}-draft",
+            [
+                loaded.weights_sha256,
+                tokens_sha256(calibration) if calibration else None,
+                method,
+                group,
+                bits,
+            ],
+            folder="drafts",
+        )
+        if loaded.weights_sha256 is not None and path.exists():
+            _, stored = load_per_expert(path)
+            self.weights = {
+                v.index: (stored[f"gate_up.{v.index}"], stored[f"down.{v.index}"])
+                for v in loaded.layers
+            }
+            return
+        self.weights = self._quantize(calibration)
+        if loaded.weights_sha256 is not None:
+            save_per_expert(
+                path,
+                {},
+                {
+                    f"{name}.{layer}": t
+                    for layer, w in self.weights.items()
+                    for name, t in zip(("gate_up", "down"), w, strict=True)
+                },
+            )
+
+    def _quantize(self, calibration) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Every routed expert's gate/up and down matrices, quantized and dequantized."""
+        loaded, method, group, bits = self.loaded, self.method, self.group, self.bits
         inputs = calibration_inputs(loaded, calibration) if method == "gptq" else {}
-        self.weights: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        weights: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         for view in loaded.layers:
             ex = view.experts
             gate_up, down = ex.gate_up_proj.data.clone(), ex.down_proj.data.clone()
@@ -72,7 +108,8 @@ class Draft:
                     gu = quantize_rtn(ex.gate_up_proj.data[e], group, bits)
                     dn = quantize_rtn(ex.down_proj.data[e], group, bits)
                 gate_up[e], down[e] = gu, dn
-            self.weights[view.index] = (gate_up, down)
+            weights[view.index] = (gate_up, down)
+        return weights
 
     @contextmanager
     def active(self):

@@ -157,3 +157,17 @@ def test_draft_lengths_beyond_eight_record_every_position(results_dir):
     assert max(reached) > 8, (
         f"the run never drafted past position 8 ({reached}): the test would not fail"
     )
+
+
+def test_the_quantized_draft_is_cached_and_loads_bit_identical(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOEBENCH_CACHE", str(tmp_path))
+    loaded = tiny_model("mixtral")
+    calibration = [torch.randint(1, 96, (1, 24), generator=torch.Generator().manual_seed(2))]
+    fresh = Draft(loaded, "gptq", calibration=calibration)
+    assert len(list((tmp_path / "drafts").glob("*.safetensors"))) == 1
+    cached = Draft(loaded, "gptq", calibration=calibration)
+    for layer, (gate_up, down) in fresh.weights.items():
+        assert torch.equal(cached.weights[layer][0], gate_up)
+        assert torch.equal(cached.weights[layer][1], down)
+    Draft(loaded, "gptq", calibration=calibration, bits=3)  # other options: another entry
+    assert len(list((tmp_path / "drafts").glob("*.safetensors"))) == 2

@@ -1,5 +1,6 @@
-"""MoE-Prism's on-disk cache: calibration statistics, partitions and fine-tuned routers, each a
-safetensors file under $MOEBENCH_CACHE/prism/ named by a hash of everything it depends on."""
+"""Tensors derived from a model, cached on disk: MoE-Prism's calibration statistics, partitions
+and fine-tuned routers ($MOEBENCH_CACHE/prism/), MoE-SpeQ's quantized drafts
+($MOEBENCH_CACHE/drafts/); each a safetensors file named by a hash of everything it depends on."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from moebench.models.corpora import cache_dir
+from moebench.paths import atomic_file
 
 
 def tokens_sha256(windows: list[torch.Tensor]) -> str:
@@ -18,10 +20,10 @@ def tokens_sha256(windows: list[torch.Tensor]) -> str:
     return hashlib.sha256(b"".join(w.numpy().tobytes() for w in windows)).hexdigest()
 
 
-def cache_path(stem: str, payload: list) -> Path:
-    """`<stem>-<16 hex of sha256(payload)>.safetensors` in the Prism cache folder."""
+def cache_path(stem: str, payload: list, folder: str = "prism") -> Path:
+    """`<stem>-<16 hex of sha256(payload)>.safetensors` in the cache's `folder`."""
     key = hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
-    return cache_dir() / "prism" / f"{stem}-{key}.safetensors"
+    return cache_dir() / folder / f"{stem}-{key}.safetensors"
 
 
 def save_per_expert(
@@ -31,11 +33,11 @@ def save_per_expert(
 ) -> None:
     """{layer: {expert: tensor}} stored as "layer.expert", plus `extra` tensors under their
     names."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {
         f"{layer}.{e}": t.contiguous() for layer, per in per_expert.items() for e, t in per.items()
     }
-    save_file(tensors | (extra or {}), path)
+    with atomic_file(path, "wb") as fh:  # a killed run leaves no half file to load
+        fh.write(save(tensors | (extra or {})))
 
 
 def load_per_expert(
