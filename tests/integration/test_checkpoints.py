@@ -257,3 +257,41 @@ def test_a_saved_checkpoint_runs_offloaded_on_real_copies(model_name, tmp_path):
         )  # experts really leave
         hashes[backend] = record["output_sha256"]
     assert hashes["real"] == hashes["virtual"]
+
+
+def test_a_checkpoint_replays_its_recording_until_its_weights_change(local_mixtral, tmp_path):
+    """Record once, replay many on a real checkpoint: the recording is keyed by the files, so
+    changed weights are decoded afresh, never replayed from the old routing."""
+    results, cache = tmp_path / "results", tmp_path / "cache"
+    bpe([corpora.load_corpus().train[:200_000]], 400).save_pretrained(local_mixtral)
+
+    def record(method: str, *extra: str) -> dict:
+        proc = run_cli(
+            "+experiment=debug",
+            "model=mixtral8x7b",
+            f"model.local_path={local_mixtral}",
+            "model.dtype=float32",
+            f"method={method}",
+            "method.budget_gb=null",
+            "workload.num_prompts=1",
+            "workload.new_tokens=4",
+            f"results_dir={results}",
+            *extra,
+            env={"MOEBENCH_CACHE": str(cache)},
+        )
+        assert proc.returncode == 0, proc.stderr
+        path = next(p for p in results.rglob("result.json") if f"/{method}-" in str(p))
+        return json.loads(path.read_text())
+
+    first = record("full_resident")
+    assert first.get("replayed_from") is None
+    again = record("full_resident", "force=true")
+    assert again.get("replayed_from", "").startswith("recording ")
+    assert again["model"]["checkpoint"]["sha256"] == first["model"]["checkpoint"]["sha256"]
+    weights = load_file(local_mixtral / "model.safetensors")
+    name = next(k for k in sorted(weights) if "experts" in k)
+    weights[name].view(-1)[0] += 1.0
+    save_file(weights, local_mixtral / "model.safetensors", metadata={"format": "pt"})
+    changed = record("full_resident", "force=true")
+    assert changed.get("replayed_from") is None  # a new recording, made live
+    assert changed["model"]["checkpoint"]["sha256"] != first["model"]["checkpoint"]["sha256"]
