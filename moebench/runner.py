@@ -24,7 +24,13 @@ from moebench.engine.costs import CostModel
 from moebench.engine.trace import RoutingTrace
 from moebench.errors import ConfigError, UserError
 from moebench.methods.protocol import DecodeMethod, ServingMethod
-from moebench.methods.registry import build_method, check_method, method_entry, routing_identity
+from moebench.methods.registry import (
+    build_method,
+    check_method,
+    live_reason,
+    method_entry,
+    routing_identity,
+)
 from moebench.models.build import build_model, hf_config_without_weights
 from moebench.models.loaded import LoadedModel
 from moebench.models.shape import ModelShape, shape_from_hf_config
@@ -202,11 +208,12 @@ class Decoded:
     output_sha256: str
     replayed_from: str | None = None
     trace: RoutingTrace | None = None  # the run's routing, for record_trace
+    live_reason: str | None = None  # why the model ran (a live decode)
 
 
-def _decode_live(cfg: RunConfig, key: str | None) -> Decoded:
-    """The model generates; with a recording `key`, the run also saves the point's routing
-    recording for the runs after it."""
+def _decode_live(cfg: RunConfig, key: str | None, why: str) -> Decoded:
+    """The model generates (`why`); with a recording `key`, the run also saves the point's
+    routing recording for the runs after it."""
     loaded = build_model(cfg.model)
     costs = CostModel(cfg.hardware, charged_shape(cfg, loaded))
     method: DecodeMethod = build_method(cfg, loaded, costs, recording=key is not None)
@@ -235,7 +242,9 @@ def _decode_live(cfg: RunConfig, key: str | None) -> Decoded:
     if key is not None:
         saved = save_recording(Recording(key, trace, outputs, identity, run_key(cfg)))
         print(f"moebench: recorded {saved} for the runs of this point that follow")
-    return Decoded(method, loaded, identity, outputs, step_sec, output_sha256(outputs), None, trace)
+    return Decoded(
+        method, loaded, identity, outputs, step_sec, output_sha256(outputs), None, trace, why
+    )
 
 
 def _replay_recording(cfg: RunConfig, recording: Recording) -> Decoded:
@@ -296,11 +305,15 @@ def decoded_for(cfg: RunConfig) -> Decoded:
     if cfg.kind == "replay":
         return _replay_trace(cfg)
     routing = routing_identity(cfg)
-    key = recording_key(cfg, routing) if routing is not None else None
-    recording = find_recording(key) if key is not None else None
+    if routing is None:
+        return _decode_live(cfg, None, live_reason(cfg))
+    key = recording_key(cfg, routing)
+    if key is None:
+        return _decode_live(cfg, None, "the checkpoint's files are not found locally")
+    recording = find_recording(key)
     if recording is not None:
         return _replay_recording(cfg, recording)
-    return _decode_live(cfg, key)
+    return _decode_live(cfg, key, f"the first run of its point: recorded {key}")
 
 
 def _run(cfg: RunConfig, out_dir: Path) -> RunRecord:
@@ -332,6 +345,7 @@ def _run(cfg: RunConfig, out_dir: Path) -> RunRecord:
         raw=raw,
         output_sha256=run.output_sha256,
         replayed_from=run.replayed_from,
+        live_reason=run.live_reason,
     )
 
 

@@ -76,7 +76,10 @@ class RunRecord:
     started_at: str | None = None
     wall_sec: float | None = None
     raw: dict[str, Any] | None = None  # per-step samples and side files
-    replayed_from: str | None = None  # the routing trace a replay ran
+    replayed_from: str | None = None  # the routing trace or recording a replay ran
+    # why a decode run ran the model instead of replaying (it recorded the point, replay=false,
+    # a real clock, or a method whose routing is not recorded); None for a replay
+    live_reason: str | None = None
     output_sha256: str | None = None  # hash of every generated token
     eval: dict[str, Any] | None = None  # lm-eval's output (accuracy runs)
     benchmark: dict[str, Any] | None = None  # a command-line benchmark's own arguments

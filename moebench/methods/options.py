@@ -107,8 +107,17 @@ class SpeqOptions(EngineMethodOptions):
     verify: Literal["grouped", "sequential"] = "grouped"
 
     def routing_identity(self) -> None:
-        """Live always, for now: its draft rollouts and verify forwards are not recorded."""
+        """Live always (see `live_reason`)."""
         return None
+
+    @property
+    def live_reason(self) -> str:
+        if self.draft == "resident":
+            return "MoE-SpeQ's resident draft computes on the resident experts: it needs the cache"
+        return (
+            "MoE-SpeQ's draft rollouts are not recorded: bit-equal replay needs every position's "
+            "k_max-token rollout decoded token by token, ~25 live runs of work (reports/LOG.md)"
+        )
 
     def __post_init__(self) -> None:
         int_in("method.options.k_min", self.k_min, 1)

@@ -156,12 +156,25 @@ def check_method(run: RunConfig) -> Any:
 
 def routing_identity(run: RunConfig) -> dict[str, Any] | None:
     """What decides the routing of `run`, for its routing recording (recordings.py); None
-    when it runs live: replay=false, a real transport (its clock is a measurement), a run
-    that is not a decode, or a method whose routing depends on what is resident."""
-    if not run.replay or run.backend != "virtual" or run.kind != "decode":
+    when it runs live (`live_reason` says why)."""
+    if live_reason(run) is not None or run.kind != "decode":
         return None
+    return check_method(run).routing_identity()
+
+
+def live_reason(run: RunConfig) -> str | None:
+    """Why a decode run must run the model rather than replay its point's recording; None
+    when it can replay (or is not a decode)."""
+    if run.kind != "decode":
+        return None
+    if not run.replay:
+        return "replay=false"
+    if run.backend != "virtual":
+        return f"backend={run.backend}: a real clock is measured, not replayed"
     options = check_method(run)
-    return getattr(options, "routing_identity", lambda: None)()
+    if options.routing_identity() is None:
+        return getattr(options, "live_reason", f"{run.method.name} routing is not recorded")
+    return None
 
 
 def setup_for(run: RunConfig, recording: bool = False) -> MethodSetup:

@@ -62,12 +62,15 @@ def test_every_replaying_method_writes_its_live_record(tmp_path, cache, decoding
     common = [f"workload.decoding={decoding}", "timeline=true"]
     for overrides in REPLAYING.values():
         live = run(tmp_path / "live", *overrides, *common, "replay=false")
-        assert live.replayed_from is None
+        assert live.replayed_from is None and live.live_reason == "replay=false"
     assert not recordings_dir().exists()  # replay=false neither reads nor writes recordings
     for name, overrides in REPLAYING.items():
         first = run(tmp_path / "first", *overrides, *common)  # records, or replays target's
         replayed = run(tmp_path / "replayed", *overrides, *common)
         assert replayed.replayed_from.startswith("recording "), name
+        assert replayed.live_reason is None
+        if first.replayed_from is None:  # it made the point's recording: its record says so
+            assert first.live_reason.startswith("the first run of its point: recorded ")
         assert replayed.clock == "virtual" and first.output_sha256 == replayed.output_sha256
     # one recording per routing: the target's, topk's K' = 1, prism's sub-experts
     assert len(list(recordings_dir().glob("*.npz"))) == 3
@@ -169,7 +172,8 @@ def test_replay_check_reruns_committed_records_both_ways(tmp_path, cache, capsys
     from moebench.tools import replay_check
 
     run(tmp_path / "committed", "method=mixtral_offloading", BUDGET)
-    run(tmp_path / "committed", "method=speq", "method.budget_gb=0.01")  # live only: skipped
+    speq = run(tmp_path / "committed", "method=speq", "method.budget_gb=0.01")  # live: skipped
+    assert speq.replayed_from is None and "rollouts are not recorded" in speq.live_reason
     assert replay_check.main(["--results", str(tmp_path / "committed"), "--sample", "0"]) == 0
     out = capsys.readouterr().out
     assert "0 differences from the committed record" in out
