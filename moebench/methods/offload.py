@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from moebench.bench.decode import decode
@@ -205,9 +203,9 @@ class TopK(EngineMethod):
 
     def __init__(self, setup, loaded, costs):
         opt = setup.options
-        top_k = max(1, costs.shape.top_k - 1) if opt.top_k is None else opt.top_k
-        if opt.slo_experts is not None:  # a quality floor in experts: round up
-            top_k = math.ceil(opt.slo_experts - 1e-9)
+        top_k = opt.chosen_top_k
+        if top_k is None:
+            top_k = max(1, costs.shape.top_k - 1)
         if not 1 <= top_k <= costs.shape.top_k:
             raise ConfigError(
                 "method.options.top_k", top_k, f"an integer in 1..{costs.shape.top_k}"

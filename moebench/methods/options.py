@@ -12,6 +12,7 @@ This module imports nothing heavy: the command line loads it before torch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -69,8 +70,15 @@ class TopKOptions(EngineMethodOptions):
     top_k: int | None = None  # None: one fewer than the model was trained with
     slo_experts: float | None = None  # a quality floor in experts; K' is it rounded up
 
+    @property
+    def chosen_top_k(self) -> int | None:
+        """K': the quality floor rounded up, else as given; None means one fewer than trained."""
+        if self.slo_experts is not None:
+            return math.ceil(self.slo_experts - 1e-9)
+        return self.top_k
+
     def routing_identity(self) -> dict[str, Any]:
-        return {"routing": "topk", "top_k": self.top_k, "slo_experts": self.slo_experts}
+        return {"routing": "topk", "top_k": self.chosen_top_k}  # K' alone decides the routing
 
     def __post_init__(self) -> None:
         if self.top_k is not None:

@@ -161,6 +161,10 @@ def test_recording_key_follows_what_decides_routing(tmp_path, cache):
     assert key("method=topk", "method.options.top_k=1") != key(
         "method=topk", "method.options.top_k=2"
     )
+    # a quality floor rounds up to the K' it runs: one recording per K'
+    assert key("method=topk", "+method.options.slo_experts=1.5") == key(
+        "method=topk", "method.options.top_k=2"
+    )
     # methods that always run live
     from moebench.methods.registry import routing_identity
 
