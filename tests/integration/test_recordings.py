@@ -182,3 +182,21 @@ def test_replay_check_reruns_committed_records_both_ways(tmp_path, cache, capsys
     out = capsys.readouterr().out
     assert "0 differences from the committed record" in out
     assert "1 records rerun live and replayed, 0 differences" in out
+
+
+def test_a_run_killed_while_recording_leaves_no_recording(tmp_path, cache, monkeypatch):
+    """A killed sweep loses nothing: the recording is written whole after the live run, so a
+    crash leaves neither a recording nor a half file, and the rerun records and replays."""
+    from moebench import recordings
+
+    def killed(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(recordings.np, "savez_compressed", killed)
+        run(tmp_path / "results", "method=mixtral_offloading", BUDGET)
+    assert not list(recordings_dir().glob("*"))
+    assert not list((tmp_path / "results").rglob("result.json"))
+    first = run(tmp_path / "results", "method=mixtral_offloading", BUDGET)
+    assert first.live_reason.startswith("the first run of its point")
+    assert run(tmp_path / "results", "method=mixtral_offloading", BUDGET).replayed_from is not None
