@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from moebench.bench.workloads import prompt_source_identity
 from moebench.config import RunConfig, to_dict
 from moebench.engine.trace import RoutingTrace
 from moebench.models.build import weights_fingerprint
@@ -75,9 +76,10 @@ def recording_path(key: str) -> Path:
 
 
 def recording_key(cfg: RunConfig, routing: dict[str, Any]) -> str | None:
-    """The recording a run replays: its model, weights, workload (prompts, lengths, decoding),
-    seed, the options that change routing (`routing`), and the library versions that compute
-    it. None when the weights cannot be identified without loading them."""
+    """The recording a run replays: its model, weights, workload (prompts, lengths, decoding)
+    and the texts its prompts come from, seed, the options that change routing (`routing`),
+    and the library versions that compute it. None when the weights cannot be identified
+    without loading them."""
     import torch
     import transformers
 
@@ -89,6 +91,7 @@ def recording_key(cfg: RunConfig, routing: dict[str, Any]) -> str | None:
         "model": to_dict(cfg.model),
         "weights": weights,
         "workload": to_dict(cfg.workload),
+        "prompt_source": prompt_source_identity(cfg.workload),
         "seed": cfg.seed,
         "routing": routing,
         "torch": torch.__version__,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 from moebench.config import WorkloadConfig
@@ -86,3 +88,17 @@ def make_prompts(cfg: WorkloadConfig, loaded: LoadedModel, seed: int) -> list[to
             raise ConfigError("workload.prompts", cfg.prompts, f"synthetic for model {loaded.name}")
         return shared_prompts(cfg, loaded.tokenizer, cfg.prompts.removeprefix("shared:"))
     raise ConfigError("workload.prompts", cfg.prompts, "one of " + ", ".join(PROMPT_SETS))
+
+
+def prompt_source_identity(cfg: WorkloadConfig) -> dict[str, str]:
+    """What the workload's prompt texts are read from, as a hash (the config names a source,
+    not its content): a routing recording made from other texts must not replay."""
+    from moebench.bench.prompt_sets import prompt_texts
+    from moebench.models.corpora import load_corpus
+
+    if cfg.prompts == "heldout":
+        return {"heldout_corpus": load_corpus().sha256}
+    if cfg.prompts.startswith("shared:"):
+        texts = prompt_texts(cfg.prompts.removeprefix("shared:"))
+        return {"shared_texts": hashlib.sha256("\0".join(texts).encode()).hexdigest()}
+    return {}

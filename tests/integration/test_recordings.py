@@ -200,3 +200,14 @@ def test_a_run_killed_while_recording_leaves_no_recording(tmp_path, cache, monke
     first = run(tmp_path / "results", "method=mixtral_offloading", BUDGET)
     assert first.live_reason.startswith("the first run of its point")
     assert run(tmp_path / "results", "method=mixtral_offloading", BUDGET).replayed_from is not None
+
+
+def test_other_prompt_texts_get_another_recording(tmp_path, cache, monkeypatch):
+    """The config names a prompt set, not its content: changed texts must not replay."""
+    from moebench.bench import prompt_sets
+    from moebench.methods.registry import routing_identity
+
+    cfg = config(tmp_path, "method=full_resident", "workload.prompts=shared:gpqa")
+    before = recording_key(cfg, routing_identity(cfg))
+    monkeypatch.setitem(prompt_sets.PROMPT_SETS, "gpqa", lambda _root: ["another question?"])
+    assert recording_key(cfg, routing_identity(cfg)) != before
