@@ -6,10 +6,10 @@ record lifecycle: skip if done, failure marker on a crash, atomic write on succe
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ from moebench.methods.registry import (
     check_method,
     live_reason,
     method_entry,
-    routing_identity,
 )
 from moebench.models.build import build_model, hf_config_without_weights
 from moebench.models.loaded import LoadedModel
@@ -196,12 +195,11 @@ def _run_serving(cfg: RunConfig, out_dir: Path) -> RunRecord:
     )
 
 
-@dataclass
+@dataclasses.dataclass
 class Decoded:
     """What a decode run, a replay of its recording or a trace replay produced."""
 
     method: DecodeMethod
-    loaded: LoadedModel | None
     model: dict[str, Any]  # the record's model identity
     outputs: list[list[int]] | None  # None for a trace replay (no tokens)
     step_sec: list[list[float]]
@@ -242,9 +240,7 @@ def _decode_live(cfg: RunConfig, key: str | None, why: str) -> Decoded:
     if key is not None:
         saved = save_recording(Recording(key, trace, outputs, identity, run_key(cfg)))
         print(f"moebench: recorded {saved} for the runs of this point that follow")
-    return Decoded(
-        method, loaded, identity, outputs, step_sec, output_sha256(outputs), None, trace, why
-    )
+    return Decoded(method, identity, outputs, step_sec, output_sha256(outputs), None, trace, why)
 
 
 def _replay_recording(cfg: RunConfig, recording: Recording) -> Decoded:
@@ -265,13 +261,9 @@ def _replay_recording(cfg: RunConfig, recording: Recording) -> Decoded:
             disable=cfg.workload.num_prompts < 2,
         )
     ]
-    trace = recording.trace  # the routing a live run of this config would have written
-    trace = RoutingTrace(
-        trace.layers, trace.step_tokens, trace.step_context, trace.ids, run_key(cfg)
-    )
+    trace = dataclasses.replace(recording.trace, source=run_key(cfg))  # as a live run keeps it
     return Decoded(
         method,
-        loaded,
         recording.model,
         recording.outputs,
         step_sec,
@@ -290,7 +282,6 @@ def _replay_trace(cfg: RunConfig) -> Decoded:
     digest = hashlib.sha256(trace.ids.tobytes()).hexdigest()
     return Decoded(
         method,
-        None,
         model_identity(None),
         None,
         [method.replay(trace)],
@@ -304,10 +295,10 @@ def decoded_for(cfg: RunConfig) -> Decoded:
     a live decode (which records the point when the method can replay)."""
     if cfg.kind == "replay":
         return _replay_trace(cfg)
-    routing = routing_identity(cfg)
-    if routing is None:
-        return _decode_live(cfg, None, live_reason(cfg))
-    key = recording_key(cfg, routing)
+    why = live_reason(cfg)
+    if why is not None:
+        return _decode_live(cfg, None, why)
+    key = recording_key(cfg, check_method(cfg).routing_identity())
     if key is None:
         return _decode_live(cfg, None, "the checkpoint's files are not found locally")
     recording = find_recording(key)
@@ -329,10 +320,7 @@ def _run(cfg: RunConfig, out_dir: Path) -> RunRecord:
         raw["timeline"] = "timeline.json"
     if cfg.record_trace and run.trace is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        t = run.trace  # its routing alone, as workload.prompts=trace replays it
-        RoutingTrace(t.layers, t.step_tokens, t.step_context, t.ids, t.source).save(
-            out_dir / "routing.npz"
-        )
+        run.trace.routing_only().save(out_dir / "routing.npz")
         raw["routing_trace"] = "routing.npz"
     return make_record(
         cfg,

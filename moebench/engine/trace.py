@@ -82,6 +82,10 @@ class RoutingTrace:
             d["step_prompt"] if "step_prompt" in d else None,
         )
 
+    def routing_only(self) -> RoutingTrace:
+        """The routing alone (no guesses or prompt index), as workload.prompts=trace reads it."""
+        return RoutingTrace(self.layers, self.step_tokens, self.step_context, self.ids, self.source)
+
     def save(self, path: Path) -> None:
         np.savez_compressed(path, **self.arrays())
 
@@ -104,31 +108,20 @@ class RoutingTrace:
     ) -> RoutingTrace:
         """From the decode loop's `Step`s (bench/decode.py), with their next-layer guesses
         when every step recorded them."""
-        ids = np.concatenate(
-            [np.stack([s.routing[layer].numpy() for layer in layers], axis=1) for s in steps]
-        )
-        guesses = None
-        if steps and all(s.guesses is not None for s in steps):
-            missing = np.full(ids.shape[2:], -1)
-            guesses = np.concatenate(
-                [
-                    np.stack(
-                        [
-                            s.guesses[layer].numpy()
-                            if layer in s.guesses
-                            else np.broadcast_to(missing, (s.tokens_in, *missing.shape))
-                            for layer in layers
-                        ],
-                        axis=1,
-                    )
-                    for s in steps
-                ]
+
+        def stacked(per_step: list[dict]) -> np.ndarray:  # [tokens, layers, k] int16
+            return np.concatenate(
+                [np.stack([d[layer].numpy() for layer in layers], axis=1) for d in per_step]
             ).astype(np.int16)
+
+        ids = stacked([s.routing for s in steps])
+        recorded = steps and all(s.guesses is not None for s in steps)
+        guesses = stacked([s.guesses for s in steps]) if recorded else None
         return cls(
             layers,
             np.array([s.tokens_in for s in steps]),
             np.array([s.context for s in steps]),
-            ids.astype(np.int16),
+            ids,
             source,
             guesses,
             None if step_prompt is None else np.array(step_prompt),

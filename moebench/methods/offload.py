@@ -25,7 +25,7 @@ from moebench.engine.offload import EngineOptions, OffloadEngine
 from moebench.engine.trace import belady_futures, popularity, recorded_guess, replay
 from moebench.engine.transport import make_transport
 from moebench.errors import ConfigError
-from moebench.methods.options import EngineMethodOptions
+from moebench.methods.options import TARGET_ROUTING
 from moebench.methods.registry import MethodSetup
 from moebench.models.routing import next_layer_ids
 from moebench.prism.serving_costs import decode_point
@@ -47,9 +47,7 @@ class EngineMethod:
         self.steps = []  # every forward's Step (routing), for trace recording
         self.record_routing = setup.record_trace or setup.recording
         # the target's routing is what next_layer_prefetch replays: keep its guesses too
-        self.record_guesses = setup.recording and (
-            setup.options.routing_identity() == EngineMethodOptions().routing_identity()
-        )
+        self.record_guesses = setup.recording and setup.options.routing_identity() == TARGET_ROUTING
         shape = costs.shape
         max_tokens = setup.workload.prompt_len + setup.workload.new_tokens
         options, draft_bytes, min_slots = self.engine_options(shape)

@@ -20,6 +20,8 @@ from moebench.errors import ConfigError
 from moebench.typed import int_in, positive
 
 Variant = Literal["sm", "sc"]
+# the model's own routing, whatever the cache holds: every cache method shares its recording
+TARGET_ROUTING = {"routing": "target"}
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class EngineMethodOptions:
         """What, besides the model and workload, decides the routing this method's runs see:
         runs that agree on it share one routing recording (recordings.py). None: the routing
         depends on what is resident, so the method always runs the model."""
-        return {"routing": "target"}  # the model's own routing, whatever the cache holds
+        return TARGET_ROUTING
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,7 @@ def check_method(run: RunConfig) -> Any:
 def routing_identity(run: RunConfig) -> dict[str, Any] | None:
     """What decides the routing of `run`, for its routing recording (recordings.py); None
     when it runs live (`live_reason` says why)."""
-    if live_reason(run) is not None or run.kind != "decode":
+    if run.kind != "decode" or live_reason(run) is not None:
         return None
     return check_method(run).routing_identity()
 

@@ -125,7 +125,8 @@ class NextLayerGuessRecorder(LayerHooks):
     """Records, at every MoE layer of every forward, the next layer's guess from this layer's
     MoE input (`next_layer_ids`), so a routing recording can replay next_layer_prefetch
     without the model. A forward pre-hook on the experts: it sees exactly the hidden states
-    the engine's predictor would. `take()` gives {layer: [T, k] ids}, the last layer absent."""
+    the engine's predictor would. `take()` gives {layer: [T, k] ids}; the last MoE layer, which
+    has no next layer, gets -1 (no guess)."""
 
     def __init__(self, loaded):
         super().__init__(loaded.layers)
@@ -134,8 +135,10 @@ class NextLayerGuessRecorder(LayerHooks):
     def _attach(self, layer: MoeLayer):
         def record(_module, args, kwargs):
             hidden = args[0] if args else kwargs["hidden_states"]
-            ids = next_layer_ids(self.loaded, layer.index, hidden.reshape(-1, hidden.shape[-1]))
-            if ids is not None:
-                self._current[layer.index] = ids.reshape(-1, ids.shape[-1])
+            hidden = hidden.reshape(-1, hidden.shape[-1])
+            ids = next_layer_ids(self.loaded, layer.index, hidden)
+            if ids is None:
+                ids = torch.full((len(hidden), self.loaded.hf_config.num_experts_per_tok), -1)
+            self._current[layer.index] = ids.reshape(-1, ids.shape[-1])
 
         return layer.experts.register_forward_pre_hook(record, with_kwargs=True)

@@ -7,6 +7,7 @@ corrupt or partial entry is retrained, never loaded. Nothing is unpickled.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -80,15 +81,25 @@ def _sha256(path: Path) -> str:
 
 
 def entry_is_intact(folder: Path) -> bool:
-    """True when the manifest exists and every file matches its recorded hash."""
-    manifest = folder / "manifest.json"
-    if not manifest.exists():
+    """True when the manifest exists and every file matches its recorded hash. Hashing the
+    files takes a noticeable fraction of a second per proxy and a sweep asks per run (for
+    the recording key, then to load), so a verdict is kept per process while no file's size
+    or modification time has changed."""
+    paths = [folder / "manifest.json", *(folder / f for f in FILES)]
+    if not all(p.exists() for p in paths):
         return False
+    stamp = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    return _files_match_manifest(folder, stamp)
+
+
+@functools.cache
+def _files_match_manifest(folder: Path, _stamp: tuple) -> bool:
+    """The hash check itself, once per (folder, file sizes and mtimes)."""
     try:
-        expected = json.loads(manifest.read_text())
+        expected = json.loads((folder / "manifest.json").read_text())
     except json.JSONDecodeError:
         return False
-    return all((folder / f).exists() and _sha256(folder / f) == expected.get(f) for f in FILES)
+    return all(_sha256(folder / f) == expected.get(f) for f in FILES)
 
 
 def load_balancing_loss(
