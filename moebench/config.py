@@ -113,6 +113,10 @@ class WorkloadConfig:
     top_k: int | None = field(
         default=None, metadata={"key_unless_default": True, "key_if": "sampling"}
     )
+    # Noise tapes per prompt when sampling: each prompt is decoded once per tape (tape t of
+    # prompt i reads the noise keyed by (seed, i, t)), so intervals cover the sampling noise
+    # as well as the prompts. Greedy decoding has no tape and decodes each prompt once.
+    tapes: int = field(default=1, metadata={"key_unless_default": True, "key_if": "sampling"})
 
     @property
     def kind(self) -> str:
@@ -125,8 +129,18 @@ class WorkloadConfig:
         """Whether tokens are sampled (temperature and top_k only matter then)."""
         return self.decoding == "sample"
 
+    @property
+    def tapes_used(self) -> int:
+        """How many times each prompt is decoded: once per noise tape, once when greedy."""
+        return self.tapes if self.sampling else 1
+
+    @property
+    def num_sequences(self) -> int:
+        """Decoded sequences per run: every prompt on every tape used."""
+        return self.num_prompts * self.tapes_used
+
     def __post_init__(self) -> None:
-        for key in ("num_prompts", "prompt_len", "new_tokens"):
+        for key in ("num_prompts", "prompt_len", "new_tokens", "tapes"):
             value = getattr(self, key)
             if value <= 0:
                 raise ConfigError(f"workload.{key}", value, "an integer > 0")

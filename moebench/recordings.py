@@ -47,7 +47,7 @@ class Recording:
         return recording_path(self.key)
 
     def prompts(self) -> list[RoutingTrace]:
-        """The trace cut into one trace per prompt, in order."""
+        """The trace cut into one trace per decoded sequence (prompt and tape), in order."""
         trace, out = self.trace, []
         bounds = np.cumsum([0, *trace.step_tokens.tolist()])
         for p in range(len(self.outputs)):

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from moebench.bench.metrics import bound_metrics, latency_metrics, output_sha256
 from moebench.bench.sampling import chooser_for
+from moebench.bench.sequences import SequenceLog, sequence_plan
 from moebench.bench.workloads import make_prompts
 from moebench.config import RunConfig
 from moebench.determinism import fixed_threads, warn_if_unpinned
@@ -207,6 +208,7 @@ class Decoded:
     replayed_from: str | None = None
     trace: RoutingTrace | None = None  # the run's routing, for record_trace
     live_reason: str | None = None  # why the model ran (a live decode)
+    per_sequence: dict[str, Any] | None = None  # bench/sequences.SequenceLog's samples
 
 
 def _decode_live(cfg: RunConfig, key: str | None, why: str) -> Decoded:
@@ -217,21 +219,24 @@ def _decode_live(cfg: RunConfig, key: str | None, why: str) -> Decoded:
     method: DecodeMethod = build_method(cfg, loaded, costs, recording=key is not None)
     outputs, step_sec, step_prompt = [], [], []
     prompts = make_prompts(cfg.workload, loaded, cfg.seed)
+    plan = sequence_plan(cfg.workload)
+    log = SequenceLog(method, plan)
     what = " (recording)" if key is not None else ""
-    for i, prompt in enumerate(
+    for j, (i, tape) in enumerate(
         tqdm(
-            prompts,
-            unit="prompt",
+            plan,
+            unit="sequence",
             desc=f"{cfg.method.name} {cfg.model.name}{what}",
-            disable=cfg.workload.num_prompts < 2,
+            disable=len(plan) < 2,
         )
     ):
         tokens, steps = method.generate(
-            prompt, cfg.workload.new_tokens, chooser_for(cfg.workload, cfg.seed, i)
+            prompts[i], cfg.workload.new_tokens, chooser_for(cfg.workload, cfg.seed, i, tape)
         )
         outputs.append(tokens)
         step_sec.append(steps)
-        step_prompt += [i] * (len(method.steps) - len(step_prompt))
+        log.close(steps)
+        step_prompt += [j] * (len(method.steps) - len(step_prompt))
     trace = None
     if method.record_routing:
         layers = [v.index for v in loaded.layers]
@@ -240,7 +245,9 @@ def _decode_live(cfg: RunConfig, key: str | None, why: str) -> Decoded:
     if key is not None:
         saved = save_recording(Recording(key, trace, outputs, identity, run_key(cfg)))
         print(f"moebench: recorded {saved} for the runs of this point that follow")
-    return Decoded(method, identity, outputs, step_sec, output_sha256(outputs), None, trace, why)
+    return Decoded(
+        method, identity, outputs, step_sec, output_sha256(outputs), None, trace, why, log.as_raw()
+    )
 
 
 def _replay_recording(cfg: RunConfig, recording: Recording) -> Decoded:
@@ -252,15 +259,16 @@ def _replay_recording(cfg: RunConfig, recording: Recording) -> Decoded:
         cfg, loaded, CostModel(cfg.hardware, charged_shape(cfg, loaded))
     )
     print(f"moebench: replaying {recording.path} (recorded by {recording.source})")
-    step_sec = [
-        method.replay_prompt(trace)
-        for trace in tqdm(
-            recording.prompts(),
-            unit="prompt",
-            desc=f"{cfg.method.name} {cfg.model.name} (replay)",
-            disable=cfg.workload.num_prompts < 2,
-        )
-    ]
+    log = SequenceLog(method, sequence_plan(cfg.workload))
+    step_sec = []
+    for trace in tqdm(
+        recording.prompts(),
+        unit="sequence",
+        desc=f"{cfg.method.name} {cfg.model.name} (replay)",
+        disable=cfg.workload.num_sequences < 2,
+    ):
+        step_sec.append(method.replay_prompt(trace))
+        log.close(step_sec[-1])
     trace = dataclasses.replace(recording.trace, source=run_key(cfg))  # as a live run keeps it
     return Decoded(
         method,
@@ -270,6 +278,7 @@ def _replay_recording(cfg: RunConfig, recording: Recording) -> Decoded:
         output_sha256(recording.outputs),
         f"recording {recording.key}",
         trace,
+        per_sequence=log.as_raw(),
     )
 
 
@@ -280,13 +289,17 @@ def _replay_trace(cfg: RunConfig) -> Decoded:
     )
     trace = RoutingTrace.load(resolve_data_path(cfg.workload.trace_path))
     digest = hashlib.sha256(trace.ids.tobytes()).hexdigest()
+    log = SequenceLog(method, [(0, 0)])  # the whole trace is one sequence
+    step_sec = method.replay(trace)
+    log.close(step_sec)
     return Decoded(
         method,
         model_identity(None),
         None,
-        [method.replay(trace)],
+        [step_sec],
         digest,
         str(cfg.workload.trace_path),
+        per_sequence=log.as_raw(),
     )
 
 
@@ -315,6 +328,8 @@ def _run(cfg: RunConfig, out_dir: Path) -> RunRecord:
     metrics = latency_metrics(run.step_sec) | method.metrics()
     metrics |= bound_metrics(metrics, cfg.hardware.h2d_bytes_per_sec)
     raw: dict[str, Any] = {"step_sec": run.step_sec}
+    if run.per_sequence is not None:
+        raw["per_sequence"] = run.per_sequence
     if cfg.timeline:
         write_json_atomic(out_dir / "timeline.json", method.timeline())
         raw["timeline"] = "timeline.json"

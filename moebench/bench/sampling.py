@@ -1,10 +1,11 @@
 """One rule that turns logits into the next token, shared by every method.
 
 Greedy takes the argmax. Sampling takes the argmax of logits / T plus Gumbel noise read from a
-*noise tape*: the noise for absolute position p of prompt i comes from a counter-based
-generator (Philox) keyed by (seed, i) at counter p, so it is the same whichever method asks,
-in whatever order, and however many tokens one forward scores. The Gumbel-max trick makes
-each choice an exact sample from softmax(logits / T) (restricted to the top_k logits when set).
+*noise tape*: the noise for absolute position p of prompt i on tape t comes from a
+counter-based generator (Philox) keyed by (seed, i + t * 2**32) at counter p, so it is the same
+whichever method asks, in whatever order, and however many tokens one forward scores. The
+Gumbel-max trick makes each choice an exact sample from softmax(logits / T) (restricted to the
+top_k logits when set).
 
 Because plain decoding, every offloading method and MoE-SpeQ's draft and verify all choose
 through this rule, a lossless method emits exactly the tokens of plain sampled decoding: a
@@ -23,11 +24,13 @@ import torch
 DEFAULT_TEMPERATURE = 1.0
 
 
-def gumbel_noise(seed: int, prompt: int, position: int, vocab: int) -> np.ndarray:
-    """The tape's Gumbel(0, 1) noise for one position: [vocab] float64."""
+def gumbel_noise(seed: int, prompt: int, position: int, vocab: int, tape: int = 0) -> np.ndarray:
+    """Tape `tape`'s Gumbel(0, 1) noise for one position of a prompt: [vocab] float64 (tape 0
+    keeps the key a one-tape workload always used)."""
     # The position goes in a high counter word: Philox steps word 0 as it draws, so a position
     # in word 0 would make position p+1's noise position p's shifted by one block.
-    bits = np.random.Generator(np.random.Philox(key=[seed, prompt], counter=[0, position, 0, 0]))
+    key = [seed, prompt + (tape << 32)]
+    bits = np.random.Generator(np.random.Philox(key=key, counter=[0, position, 0, 0]))
     uniform = bits.random(vocab)  # in [0, 1)
     return -np.log(-np.log(np.clip(uniform, np.finfo(np.float64).tiny, None)))
 
@@ -41,6 +44,7 @@ class TokenChooser:
     top_k: int | None = None
     seed: int = 0
     prompt: int = 0
+    tape: int = 0
 
     def choose(self, logits: torch.Tensor, positions: list[int]) -> list[int]:
         """Tokens for the rows of `logits` [n, V]; row j is the distribution of the token at
@@ -52,7 +56,7 @@ class TokenChooser:
             cut = np.partition(scores, -self.top_k, axis=-1)[:, -self.top_k][:, None]
             scores = np.where(scores >= cut, scores, -np.inf)
         return [
-            int(np.argmax(row + gumbel_noise(self.seed, self.prompt, p, row.shape[0])))
+            int(np.argmax(row + gumbel_noise(self.seed, self.prompt, p, row.shape[0], self.tape)))
             for row, p in zip(scores, positions, strict=True)
         ]
 
@@ -63,6 +67,6 @@ class TokenChooser:
 GREEDY = TokenChooser()
 
 
-def chooser_for(workload, seed: int, prompt: int) -> TokenChooser:
-    """The chooser a workload config asks for, for prompt number `prompt`."""
-    return TokenChooser(workload.decoding, workload.temperature, workload.top_k, seed, prompt)
+def chooser_for(workload, seed: int, prompt: int, tape: int = 0) -> TokenChooser:
+    """The chooser a workload config asks for, for prompt number `prompt` on tape `tape`."""
+    return TokenChooser(workload.decoding, workload.temperature, workload.top_k, seed, prompt, tape)

@@ -1,0 +1,95 @@
+"""Paired 95% intervals for a ratio between two runs, and the verdict they support.
+
+Two methods run on the same workload and seed decode the same (prompt, tape) sequences
+(bench/sequences.py). A ratio such as tokens/s of A over tokens/s of B is a ratio of pooled
+sums, (sum num_A / sum den_A) / (sum num_B / sum den_B); the bootstrap resamples sequences
+with replacement and takes the *same* sequences for both runs, so prompt difficulty and tape
+luck cancel and the interval says how much the ratio would move on other prompts like these.
+The resampling is scipy.stats.bootstrap (BCa, 10,000 resamples, a fixed generator so reports
+regenerate byte for byte).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+RESAMPLES = 10_000
+
+
+@dataclass(frozen=True)
+class PairedRatio:
+    """A ratio of run A over run B with its paired 95% interval over `n` sequences."""
+
+    ratio: float
+    lo: float
+    hi: float
+    n: int
+
+    @property
+    def decided(self) -> bool:
+        """Whether the interval excludes 1."""
+        return self.lo > 1 or self.hi < 1
+
+    def verdict(self, above: str = "higher", below: str = "lower") -> str:
+        """`above` when the whole interval is above 1, `below` when it is below, else not
+        distinguishable at 95%."""
+        if math.isnan(self.lo):
+            return f"no interval ({self.n} sequence)"
+        if self.lo > 1:
+            return above
+        if self.hi < 1:
+            return below
+        return "not distinguishable at 95%"
+
+    def text(self, digits: int = 3) -> str:
+        """`ratio [lo, hi]`."""
+        return f"{self.ratio:.{digits}f} [{self.lo:.{digits}f}, {self.hi:.{digits}f}]"
+
+
+def _ratio_of_sums(num_a, den_a, num_b, den_b, axis=-1):
+    return (np.sum(num_a, axis) / np.sum(den_a, axis)) / (np.sum(num_b, axis) / np.sum(den_b, axis))
+
+
+def paired_ratio(num_a, den_a, num_b, den_b, seed: int = 0) -> PairedRatio:
+    """(sum num_a / sum den_a) / (sum num_b / sum den_b) with a paired bootstrap interval over
+    the sequences (position i of every array is sequence i of both runs)."""
+    data = [np.asarray(x, dtype=np.float64) for x in (num_a, den_a, num_b, den_b)]
+    n = len(data[0])
+    if any(len(x) != n for x in data) or n == 0:
+        lengths = [len(x) for x in data]
+        raise ValueError(f"paired samples need equal, non-zero lengths, got {lengths}")
+    ratio = float(_ratio_of_sums(*data))
+    if n < 2:
+        return PairedRatio(ratio, math.nan, math.nan, n)
+    lo, hi = math.nan, math.nan
+    for method in ("BCa", "percentile"):  # BCa is undefined when every resample agrees
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ci = stats.bootstrap(
+                data,
+                _ratio_of_sums,
+                paired=True,
+                vectorized=True,
+                n_resamples=RESAMPLES,
+                confidence_level=CONFIDENCE,
+                method=method,
+                rng=np.random.default_rng(seed),
+            ).confidence_interval
+        lo, hi = float(ci.low), float(ci.high)
+        if not (math.isnan(lo) or math.isnan(hi)):
+            break
+    if math.isnan(lo) and np.allclose(_per_sequence(data), ratio, rtol=1e-12, atol=0):
+        lo = hi = ratio  # every sequence gives the same ratio: no spread to resample
+    return PairedRatio(ratio, lo, hi, n)
+
+
+def _per_sequence(data: list[np.ndarray]) -> np.ndarray:
+    num_a, den_a, num_b, den_b = data
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (num_a / den_a) / (num_b / den_b)

@@ -1,0 +1,57 @@
+"""Paired intervals (bench/paired.py): they cover a known ratio, the pairing removes the spread
+that prompts share, and the verdict follows the interval."""
+
+import numpy as np
+import pytest
+
+from moebench.bench.paired import paired_ratio
+
+
+def runs(speedup, shared_spread, own_spread, n=48, seed=0):
+    """Seconds of two runs over the same n sequences: B's, and A's `speedup` times faster,
+    both with the prompts' common difficulty and each with noise of its own."""
+    rng = np.random.default_rng(seed)
+    difficulty = rng.lognormal(0.0, shared_spread, n)
+    sec_b = difficulty * rng.normal(1, own_spread, n)
+    sec_a = difficulty / speedup * rng.normal(1, own_spread, n)
+    return np.full(n, 128.0), sec_a, sec_b
+
+
+def test_a_clear_speedup_is_faster_and_covered():
+    tokens, sec_a, sec_b = runs(1.05, shared_spread=0.5, own_spread=0.01)
+    r = paired_ratio(tokens, sec_a, tokens, sec_b)
+    assert r.lo < 1.05 < r.hi and r.lo > 1
+    assert r.verdict("faster", "slower") == "faster"
+    assert r.text() == f"{r.ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}]"
+
+
+def test_pairing_removes_the_prompts_spread():
+    """Unpaired, a 50% spread in prompt difficulty would swamp a 5% speedup; paired it does
+    not: the interval is narrower than the prompts' own spread by far."""
+    tokens, sec_a, sec_b = runs(1.05, shared_spread=0.5, own_spread=0.01)
+    r = paired_ratio(tokens, sec_a, tokens, sec_b)
+    assert r.hi - r.lo < 0.02
+    unpaired = paired_ratio(tokens, sec_a, tokens, np.random.default_rng(9).permutation(sec_b))
+    assert unpaired.hi - unpaired.lo > 5 * (r.hi - r.lo)
+
+
+def test_no_difference_is_not_distinguishable_and_a_slowdown_is_slower():
+    tokens, sec_a, sec_b = runs(1.0, shared_spread=0.3, own_spread=0.05)
+    assert paired_ratio(tokens, sec_a, tokens, sec_b).verdict() == "not distinguishable at 95%"
+    tokens, sec_a, sec_b = runs(0.9, shared_spread=0.3, own_spread=0.01)
+    assert paired_ratio(tokens, sec_a, tokens, sec_b).verdict("faster", "slower") == "slower"
+
+
+def test_identical_runs_give_a_point_interval_and_one_sequence_none():
+    tokens, _, sec = runs(1.0, 0.3, 0.05)
+    r = paired_ratio(tokens, sec, tokens, sec)
+    assert (r.ratio, r.lo, r.hi) == (1.0, 1.0, 1.0)
+    one = paired_ratio(tokens[:1], sec[:1], tokens[:1], sec[:1])
+    assert one.verdict() == "no interval (1 sequence)"
+
+
+def test_the_interval_is_reproducible_and_lengths_must_match():
+    tokens, sec_a, sec_b = runs(1.02, 0.3, 0.02)
+    assert paired_ratio(tokens, sec_a, tokens, sec_b) == paired_ratio(tokens, sec_a, tokens, sec_b)
+    with pytest.raises(ValueError, match="equal"):
+        paired_ratio(tokens, sec_a[:-1], tokens, sec_b)
