@@ -33,6 +33,10 @@ class ModelConfig:
     dtype: str = "float32"
     arch: dict[str, Any] = field(default_factory=dict)  # HF config kwargs (random/proxy)
     train: dict[str, Any] = field(default_factory=dict)  # proxy training recipe
+    # A proxy's training seed (source=proxy): another seed trains another proxy of the same
+    # topology and recipe, which is how the spread from proxy training is measured. Left out
+    # of the run key at 0, so records of the committed proxies keep their keys.
+    train_seed: int = field(default=0, metadata={"key_unless_default": True})
 
     def __post_init__(self) -> None:
         one_of("model.family", self.family, FAMILY_NAMES)
@@ -40,6 +44,9 @@ class ModelConfig:
         one_of("model.dtype", self.dtype, DTYPES)
         if self.source == "hf" and not (self.hf_id or self.local_path):
             raise ConfigError("model.hf_id", self.hf_id, "a hub id or model.local_path")
+        int_in("model.train_seed", self.train_seed, 0)
+        if self.train_seed and self.source != "proxy":
+            raise ConfigError("model.train_seed", self.train_seed, "0 unless model.source=proxy")
         experts = FAMILIES[self.family].expert_count(self.arch)
         top_k = self.arch.get("num_experts_per_tok")
         if isinstance(experts, int) and top_k is not None:

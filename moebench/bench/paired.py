@@ -20,6 +20,9 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 RESAMPLES = 10_000
+# Below this many sequences a bootstrap interval undercovers badly (it cannot see the spread
+# it did not sample), so none is given.
+MIN_SEQUENCES = 8
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class PairedRatio:
         """`above` when the whole interval is above 1, `below` when it is below, else not
         distinguishable at 95%."""
         if math.isnan(self.lo):
-            return f"no interval ({self.n} sequence)"
+            return f"no interval ({self.n} sequences < {MIN_SEQUENCES})"
         if self.lo > 1:
             return above
         if self.hi < 1:
@@ -48,7 +51,9 @@ class PairedRatio:
         return "not distinguishable at 95%"
 
     def text(self, digits: int = 3) -> str:
-        """`ratio [lo, hi]`."""
+        """`ratio [lo, hi]` (`ratio [no interval]` below MIN_SEQUENCES)."""
+        if math.isnan(self.lo):
+            return f"{self.ratio:.{digits}f} [no interval]"
         return f"{self.ratio:.{digits}f} [{self.lo:.{digits}f}, {self.hi:.{digits}f}]"
 
 
@@ -65,7 +70,7 @@ def paired_ratio(num_a, den_a, num_b, den_b, seed: int = 0) -> PairedRatio:
         lengths = [len(x) for x in data]
         raise ValueError(f"paired samples need equal, non-zero lengths, got {lengths}")
     ratio = float(_ratio_of_sums(*data))
-    if n < 2:
+    if n < MIN_SEQUENCES:
         return PairedRatio(ratio, math.nan, math.nan, n)
     lo, hi = math.nan, math.nan
     for method in ("BCa", "percentile"):  # BCa is undefined when every resample agrees

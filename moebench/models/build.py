@@ -91,7 +91,9 @@ def weights_fingerprint(cfg: ModelConfig) -> dict | None:
         from moebench.models.train import ensure_proxy
 
         return {
-            "proxy_manifest": json.loads((ensure_proxy(cfg.name) / "manifest.json").read_text())
+            "proxy_manifest": json.loads(
+                (ensure_proxy(cfg.name, cfg.train_seed) / "manifest.json").read_text()
+            )
         }
     folder = Path(cfg.local_path) if cfg.local_path else hub_snapshot(cfg.hf_id)
     if folder is None or not folder.is_dir():
@@ -113,7 +115,7 @@ def hf_config_without_weights(cfg: ModelConfig):
     if cfg.source == "proxy":
         from moebench.models.train import ensure_proxy
 
-        return transformers.AutoConfig.from_pretrained(str(ensure_proxy(cfg.name)))
+        return transformers.AutoConfig.from_pretrained(str(ensure_proxy(cfg.name, cfg.train_seed)))
     return transformers.AutoConfig.from_pretrained(
         cfg.local_path or cfg.hf_id, local_files_only=True
     )

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,10 +51,14 @@ TRAIN_VERSION = 2
 FILES = ("model.safetensors", "config.json", "training.json")
 
 
-def proxy_spec(name: str) -> ProxySpec:
+def proxy_spec(name: str, train_seed: int = 0) -> ProxySpec:
+    """The proxy's spec, trained with seed `train_seed` (0: the committed proxy's recipe)."""
     if name not in PROXIES:
         raise UserError(f"unknown proxy {name!r}; available: {', '.join(PROXIES)}")
-    return PROXIES[name]
+    spec = PROXIES[name]
+    if train_seed:
+        spec = replace(spec, recipe=replace(spec.recipe, seed=train_seed))
+    return spec
 
 
 def cache_key(spec: ProxySpec, corpus_sha: str) -> str:
@@ -275,9 +279,9 @@ def _write_entry(folder: Path, model, hf_config, stats: dict) -> None:
     os.replace(tmp, folder)
 
 
-def ensure_proxy(name: str) -> Path:
+def ensure_proxy(name: str, train_seed: int = 0) -> Path:
     """The proxy's intact cache folder, training it first when missing or corrupt."""
-    spec = proxy_spec(name)
+    spec = proxy_spec(name, train_seed)
     folder = entry_dir(spec, load_corpus().sha256)
     if folder.exists() and not entry_is_intact(folder):
         print(f"moebench: cache entry {folder} is corrupt or partial; retraining", file=sys.stderr)
@@ -288,13 +292,13 @@ def ensure_proxy(name: str) -> Path:
 
 def load_proxy(cfg: ModelConfig) -> LoadedModel:
     """Load (training on first use) the proxy named by `cfg.name`."""
-    spec = proxy_spec(cfg.name)
+    spec = proxy_spec(cfg.name, cfg.train_seed)
     if (cfg.family, cfg.proxy_of) != (spec.family, spec.proxy_of):
         raise UserError(
             f"model {cfg.name}: family/proxy_of must be {spec.family}/{spec.proxy_of}, "
             f"not {cfg.family}/{cfg.proxy_of}"
         )
-    folder = ensure_proxy(cfg.name)
+    folder = ensure_proxy(cfg.name, cfg.train_seed)
     hf_config = transformers.AutoConfig.from_pretrained(str(folder))
     with no_init_weights():  # every tensor is loaded next (strictly): skip the random init
         model = transformers.AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32)

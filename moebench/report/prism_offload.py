@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from moebench.report.common import conditions, flag_invalid, plt, save_figure
+from moebench.report.paired import INTERVALS, ratio, sequences, verdict
 from moebench.report.speq import decoding_label
 from moebench.schema import RunRecord
 
@@ -22,6 +24,23 @@ def missed_mb_per_token(record) -> float:
     return m["bound_transfer_sec_per_step"] * record.config.hardware.h2d_bytes_per_sec / 1e6
 
 
+def _percent(r) -> str:
+    """A latency ratio as a % change with its interval: `-3.1% [-4.0, -2.2]`."""
+    if r is None:
+        return "-"
+    if math.isnan(r.lo):
+        return f"{100 * (r.ratio - 1):+.1f}% [no interval]"
+    return f"{100 * (r.ratio - 1):+.1f}% [{100 * (r.lo - 1):+.1f}, {100 * (r.hi - 1):+.1f}]"
+
+
+def _changes(frame: pd.DataFrame) -> str:
+    return "; ".join(
+        f"{row['hardware']} floor {row['floor (experts)']:g}: {row['change % [95%]']} "
+        f"({row['verdict']})"
+        for _, row in frame.iterrows()
+    )
+
+
 def prism_offload(records: list[RunRecord], out) -> list[str]:
     rows = {}
     for r in records:
@@ -34,6 +53,8 @@ def prism_offload(records: list[RunRecord], out) -> list[str]:
         if len(pair) < 2:
             continue
         (ro, mo), (rp, mp) = pair["original"], pair["prism"]
+        # Prism's TPOT over the original's = the original's tokens/s over Prism's
+        slower = ratio(ro, rp)
         table.append(
             {
                 "decoding": decoding,
@@ -44,6 +65,8 @@ def prism_offload(records: list[RunRecord], out) -> list[str]:
                 "original TPOT ms": 1e3 * mo["tpot_sec_mean"],
                 "Prism TPOT ms": 1e3 * mp["tpot_sec_mean"],
                 "change %": 100 * (mp["tpot_sec_mean"] / mo["tpot_sec_mean"] - 1),
+                "change % [95%]": _percent(slower),
+                "verdict": verdict(slower, "prism_latency"),
                 "original slots/layer": ro.method_details["memory_plan"]["slots_per_layer"],
                 "Prism sub-slots/layer": rp.method_details["memory_plan"]["slots_per_layer"],
                 "original hit": mo["expert_hit_frac"],
@@ -51,26 +74,37 @@ def prism_offload(records: list[RunRecord], out) -> list[str]:
                 "original MB missed/token": missed_mb_per_token(ro),
                 "Prism MB missed/token": missed_mb_per_token(rp),
                 "same tokens": ro.output_sha256 == rp.output_sha256,
+                "_ratio": slower,
             }
         )
     frame = pd.DataFrame(table)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for (decoding, hw), part in frame.groupby(["decoding", "hardware"]):
-        ax.plot(
-            part["floor (experts)"],
-            part["original TPOT ms"],
-            marker="s",
-            label=f"original LRU, {hw}, {decoding}",
+        floors = part["floor (experts)"]
+        axes[0].plot(
+            floors, part["original TPOT ms"], marker="s", label=f"original, {hw}, {decoding}"
         )
-        ax.plot(
-            part["floor (experts)"],
-            part["Prism TPOT ms"],
+        axes[0].plot(floors, part["Prism TPOT ms"], marker="o", label=f"Prism, {hw}, {decoding}")
+        change = [100 * (r.ratio - 1) if r else np.nan for r in part["_ratio"]]
+        spread = [
+            (100 * (r.ratio - r.lo), 100 * (r.hi - r.ratio)) if r else (0, 0)
+            for r in part["_ratio"]
+        ]
+        axes[1].errorbar(
+            floors,
+            change,
+            yerr=np.nan_to_num(np.array(spread).T),
             marker="o",
-            label=f"MoE-Prism, {hw}, {decoding}",
+            capsize=3,
+            label=f"{hw}, {decoding}",
         )
-    ax.set_xlabel("quality floor (experts of compute per token)")
-    ax.set_ylabel("decode latency per token (ms)")
-    ax.legend(fontsize=7)
+    axes[0].set_ylabel("decode latency per token (ms)")
+    axes[1].axhline(0, color="black", linewidth=0.8)
+    axes[1].axhline(PAPER_CHANGE, color="grey", linestyle="--", label="paper (up to)")
+    axes[1].set_ylabel("Prism TPOT change, % (95% interval)")
+    for ax in axes:
+        ax.set_xlabel("quality floor (experts of compute per token)")
+        ax.legend(fontsize=6)
     fig.tight_layout()
     save_figure(fig, out / "figs" / "prism_offload.png")
     main = frame[frame["decoding"] != "greedy"] if (frame["decoding"] != "greedy").any() else frame
@@ -87,15 +121,18 @@ def prism_offload(records: list[RunRecord], out) -> list[str]:
         "miss is one copy (fixed latency + bytes over PCIe); the routed experts of a layer cost "
         "one kernel launch.",
         "",
-        frame.to_markdown(index=False, floatfmt=".4g"),
+        frame.drop(columns="_ratio").to_markdown(index=False, floatfmt=".4g"),
         "",
         *flag_invalid(records),
         "",
+        f"`change % [95%]`: Prism's TPOT over the original's, less 1, over {sequences(records)}: "
+        f"{INTERVALS}",
+        "",
         f"**Against the paper** (about -10%, up to {PAPER_CHANGE}%): at fractional floors our "
         "change is "
-        + (", ".join(f"{c:+.1f}%" for c in fractional["change %"]) if len(fractional) else "n/a")
+        + (_changes(fractional) if len(fractional) else "n/a")
         + "; at whole floors, where both run the same routing and only the packing differs, "
-        + (", ".join(f"{c:+.1f}%" for c in whole["change %"]) if len(whole) else "n/a")
+        + (_changes(whole) if len(whole) else "n/a")
         + ".",
         "",
         "![latency](figs/prism_offload.png)",

@@ -7,6 +7,7 @@ import pandas as pd
 
 from moebench.methods.options import SpeqOptions
 from moebench.report.common import conditions, flag_invalid, plt, save_figure, weights_line
+from moebench.report.paired import INTERVALS, comparison, ratio, ratio_bars, sequences
 from moebench.schema import RunRecord
 
 # Fig. 13 averages, tokens/s: {model: {memory level: {method label: tok/s}}}
@@ -134,18 +135,54 @@ def physics_lines(records: list[RunRecord]) -> list[str]:
     return lines + [""]
 
 
+def _speedup_figure(records: list[RunRecord], out, name: str, level: dict) -> list[str]:
+    """MoE-SpeQ's tokens/s over each baseline per budget and decoding, 95% error bars."""
+    speq = {
+        (r.config.method.budget_gb, decoding_label(r), r.config.workload.name): r
+        for r in records
+        if _label(r) == "speq"
+    }
+    bases = sorted({_label(r) for r in records} - {"speq"})
+    series = {}
+    for (budget, decoding, workload), s in sorted(speq.items(), key=str):
+        series[f"{level.get(budget, budget)} ({budget:g} GB), {decoding}, {workload}"] = [
+            next(
+                (
+                    ratio(s, r)
+                    for r in records
+                    if _label(r) == base
+                    and decoding_label(r) == decoding
+                    and r.config.workload.name == workload
+                    and (r.method == "full_resident" or r.config.method.budget_gb == budget)
+                ),
+                None,
+            )
+            for base in bases
+        ]
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ratio_bars(ax, bases, series)
+    ax.set_yscale("log")
+    ax.set_ylabel("MoE-SpeQ tokens/s over it (log)")
+    ax.set_title(f"{name}: MoE-SpeQ over each method, 95% intervals")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    save_figure(fig, out / "figs" / f"{name}_tps.png")
+    return [f"![MoE-SpeQ over each method](figs/{name}_tps.png)", ""]
+
+
 def speq_report(records: list[RunRecord], out, name: str) -> list[str]:
     budgets = sorted({r.config.method.budget_gb for r in records if r.method != "full_resident"})
     level = {b: ("low" if i == 0 else "high") for i, b in enumerate(budgets)}
     real = records[0].model.proxy_of
     paper = PAPER_FIG13.get(real, {})
-    rows = []
+    rows, by_row = [], {}
     for r in records:
         m = r.metrics
         budget = r.config.method.budget_gb
         if r.method == "full_resident":
             budget = "all"
         label = _label(r)
+        by_row.setdefault((budget, r.config.workload.name, decoding_label(r), label), r)
         ref = paper.get(level.get(budget, ""), {}).get(label)
         rows.append(
             {
@@ -179,7 +216,7 @@ def speq_report(records: list[RunRecord], out, name: str) -> list[str]:
         part = part.set_index("method")
         if "speq" not in part.index:
             continue
-        ours = part.loc["speq", "tokens/s"]
+        speq_record = by_row[(budget, workload, decoding, "speq")]
         for base in part.index.drop("speq"):
             paper_speedup = paper.get(level[budget], {}).get("speq", float("nan")) / paper.get(
                 level[budget], {}
@@ -191,8 +228,8 @@ def speq_report(records: list[RunRecord], out, name: str) -> list[str]:
                     "workload": workload,
                     "decoding": decoding,
                     "speq over": base,
-                    "ours": ours / part.loc[base, "tokens/s"],
-                    "paper (Fig. 13 average)": paper_speedup,
+                    **comparison(speq_record, by_row[(budget, workload, decoding, base)]),
+                    "paper (Fig. 13 average)": f"{paper_speedup:.2f}",
                 }
             )
     speq = [r for r in records if r.method == "speq"]
@@ -238,20 +275,13 @@ def speq_report(records: list[RunRecord], out, name: str) -> list[str]:
     lines += physics_lines(records)
     if speedups:
         lines += [
-            "**Speedups of MoE-SpeQ** (tokens/s ratio; paper = Fig. 13 averages):",
+            f"**Speedups of MoE-SpeQ** over {sequences(records)} (paper = Fig. 13 averages): "
+            f"{INTERVALS}",
             "",
-            pd.DataFrame(speedups).to_markdown(index=False, floatfmt=".2f"),
+            pd.DataFrame(speedups).to_markdown(index=False),
             "",
         ]
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        frame[frame["budget_gb"] != "all"].pivot_table(
-            index="method", columns=["decoding", "memory"], values="tokens/s", aggfunc="first"
-        ).plot.bar(ax=ax, logy=True, rot=20)
-        ax.set_ylabel("tokens/s (virtual clock, log)")
-        ax.set_title(f"{name}: methods by memory budget")
-        fig.tight_layout()
-        save_figure(fig, out / "figs" / f"{name}_tps.png")
-        lines += [f"![tokens/s](figs/{name}_tps.png)", ""]
+        lines += _speedup_figure(records, out, name, level)
     if len(speq) > 1 and len({r.method_details["draft"]["bits"] for r in speq}) > 1:
         pts = pd.DataFrame(
             [

@@ -9,6 +9,7 @@ import pandas as pd
 
 from moebench.methods.options import SpeqOptions
 from moebench.report.common import conditions, flag_invalid, plt, save_figure
+from moebench.report.paired import INTERVALS, cell, ratio, ratio_bars, sequences, verdict
 from moebench.report.speq import PAPER_FIG13, decoding_label
 from moebench.schema import RunRecord
 
@@ -91,13 +92,22 @@ def _rows(records) -> pd.DataFrame:
     frame = pd.DataFrame(rows).drop_duplicates(
         subset=["proxy_of", "budget_gb", "decoding", "method"]
     )
-    base = frame[frame["method"] == BASELINE].set_index(["proxy_of", "budget_gb", "decoding"])[
-        "tokens/s"
-    ]
-    frame["over sm"] = [
-        row["tokens/s"] / base.get((row["proxy_of"], row["budget_gb"], row["decoding"]), np.nan)
-        for _, row in frame.iterrows()
-    ]
+    by_row = {}
+    for r in records:
+        by_row.setdefault((*_point(r), decoding_label(r), variant_label(r)), r)
+    over_sm = []
+    for _, row in frame.iterrows():
+        point = (row["proxy_of"], row["budget_gb"], row["decoding"])
+        base = by_row.get((*point, BASELINE))
+        ours = by_row[(*point, row["method"])]
+        over_sm.append(
+            {name: ratio(ours, base, name) if base else None for name in ("speed", "gb_per_token")}
+        )
+    frame["over sm"] = [o["speed"].ratio if o["speed"] else np.nan for o in over_sm]
+    frame["over sm [95%]"] = [cell(o["speed"]) for o in over_sm]
+    frame["verdict"] = [verdict(o["speed"]) for o in over_sm]
+    frame["GB/token vs sm [95%]"] = [cell(o["gb_per_token"]) for o in over_sm]
+    frame["_bytes_ratio"] = [o["gb_per_token"] for o in over_sm]
     return frame.sort_values(
         ["decoding", "model", "budget_gb", "tokens/s"], ascending=[False, True, True, False]
     )
@@ -109,38 +119,21 @@ def _paper_speedup(model: str, level: str) -> float:
 
 
 def _bytes_figure(frame: pd.DataFrame, out, name: str) -> str:
-    """GB moved per emitted token per variant, relative to sm at the same point (sampled)."""
-    part = frame[frame["decoding"].str.startswith("sample")].copy()
-    sm = part[part["method"] == BASELINE].set_index(["model", "budget_gb"])["GB/token"]
-    part["relative"] = [
-        row["GB/token"] / sm.get((row["model"], row["budget_gb"]), np.nan)
-        for _, row in part.iterrows()
-    ]
+    """GB moved per emitted token per variant, relative to sm at the same point (sampled), with
+    the paired 95% interval as error bars."""
+    part = frame[frame["decoding"].str.startswith("sample")]
     points = list(dict.fromkeys(zip(part["model"], part["budget_gb"], strict=True)))
     methods = sorted(part["method"].unique(), key=lambda m: (not m.startswith("mixtral"), m))
-    colors = plt.get_cmap("tab20").colors
-    fig, ax = plt.subplots(figsize=(11, 5.2))
-    width = 0.8 / len(methods)
-    for i, method in enumerate(methods):
-        values = [
-            part[(part["model"] == mo) & (part["budget_gb"] == b) & (part["method"] == method)][
-                "relative"
+    series = {}
+    for method in methods:
+        series[method] = []
+        for mo, b in points:
+            rows = part[
+                (part["model"] == mo) & (part["budget_gb"] == b) & (part["method"] == method)
             ]
-            for mo, b in points
-        ]
-        ax.bar(
-            np.arange(len(points)) + i * width,
-            [v.iloc[0] if len(v) else np.nan for v in values],
-            width,
-            label=method,
-            color=colors[i % len(colors)],
-        )
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks(
-        np.arange(len(points)) + 0.4 - width / 2,
-        [f"{mo}\n{b:g} GB" for mo, b in points],
-        fontsize=8,
-    )
+            series[method].append(rows["_bytes_ratio"].iloc[0] if len(rows) else None)
+    fig, ax = plt.subplots(figsize=(11, 5.2))
+    ratio_bars(ax, [f"{mo}\n{b:g} GB" for mo, b in points], series)
     ax.set_ylabel("GB per emitted token / sm's (sampled)")
     ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.tight_layout()
@@ -148,8 +141,8 @@ def _bytes_figure(frame: pd.DataFrame, out, name: str) -> str:
     return (
         f"![GB moved per emitted token, relative to sm](figs/{name}_bytes.png)\n\nBytes moved "
         "host-to-device per emitted token, relative to mixtral_offloading (sm) at the same model "
-        "and budget (below 1: fewer bytes than the same-memory LRU cache; absolute GB/token in the "
-        "table)."
+        "and budget, with the paired 95% interval as error bars (below 1: fewer bytes than the "
+        "same-memory LRU cache; absolute GB/token in the table)."
     )
 
 
@@ -171,11 +164,15 @@ def _verdict(frame: pd.DataFrame) -> list[str]:
     lines = []
     for model, budget, part, sm, best, b in _sampled_points(frame):
         level = part.iloc[0]["memory"]
-        verdict = "beats" if b["tokens/s"] > sm["tokens/s"] else "does not beat"
+        said = {
+            "faster": "beats",
+            "slower": "does not beat",
+            "not distinguishable at 95%": "is not distinguishable at 95% from",
+        }.get(b["verdict"], "has too few sequences for an interval against")
         lines.append(
             f"- **{model} at {budget:g} GB ({level})**: the fastest MoE-SpeQ variant, {best}, "
-            f"{verdict} sm: {b['tokens/s']:.2f} against {sm['tokens/s']:.2f} tokens/s "
-            f"({b['over sm']:.2f}x; the paper's SpeQ over sm at this level: "
+            f"{said} sm: {b['tokens/s']:.2f} against {sm['tokens/s']:.2f} tokens/s "
+            f"({b['over sm [95%]']}x, {b['verdict']}; the paper's SpeQ over sm at this level: "
             f"{_paper_speedup(b['proxy_of'], level):.2f}x). It moves {b['GB/token']:.2f} GB per "
             f"emitted token against sm's {sm['GB/token']:.2f} with {b['FP16 slots/layer']} FP16 "
             f"slots per layer against sm's {sm['FP16 slots/layer']} (hit fraction "
@@ -191,7 +188,8 @@ def _paper_row(part: pd.DataFrame) -> str:
         return "not run"
     p = part.loc[PAPER_LABEL]
     return (
-        f"{p['tokens/s']:.2f} tokens/s, {p['over sm']:.2f}x, {p['GB/token']:.2f} GB per token, "
+        f"{p['tokens/s']:.2f} tokens/s, {p['over sm [95%]']}x ({p['verdict']}), "
+        f"{p['GB/token']:.2f} GB per token, "
         f"{p['FP16 slots/layer']} FP16 slots, k {p['k']:.2f}"
     )
 
@@ -205,8 +203,10 @@ def speq_beyond(records: list[RunRecord], out) -> list[str]:
         "memory",
         "method",
         "tokens/s",
-        "over sm",
+        "over sm [95%]",
+        "verdict",
         "GB/token",
+        "GB/token vs sm [95%]",
         "hit_frac",
         "accept",
         "k",
@@ -250,8 +250,9 @@ def speq_beyond(records: list[RunRecord], out) -> list[str]:
         "`bytes governor`: k minimising expected seconds per emitted token with every byte the "
         "cycle moves (speq/governor.py), its TTFT cap from a one-time offline profile (recorded in "
         "each record's method_details.governor); `k=8`: fixed.",
-        "- Columns: `over sm` is tokens/s over mixtral_offloading (sm) at the same point and "
-        "decoding; `GB/token` every host-to-device byte (an offloaded draft's too) per emitted "
+        "- Columns: `over sm [95%]` is tokens/s over mixtral_offloading (sm) at the same point "
+        f"and decoding, over {sequences(records)}: {INTERVALS} `GB/token` every host-to-device "
+        "byte (an offloaded draft's too) per emitted "
         "token; `fidelity` for an INT4 draft is its routing match under teacher forcing (the "
         "paper's Fig. 6), for the resident draft the share of (token, layer) pairs whose whole "
         "top-k was resident (the draft then computes the target's layer exactly); `TPOT/bound` the "
@@ -271,32 +272,33 @@ def speq_beyond(records: list[RunRecord], out) -> list[str]:
         "",
         paper.to_markdown(index=False, floatfmt=".3g"),
         "",
-        "**Which variant wins where, and why** (from the records above):",
+        "**Which variant wins where, and why** (from the records above; the fastest variant is "
+        "picked on all prompts here, which flatters its interval: reports/summary.md picks it on "
+        "half the prompts and gives its interval on the other half):",
         "",
         *_verdict(frame),
         "",
         *mechanism_paragraph(frame),
         "",
-        "**Greedy decoding (ablation).**",
-        "",
-        frame[frame["decoding"] == "greedy"][
-            [
-                "model",
-                "budget_gb",
-                "method",
-                "tokens/s",
-                "over sm",
-                "GB/token",
-                "accept",
-                "k",
-                "output",
-            ]
-        ].to_markdown(index=False, floatfmt=".3g"),
-        "",
+        *_greedy_lines(frame),
         *lossless_lines(frame),
         *flag_invalid(records),
     ]
     return lines
+
+
+def _greedy_lines(frame: pd.DataFrame) -> list[str]:
+    """The greedy ablation's table, where the records have one."""
+    greedy = frame[frame["decoding"] == "greedy"]
+    if greedy.empty:
+        return []
+    cols = ["model", "budget_gb", "method", "tokens/s", "over sm [95%]", "verdict", "GB/token"]
+    return [
+        "**Greedy decoding (ablation).**",
+        "",
+        greedy[[*cols, "accept", "k", "output"]].to_markdown(index=False, floatfmt=".3g"),
+        "",
+    ]
 
 
 def conditions_across_models(records) -> str:

@@ -40,6 +40,12 @@ def test_valid_config_loads_and_coerces_ints_to_floats():
         ({"model": {"name": "m", "family": "gpt"}}, "model.family"),
         ({"hardware": {"name": "h"}}, "hardware.peak_flops"),
         ({"force": 1}, "force"),
+        ({"workload": {"name": "w", "tapes": 0}}, "workload.tapes"),
+        ({"model": {"name": "m", "family": "mixtral", "train_seed": 2}}, "model.train_seed"),
+        (
+            {"model": {"name": "m", "family": "mixtral", "source": "proxy", "train_seed": -1}},
+            "model.train_seed",
+        ),
     ],
 )
 def test_bad_values_name_their_key(patch, key):
@@ -47,3 +53,22 @@ def test_bad_values_name_their_key(patch, key):
         load_run_config(valid() | patch)
     assert info.value.key == key
     assert "\n" not in str(info.value)
+
+
+def test_tapes_count_only_when_sampling_and_keep_one_tape_run_keys():
+    from moebench.records import run_key
+
+    sampled = valid() | {"workload": {"name": "w", "decoding": "sample", "tapes": 3}}
+    cfg = load_run_config(sampled)
+    assert cfg.workload.num_sequences == 3 * cfg.workload.num_prompts
+    greedy = load_run_config(valid() | {"workload": {"name": "w", "tapes": 3}})
+    assert greedy.workload.num_sequences == greedy.workload.num_prompts
+    assert run_key(greedy) == run_key(load_run_config(valid()))  # tapes=3 changes no greedy run
+
+
+def test_a_training_seed_is_another_proxy_in_another_cache_entry():
+    from moebench.models.train import cache_key, proxy_spec
+
+    assert proxy_spec("proxy_ci").recipe.seed == 0
+    assert proxy_spec("proxy_ci", 2).recipe.seed == 2
+    assert cache_key(proxy_spec("proxy_ci"), "c") != cache_key(proxy_spec("proxy_ci", 2), "c")

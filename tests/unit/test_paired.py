@@ -42,12 +42,13 @@ def test_no_difference_is_not_distinguishable_and_a_slowdown_is_slower():
     assert paired_ratio(tokens, sec_a, tokens, sec_b).verdict("faster", "slower") == "slower"
 
 
-def test_identical_runs_give_a_point_interval_and_one_sequence_none():
+def test_identical_runs_give_a_point_interval_and_few_sequences_none():
     tokens, _, sec = runs(1.0, 0.3, 0.05)
     r = paired_ratio(tokens, sec, tokens, sec)
     assert (r.ratio, r.lo, r.hi) == (1.0, 1.0, 1.0)
-    one = paired_ratio(tokens[:1], sec[:1], tokens[:1], sec[:1])
-    assert one.verdict() == "no interval (1 sequence)"
+    few = paired_ratio(tokens[:7], sec[:7] / 2, tokens[:7], sec[:7])
+    assert few.ratio == 2.0 and few.verdict() == "no interval (7 sequences < 8)"
+    assert few.text() == "2.000 [no interval]"
 
 
 def test_the_interval_is_reproducible_and_lengths_must_match():

@@ -117,3 +117,46 @@ def test_committed_regress_weights_name_their_hash_torch_and_cpu():
     assert (
         len(weights["weights_sha256"]) == 64 and weights["torch"] and weights["kernels"]["pinned"]
     )
+
+
+SPREAD = {
+    "seeds": [0, 1, 2],
+    "keys": {
+        "proxy_ci/ondemand/tpot_over_full_resident": {"values": [1.5, 1.55, 1.46], "spread": 0.05},
+        "proxy_ci/mixtral_offloading/expert_hit_frac": {"values": [0.47] * 3, "spread": 0.0},
+    },
+}
+
+
+def test_other_weights_may_move_by_the_training_spread_and_no_further():
+    golden = regress.with_training_spread(golden_from(MEASURED), SPREAD)
+    within = dict(MEASURED) | {"proxy_ci/ondemand/tpot_over_full_resident": 1.54}
+    rows = regress.compare(within, golden)
+    assert all(r["ok"] for r in rows)
+    assert {r["allowed"] for r in rows} == {"±0.05 (training)", "exact (training)"}
+    beyond = dict(MEASURED) | {"proxy_ci/ondemand/tpot_over_full_resident": 1.56}
+    assert not all(r["ok"] for r in regress.compare(beyond, golden))
+
+
+def test_regress_uses_the_spread_only_for_other_weights(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "regress.json"
+    path.write_text(json.dumps(golden_from(MEASURED)))
+    (tmp_path / regress.GOLDEN_WEIGHTS.name).write_text(json.dumps(WEIGHTS))
+    (tmp_path / regress.GOLDEN_SPREAD.name).write_text(json.dumps(SPREAD))
+    moved = dict(MEASURED) | {"proxy_ci/ondemand/tpot_over_full_resident": 1.54}
+    for sha, code in (("a" * 64, 1), ("b" * 64, 0)):  # same weights: exact; others: spread
+        weights = WEIGHTS | {"weights_sha256": sha}
+        monkeypatch.setattr(
+            regress, "measure", lambda quick=False, w=weights: moved | {regress.WEIGHTS_KEY: w}
+        )
+        assert regress.main(["--golden", str(path)]) == code
+    assert "may move by its training spread" in capsys.readouterr().out
+
+
+def test_committed_spread_covers_every_proxy_key_over_several_training_seeds():
+    spread = json.loads(regress.GOLDEN_SPREAD.read_text())
+    golden = json.loads(regress.GOLDEN.read_text())
+    assert len(spread["seeds"]) >= 4
+    for key in golden:
+        if key.startswith("proxy_ci/"):
+            assert len(spread["keys"][key]["values"]) == len(spread["seeds"])
