@@ -16,6 +16,7 @@ from moebench.report.eval import eval_report
 from moebench.report.prism import prism_accuracy, prism_partition, prism_points, prism_ppl
 from moebench.report.prism_cloud import prism_cloud
 from moebench.report.prism_offload import prism_offload
+from moebench.report.proxy_spread import proxy_spread, proxy_spread_prism
 from moebench.report.speq import speq_ablation, speq_cache, speq_cpu, speq_report, tape_coupling
 from moebench.report.speq_beyond import speq_beyond
 from moebench.report.summary import summary_rows, write_summary
@@ -32,6 +33,8 @@ RENDERERS = {
     "speq_beyond": speq_beyond,
     "prism_cloud": prism_cloud,
     "prism_offload": prism_offload,
+    "proxy_spread": proxy_spread,
+    "proxy_spread_prism": proxy_spread_prism,
     "tape_coupling": tape_coupling,
 }
 

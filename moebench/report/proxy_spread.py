@@ -1,0 +1,134 @@
+"""reports/proxy_spread*.md: how far a headline ratio moves when the proxy is retrained with
+another seed, beside the prompt interval each proxy gives it. The paired interval covers the
+prompts and the sampling noise of one trained proxy; this spread is what it leaves out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from moebench.bench.paired import PairedRatio
+from moebench.report.common import conditions, flag_invalid, plt, save_figure
+from moebench.report.paired import INTERVALS, WORDS, cell, ratio, sequences
+from moebench.report.speq_beyond import BASELINE, PROXY_NAMES, variant_label
+from moebench.schema import RunRecord
+
+
+def _seed(r: RunRecord) -> int:
+    return r.config.model.train_seed
+
+
+def spread_rows(comparisons: dict[tuple, dict[int, PairedRatio | None]], words: str) -> list:
+    """One row per compared pair: each training seed's `ratio [lo, hi]`, the spread of the
+    ratios over seeds beside the median prompt-interval width, and a verdict over seeds."""
+    above, below = WORDS[words]
+    rows = []
+    for (point, label), by_seed in comparisons.items():
+        found = {s: r for s, r in sorted(by_seed.items()) if r is not None}
+        if not found:
+            continue
+        ratios = [r.ratio for r in found.values()]
+        widths = [r.hi - r.lo for r in found.values() if not np.isnan(r.lo)]
+        if all(r.lo > 1 for r in found.values()):
+            verdict = f"{above} on every proxy"
+        elif all(r.hi < 1 for r in found.values()):
+            verdict = f"{below} on every proxy"
+        elif all(r.decided for r in found.values()):
+            verdict = "decided on every proxy, not the same way"
+        else:
+            verdict = "not decided on every proxy"
+        rows.append(
+            {
+                "point": point,
+                "comparison": label,
+                **{f"train seed {s} [95%]": cell(r) for s, r in found.items()},
+                "training spread (max - min)": max(ratios) - min(ratios),
+                "prompt interval width (median)": float(np.median(widths)) if widths else np.nan,
+                "over seeds": verdict,
+            }
+        )
+    return rows
+
+
+def _figure(comparisons, out, name: str, ylabel: str) -> str:
+    labels = [f"{point}\n{label}" for point, label in comparisons]
+    seeds = sorted({s for by_seed in comparisons.values() for s in by_seed})
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(labels)), 3.8))
+    for i, seed in enumerate(seeds):
+        ratios = [by_seed.get(seed) for by_seed in comparisons.values()]
+        x = np.arange(len(labels)) + (i - (len(seeds) - 1) / 2) * 0.15
+        mid = np.array([r.ratio if r else np.nan for r in ratios])
+        err = np.array([[r.ratio - r.lo, r.hi - r.ratio] if r else [0, 0] for r in ratios]).T
+        ax.errorbar(x, mid, yerr=np.nan_to_num(err), fmt="o", capsize=3, label=f"train seed {seed}")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(np.arange(len(labels)), labels, fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, out / "figs" / f"{name}.png")
+    return f"![each training seed's ratio with its 95% interval](figs/{name}.png)"
+
+
+def _report(records, out, name, title, comparisons, words, ylabel) -> list[str]:
+    rows = spread_rows(comparisons, words)
+    return [
+        f"# {title}",
+        "",
+        conditions(records),
+        "",
+        f"Each cell is one trained proxy's ratio over {sequences(records)}: {INTERVALS} "
+        "`training spread` is how far the ratio moves across proxies trained with other seeds "
+        "(same topology, recipe and data); set it beside the median prompt-interval width: "
+        "where the spread is the larger, one proxy's interval overstates what is known.",
+        "",
+        pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f") if rows else "_no pairs_",
+        "",
+        _figure(comparisons, out, name, ylabel) if rows else "",
+        "",
+        *flag_invalid(records),
+    ]
+
+
+def proxy_spread(records: list[RunRecord], out) -> list[str]:
+    """MoE-SpeQ variants over sm per point, per training seed."""
+    by_key = {
+        (r.model.proxy_of, r.config.method.budget_gb, _seed(r), variant_label(r)): r
+        for r in records
+    }
+    comparisons: dict[tuple, dict[int, PairedRatio | None]] = {}
+    for (model, budget, seed, label), r in sorted(by_key.items()):
+        base = by_key.get((model, budget, seed, BASELINE))
+        if label == BASELINE or base is None:
+            continue
+        point = f"{PROXY_NAMES.get(model, model)} {budget:g} GB"
+        comparisons.setdefault((point, f"{label} over sm"), {})[seed] = ratio(r, base)
+    return _report(
+        records,
+        out,
+        "proxy_spread",
+        "Proxy-training spread: MoE-SpeQ over Mixtral-Offloading (sm)",
+        comparisons,
+        "speed",
+        "tokens/s over sm",
+    )
+
+
+def proxy_spread_prism(records: list[RunRecord], out) -> list[str]:
+    """MoE-Prism's TPOT over the whole-expert LRU's per floor, per training seed."""
+    by_key = {(r.hardware, r.options.slo_experts, _seed(r), r.method): r for r in records}
+    comparisons: dict[tuple, dict[int, PairedRatio | None]] = {}
+    for (hardware, floor, seed, method), r in sorted(by_key.items()):
+        original = by_key.get((hardware, floor, seed, "topk"))
+        if method != "prism" or original is None:
+            continue
+        point = f"{hardware} floor {floor:g}"
+        comparisons.setdefault((point, "Prism TPOT over original"), {})[seed] = ratio(original, r)
+    return _report(
+        records,
+        out,
+        "proxy_spread_prism",
+        "Proxy-training spread: MoE-Prism sub-expert offloading against whole-expert LRU",
+        comparisons,
+        "prism_latency",
+        "Prism TPOT over the original's",
+    )
