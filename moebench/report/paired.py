@@ -139,4 +139,4 @@ def ratio_bars(ax, categories: list[str], series: dict[str, list[PairedRatio | N
             color=colors[i % len(colors)],
         )
     ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks(x + 0.4 - width / 2, categories, fontsize=8)
+    ax.set_xticks(x + 0.4 - width / 2, categories, fontsize=7, rotation=15, ha="right")

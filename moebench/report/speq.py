@@ -3,6 +3,8 @@ averages beside ours (../shared/papers/moe-speq.md section 3.3, bars read by eye
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from moebench.methods.options import SpeqOptions
@@ -229,7 +231,9 @@ def speq_report(records: list[RunRecord], out, name: str) -> list[str]:
                     "decoding": decoding,
                     "speq over": base,
                     **comparison(speq_record, by_row[(budget, workload, decoding, base)]),
-                    "paper (Fig. 13 average)": f"{paper_speedup:.2f}",
+                    "paper (Fig. 13 average)": "-"
+                    if math.isnan(paper_speedup)
+                    else f"{paper_speedup:.2f}",
                 }
             )
     speq = [r for r in records if r.method == "speq"]
