@@ -77,6 +77,17 @@ def ratio(
     return paired_ratio(sa[num], sa[den], sb[num], sb[den])
 
 
+def interval(record: RunRecord, name: str) -> PairedRatio | None:
+    """One record's pooled `name` fraction (e.g. MoE-SpeQ's acceptance) with its 95% interval
+    over the sequences: the same bootstrap, against a constant."""
+    num, den = RATIOS[name]
+    s = samples(record)
+    if num not in s or not s[den].sum() > 0:
+        return None
+    ones = np.ones_like(s[num])
+    return paired_ratio(s[num], s[den], ones, ones)
+
+
 def cell(r: PairedRatio | None, digits: int = 3) -> str:
     """`ratio [lo, hi]`, or `-` without a pairing."""
     return "-" if r is None else r.text(digits)

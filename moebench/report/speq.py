@@ -9,7 +9,15 @@ import pandas as pd
 
 from moebench.methods.options import SpeqOptions
 from moebench.report.common import conditions, flag_invalid, plt, save_figure, weights_line
-from moebench.report.paired import INTERVALS, comparison, ratio, ratio_bars, sequences
+from moebench.report.paired import (
+    INTERVALS,
+    cell,
+    comparison,
+    interval,
+    ratio,
+    ratio_bars,
+    sequences,
+)
 from moebench.schema import RunRecord
 
 # Fig. 13 averages, tokens/s: {model: {memory level: {method label: tok/s}}}
@@ -262,7 +270,8 @@ def speq_report(records: list[RunRecord], out, name: str) -> list[str]:
             f"**Draft quality on this proxy.** Routing fidelity {m['draft_fidelity_frac']:.1%} "
             f"({m['draft_hard_match_frac']:.1%} hard, {m['draft_soft_match_frac']:.1%} soft; "
             "paper: 90.9% on "
-            f"Qwen-MoE); drafts accepted {m['draft_accept_frac']:.1%} (paper: >90%); mean k "
+            f"Qwen-MoE); drafts accepted {m['draft_accept_frac']:.1%} (95% interval over the "
+            f"sequences {cell(interval(s, 'acceptance'))}; paper: >90%); mean k "
             f"{m['k_tokens_mean']:.2f}, {m['tokens_per_cycle_mean']:.2f} tokens per target call.",
             "",
         ]

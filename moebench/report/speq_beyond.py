@@ -9,7 +9,15 @@ import pandas as pd
 
 from moebench.methods.options import SpeqOptions
 from moebench.report.common import conditions, flag_invalid, plt, save_figure
-from moebench.report.paired import INTERVALS, cell, ratio, ratio_bars, sequences, verdict
+from moebench.report.paired import (
+    INTERVALS,
+    cell,
+    interval,
+    ratio,
+    ratio_bars,
+    sequences,
+    verdict,
+)
 from moebench.report.speq import PAPER_FIG13, decoding_label
 from moebench.schema import RunRecord
 
@@ -98,16 +106,30 @@ def _rows(records) -> pd.DataFrame:
     over_sm = []
     for _, row in frame.iterrows():
         point = (row["proxy_of"], row["budget_gb"], row["decoding"])
-        base = by_row.get((*point, BASELINE))
+        base = by_row.get((*point, BASELINE)) if row["method"] != BASELINE else None
         ours = by_row[(*point, row["method"])]
         over_sm.append(
             {name: ratio(ours, base, name) if base else None for name in ("speed", "gb_per_token")}
         )
-    frame["over sm"] = [o["speed"].ratio if o["speed"] else np.nan for o in over_sm]
-    frame["over sm [95%]"] = [cell(o["speed"]) for o in over_sm]
+    is_sm = frame["method"] == BASELINE
+    frame["over sm"] = [
+        1.0 if sm else (o["speed"].ratio if o["speed"] else np.nan)
+        for sm, o in zip(is_sm, over_sm, strict=True)
+    ]
+    frame["over sm [95%]"] = [
+        "(baseline)" if sm else cell(o["speed"]) for sm, o in zip(is_sm, over_sm, strict=True)
+    ]
     frame["verdict"] = [verdict(o["speed"]) for o in over_sm]
     frame["GB/token vs sm [95%]"] = [cell(o["gb_per_token"]) for o in over_sm]
     frame["_bytes_ratio"] = [o["gb_per_token"] for o in over_sm]
+    frame["accept [95%]"] = [
+        cell(
+            interval(
+                by_row[(r["proxy_of"], r["budget_gb"], r["decoding"], r["method"])], "acceptance"
+            )
+        )
+        for _, r in frame.iterrows()
+    ]
     return frame.sort_values(
         ["decoding", "model", "budget_gb", "tokens/s"], ascending=[False, True, True, False]
     )
@@ -208,7 +230,7 @@ def speq_beyond(records: list[RunRecord], out) -> list[str]:
         "GB/token",
         "GB/token vs sm [95%]",
         "hit_frac",
-        "accept",
+        "accept [95%]",
         "k",
         "tokens/cycle",
         "fidelity",
