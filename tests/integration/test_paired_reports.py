@@ -2,7 +2,6 @@
 records' per-sequence samples; records that did not decode the same sequences do not pair."""
 
 import dataclasses
-import os
 
 import pytest
 
@@ -19,14 +18,12 @@ BUDGET = "method.budget_gb=0.006"  # tiny_mixtral: room for SpeQ's draft and a f
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
     folder = tmp_path_factory.mktemp("paired")
-    os.environ["MOEBENCH_CACHE"] = str(folder / "cache")
-    try:
+    with pytest.MonkeyPatch.context() as mp:  # restores whatever cache was set before
+        mp.setenv("MOEBENCH_CACHE", str(folder / "cache"))
         return {
             name: run(folder / "results", f"method={name}", BUDGET, *SAMPLED)
             for name in ("mixtral_offloading_sm", "ondemand", "speq")
         }
-    finally:
-        del os.environ["MOEBENCH_CACHE"]
 
 
 def test_a_ratio_has_an_interval_that_pairs_the_same_sequences(records):
@@ -65,17 +62,16 @@ def as_training_seed(record, seed):
     return dataclasses.replace(record, config=dataclasses.replace(record.config, model=model))
 
 
-def test_proxy_spread_sets_the_training_spread_beside_each_seeds_interval(records, tmp_path):
+def test_proxy_spread_sets_the_training_spread_beside_each_seeds_interval(
+    records, tmp_path, monkeypatch
+):
     """Two "proxies" (here: the same tiny model on other prompts, run seed 1 standing for
     training seed 1): each gets its own ratio and interval, the spread is their distance."""
-    os.environ["MOEBENCH_CACHE"] = str(tmp_path / "cache")
-    try:
-        other = {
-            name: run(tmp_path / "results", f"method={name}", BUDGET, *SAMPLED, "seed=1")
-            for name in ("mixtral_offloading_sm", "speq")
-        }
-    finally:
-        del os.environ["MOEBENCH_CACHE"]
+    monkeypatch.setenv("MOEBENCH_CACHE", str(tmp_path / "cache"))
+    other = {
+        name: run(tmp_path / "results", f"method={name}", BUDGET, *SAMPLED, "seed=1")
+        for name in ("mixtral_offloading_sm", "speq")
+    }
     seeded = [as_training_seed(records[k], 0) for k in ("mixtral_offloading_sm", "speq")]
     seeded += [as_training_seed(r, 1) for r in other.values()]
     lines = proxy_spread(seeded, tmp_path)

@@ -45,20 +45,15 @@ def test_cache_key_depends_on_recipe_and_corpus():
     assert training.cache_key(spec, sha) != training.cache_key(spec, "0" * 64)
 
 
-def test_debug_experiment_runs_on_the_cached_proxy_with_real_text(ci_cache, tmp_path):
+def test_debug_experiment_runs_on_the_cached_proxy_with_real_text(ci_cache, tmp_path, monkeypatch):
     cache, _ = ci_cache
-    import os
-
-    os.environ["MOEBENCH_CACHE"] = str(cache)
-    try:
-        proc = run_cli(
-            "+experiment=debug",
-            "model=proxy_ci",
-            "workload.prompts=heldout",
-            f"results_dir={tmp_path}",
-        )
-    finally:
-        del os.environ["MOEBENCH_CACHE"]
+    monkeypatch.setenv("MOEBENCH_CACHE", str(cache))  # for the subprocess; restored after
+    proc = run_cli(
+        "+experiment=debug",
+        "model=proxy_ci",
+        "workload.prompts=heldout",
+        f"results_dir={tmp_path}",
+    )
     assert proc.returncode == 0, proc.stderr
     [path] = tmp_path.rglob("result.json")
     record = json.loads(path.read_text())
