@@ -43,7 +43,7 @@ class PairedRatio:
         """`above` when the whole interval is above 1, `below` when it is below, else not
         distinguishable at 95%."""
         if math.isnan(self.lo):
-            return f"no interval ({self.n} sequences < {MIN_SEQUENCES})"
+            return f"no interval ({self.n} sequence(s) < {MIN_SEQUENCES})"
         if self.lo > 1:
             return above
         if self.hi < 1:

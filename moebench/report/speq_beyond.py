@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from moebench.bench.paired import MIN_SEQUENCES
 from moebench.methods.options import SpeqOptions
 from moebench.report.common import conditions, flag_invalid, plt, save_figure
 from moebench.report.paired import (
@@ -257,6 +258,7 @@ def speq_beyond(records: list[RunRecord], out) -> list[str]:
         "",
         conditions_across_models(records),
         "",
+        *_too_small(records),
         "**What each variant is** (all are `method=speq`, lossless by exact verification; "
         "conf/method/speq_*.yaml):",
         "- `int4`: the paper's draft, every routed expert's INT4 copy on the device; "
@@ -307,6 +309,27 @@ def speq_beyond(records: list[RunRecord], out) -> list[str]:
         *flag_invalid(records),
     ]
     return lines
+
+
+def _too_small(records: list[RunRecord]) -> list[str]:
+    """Which models' records have too few sequences for intervals (kept from an older, smaller
+    workload until they are rerun), said before any table."""
+    small = sorted(
+        {
+            f"{PROXY_NAMES.get(r.model.proxy_of, r.model.name)} (`{r.config.workload.name}`, "
+            f"{r.config.workload.num_sequences} sequences)"
+            for r in records
+            if r.config.workload.num_sequences < MIN_SEQUENCES
+        }
+    )
+    if not small:
+        return []
+    return [
+        f"**Not yet at the paired workload:** {', '.join(small)}: fewer than {MIN_SEQUENCES} "
+        "sequences, so their rows carry no interval and no verdict until their points are rerun "
+        "(`python -m moebench -m +experiment=speq_beyond +speq_point=<point>`).",
+        "",
+    ]
 
 
 def _greedy_lines(frame: pd.DataFrame) -> list[str]:

@@ -47,7 +47,7 @@ def test_identical_runs_give_a_point_interval_and_few_sequences_none():
     r = paired_ratio(tokens, sec, tokens, sec)
     assert (r.ratio, r.lo, r.hi) == (1.0, 1.0, 1.0)
     few = paired_ratio(tokens[:7], sec[:7] / 2, tokens[:7], sec[:7])
-    assert few.ratio == 2.0 and few.verdict() == "no interval (7 sequences < 8)"
+    assert few.ratio == 2.0 and few.verdict() == "no interval (7 sequence(s) < 8)"
     assert few.text() == "2.000 [no interval]"
 
 
