@@ -1,5 +1,5 @@
 """The sequences a decode run is made of, and what each one cost: the samples that a paired
-interval between two methods resamples (stats.py).
+interval between two methods resamples (bench/paired.py).
 
 A run decodes every prompt once per noise tape (once when greedy). Two methods run on the same
 workload and seed decode the same (prompt, tape) sequences in the same order, so their

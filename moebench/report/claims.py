@@ -7,16 +7,11 @@ import pandas as pd
 
 from moebench.report.paired import INTERVALS, cell, ratio, verdict
 from moebench.report.prism_offload import PAPER_CHANGE
-from moebench.report.speq import PAPER_FIG13, decoding_label
+from moebench.report.speq import PAPER_FIG13, budget_levels, decoding_label
 from moebench.report.speq_beyond import BASELINE, PROXY_NAMES, variant_label
 from moebench.schema import RunRecord
 
 SPEQ_EXPERIMENTS = ("speq_phi", "speq_qwen", "speq_dsv2")
-
-
-def _levels(records: list[RunRecord]) -> dict[float, str]:
-    budgets = sorted({r.config.method.budget_gb for r in records if r.method != "full_resident"})
-    return {b: ("low" if i == 0 else "high") for i, b in enumerate(budgets)}
 
 
 def _sampled(records: list[RunRecord]) -> list[RunRecord]:
@@ -24,12 +19,12 @@ def _sampled(records: list[RunRecord]) -> list[RunRecord]:
 
 
 def speq_claims(by_experiment: dict[str, list[RunRecord]]) -> list[dict]:
-    """MoE-SpeQ over Mixtral-Offloading with the same memory (the paper's Fig. 13 bars), per
-    model and budget, sampled decoding; the paper's design and the fastest variant."""
+    """MoE-SpeQ (the paper's design) over Mixtral-Offloading with the same memory (the paper's
+    Fig. 13 bars), per model and budget, sampled decoding."""
     rows = []
     for name in SPEQ_EXPERIMENTS:
         records = _sampled(by_experiment.get(name, []))
-        levels = _levels(records)
+        levels = budget_levels(records)
         for budget, level in levels.items():
             at = [r for r in records if r.config.method.budget_gb == budget]
             sm = next((r for r in at if variant_label(r) == BASELINE), None)

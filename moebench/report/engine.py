@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from moebench.report.common import conditions, flag_invalid, plt, save_figure
-from moebench.report.paired import INTERVALS, comparison, ratio, ratio_bars, sequences
+from moebench.report.paired import INTERVALS, comparison_cells, ratio, ratio_bars, sequences
 from moebench.report.speq import decoding_label
 from moebench.schema import RunRecord
 
@@ -36,7 +36,7 @@ def _baseline_ratios(records: list[RunRecord]) -> list[dict]:
                 "decoding": decoding,
                 "budget_gb": budget,
                 "method": method,
-                **comparison(r, base),
+                **comparison_cells(ratios),
                 "_speed": ratios["speed"],
             }
         )

@@ -122,9 +122,13 @@ HEADS = {
 def comparison(a: RunRecord, b: RunRecord, names=("speed", "gb_per_token", "hit_frac")) -> dict:
     """Table cells comparing record a with record b: each ratio's `ratio [lo, hi]`, and the
     speed verdict."""
+    return comparison_cells({name: ratio(a, b, name) for name in names})
+
+
+def comparison_cells(ratios: dict[str, PairedRatio | None]) -> dict:
+    """`comparison`'s cells from ratios already computed (name -> ratio)."""
     out = {}
-    for name in names:
-        r = ratio(a, b, name)
+    for name, r in ratios.items():
         out[HEADS[name]] = cell(r)
         if name == "speed":
             out["verdict"] = verdict(r, name)

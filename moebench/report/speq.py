@@ -180,9 +180,16 @@ def _speedup_figure(records: list[RunRecord], out, name: str, level: dict) -> li
     return [f"![MoE-SpeQ over each method](figs/{name}_tps.png)", ""]
 
 
-def speq_report(records: list[RunRecord], out, name: str) -> list[str]:
+def budget_levels(records: list[RunRecord]) -> dict[float, str]:
+    """The paper's memory level of each budget the records ran (full_resident has none): the
+    lower is `low`, any other `high`."""
     budgets = sorted({r.config.method.budget_gb for r in records if r.method != "full_resident"})
-    level = {b: ("low" if i == 0 else "high") for i, b in enumerate(budgets)}
+    return {b: ("low" if i == 0 else "high") for i, b in enumerate(budgets)}
+
+
+def speq_report(records: list[RunRecord], out, name: str) -> list[str]:
+    level = budget_levels(records)
+    budgets = list(level)
     real = records[0].model.proxy_of
     paper = PAPER_FIG13.get(real, {})
     rows, by_row = [], {}
