@@ -13,6 +13,7 @@ everything that decides them, and are written atomically, so a killed sweep lose
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -88,7 +89,7 @@ def recording_key(cfg: RunConfig, routing: dict[str, Any]) -> str | None:
         return None
     payload = {
         "format": FORMAT,
-        "model": to_dict(cfg.model),
+        "model": _without_late_defaults(cfg.model),
         "weights": weights,
         "workload": to_dict(cfg.workload),
         "prompt_source": prompt_source_identity(cfg.workload),
@@ -99,6 +100,17 @@ def recording_key(cfg: RunConfig, routing: dict[str, Any]) -> str | None:
     }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     return f"{cfg.model.name}-{digest[:20]}"
+
+
+def _without_late_defaults(section) -> dict[str, Any]:
+    """A config section as data, less the fields added after recordings existed that still
+    hold their default (`key_unless_default`, e.g. model.train_seed = 0): adding such a
+    field must not orphan every recording in the cache."""
+    data = to_dict(section)
+    for f in dataclasses.fields(section):
+        if f.metadata.get("key_unless_default") and getattr(section, f.name) == f.default:
+            data.pop(f.name)
+    return data
 
 
 def find_recording(key: str) -> Recording | None:

@@ -181,17 +181,21 @@ def write_benchmark_record(
     valid: bool = True,
     weights_sha256: str | None = None,
     arguments: dict[str, Any] | None = None,
+    clock: str = "wall",
+    raw: dict[str, Any] | None = None,
 ) -> Path:
-    """A CPU wall-clock benchmark's record (no Hydra config; `arguments` are its command
-    line's): results/<experiment>/<model>/."""
+    """A command-line benchmark's record (no Hydra config; `arguments` are its command
+    line's): results/<experiment>/<model>/. `clock`: wall (a CPU benchmark) or none (a
+    clock-free count); `raw`: its per-unit samples."""
     record = RunRecord(
         run_key=f"{experiment}-{model}",
         experiment=experiment,
         method=experiment,
         model=RecordModel(name=model, proxy_of=proxy_of, weights_sha256=weights_sha256),
-        hardware="cpu",
-        clock="wall",
+        hardware="cpu" if clock == "wall" else "none",
+        clock=clock,
         metrics=metrics,
+        raw=raw,
         validity=Validity(valid, [] if valid else ["output differs from greedy"]),
         git=git_state(),
         env=environment(),
@@ -200,6 +204,7 @@ def write_benchmark_record(
     )
     path = Path(results_dir) / experiment / model / RESULT_FILE
     write_record(path, record)
-    print({k: round(v, 3) if isinstance(v, float) else v for k, v in metrics.items()})
+    scalars = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    print({k: round(v, 3) if isinstance(v, float) else v for k, v in scalars.items()})
     print(f"wrote {path}")
     return path

@@ -23,6 +23,7 @@ from moebench.config import RunConfig
 from moebench.determinism import fixed_threads, warn_if_unpinned
 from moebench.engine.costs import CostModel
 from moebench.engine.trace import RoutingTrace
+from moebench.engine.trace_formats import load_trace
 from moebench.errors import ConfigError, UserError
 from moebench.methods.protocol import DecodeMethod, ServingMethod
 from moebench.methods.registry import (
@@ -287,7 +288,7 @@ def _replay_trace(cfg: RunConfig) -> Decoded:
     method: DecodeMethod = build_method(
         cfg, None, CostModel(cfg.hardware, charged_shape(cfg, None))
     )
-    trace = RoutingTrace.load(resolve_data_path(cfg.workload.trace_path))
+    trace = load_trace(resolve_data_path(cfg.workload.trace_path))
     digest = hashlib.sha256(trace.ids.tobytes()).hexdigest()
     log = SequenceLog(method, [(0, 0)])  # the whole trace is one sequence
     step_sec = method.replay(trace)

@@ -120,9 +120,9 @@ def layer_stats(sequences: list[np.ndarray], num_experts: int) -> dict:
 def read_mixtral_trace(path: Path) -> list[np.ndarray]:
     """The real Mixtral-8x7B routing trace (vLLM, HumanEval; ../shared/data/SOURCES.md 3a)
     as one [T, 32, 2] array per problem, keeping only tokens with all 32 layers recorded."""
-    from moebench.engine.trace import RoutingTrace
+    from moebench.engine.trace_formats import load_trace
 
-    trace = RoutingTrace.from_vllm_jsonl(path)
+    trace = load_trace(Path(path))
     starts = [0] + [
         i
         for i in range(1, len(trace.step_context))

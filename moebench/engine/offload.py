@@ -18,16 +18,8 @@ import numpy as np
 from moebench.engine.clock import VirtualClock
 from moebench.engine.costs import CostModel
 from moebench.engine.link import Link
-from moebench.engine.policy import (
-    LFU,
-    LRU,
-    Belady,
-    CachePolicy,
-    LayerCache,
-    Lookahead,
-    Static,
-    belady_misses,
-)
+from moebench.engine.policies import make_policy
+from moebench.engine.policy import LayerCache, belady_misses
 from moebench.engine.transport import VirtualTransport
 
 Key = tuple[int, int]  # (decoder layer, expert)
@@ -38,7 +30,7 @@ class EngineOptions:
     """What distinguishes the offloading baselines (methods/offload.py builds these)."""
 
     slots_per_layer: int
-    policy: str = "lru"  # lru | lfu | static | belady
+    policy: str = "lru"  # a name of engine/policies.py
     reuse: bool = True  # False: `ondemand`, experts leave as soon as their layer is done
     whole_layer: bool = False  # True: `hf_offload`, a layer's experts all move when it runs
     prefetch: str | None = None  # None | "sooner" | "later" (next-layer guess)
@@ -74,22 +66,6 @@ class EngineStats:
     steps: list[StepCounters] = field(default_factory=list)
 
 
-def make_policy(
-    name: str, future: list[set[int]] | None = None, popularity: dict[int, float] | None = None
-) -> CachePolicy:
-    if name == "lru":
-        return LRU()
-    if name == "lfu":
-        return LFU()
-    if name == "static":
-        return Static(popularity or {})
-    if name == "belady":
-        return Belady(future or [])
-    if name == "lookahead":
-        return Lookahead()
-    raise ValueError(f"unknown cache policy {name!r}")
-
-
 class OffloadEngine:
     """One model's experts under a device budget: decisions here, moves by the transport."""
 
@@ -122,7 +98,11 @@ class OffloadEngine:
         self.caches: dict[int, LayerCache] = {}
         for layer in self.shape.moe_layers:
             policy = make_policy(
-                options.policy, (futures or {}).get(layer), (popularity or {}).get(layer)
+                options.policy,
+                options.slots_per_layer,
+                self.shape.num_experts,
+                future=(futures or {}).get(layer),
+                popularity=(popularity or {}).get(layer),
             )
             self.caches[layer] = LayerCache(
                 options.slots_per_layer, policy, self._warm(layer, popularity)
@@ -229,6 +209,7 @@ class OffloadEngine:
             self.draft.run_layer(self, layer, np.asarray(ids), counts, needed, draft_computes)
             return
         self.accesses.setdefault(layer, []).append((set(needed), not self._step.prefill))
+        self.caches[layer].policy.begin_access(set(needed), self.access_index)
         self._score_guess(layer, set(needed))
         guess = self.predictor(layer, hidden) if (self.predictor and self.opt.prefetch) else None
         if self.opt.whole_layer or len(needed) <= self.caches[layer].slots:
@@ -275,7 +256,7 @@ class OffloadEngine:
                 break  # every slot holds an expert we want: stop
             not_before = self._evict(layer, cache.make_room(self.access_index, protect=wanted))
             self._load(layer, e, self.clock.now, kind="prefetch", not_before=not_before)
-            cache.admit(e)
+            cache.admit(e, self.access_index)
             self.prefetched_unused.add((layer, e))
             self.stats.prefetch_issued += 1
             queued += 1
@@ -318,7 +299,7 @@ class OffloadEngine:
             victim = cache.make_room(self.access_index, protect=protect)
             not_before = self._evict(layer, victim)
             ready[e] = self._load(layer, e, now, kind="demand", not_before=not_before)
-            cache.admit(e)
+            cache.admit(e, self.access_index)
         return ready
 
     def _score_guess(self, layer: int, needed: set[int]) -> None:

@@ -8,17 +8,32 @@ compares policies on identical access streams. `protect` holds experts that may 
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 
 
 class CachePolicy:
-    """Base: remembers uses; subclasses choose the victim."""
+    """Base: remembers uses; subclasses choose the victim.
+
+    The engine calls, per access of the layer: `begin_access` once with every expert the
+    router chose (all known before any copy starts), then per needed expert in id order
+    `used`, and for a miss `victim` (when the slots are full) and `admitted`. MoE-SpeQ's
+    orchestrator passes its drafted routing through `lookahead`."""
 
     name = "base"
 
+    def begin_access(self, needed: set[int], time: int) -> None:  # noqa: B027 - optional hook
+        """The layer's router chose `needed` at access index `time`."""
+
     def used(self, expert: int, time: int) -> None:  # noqa: B027 - optional hook
         """Expert `expert` was needed at access index `time`."""
+
+    def admitted(self, expert: int, time: int) -> None:  # noqa: B027 - optional hook
+        """Expert `expert` took a slot (a miss, a prefetch or the warm start)."""
+
+    def lookahead(self, upcoming: list[set[int]]) -> None:  # noqa: B027 - optional hook
+        """This layer's predicted expert sets for the coming tokens, in order (MoE-SpeQ)."""
 
     def victim(self, candidates: Iterable[int], time: int) -> int:
         raise NotImplementedError
@@ -91,6 +106,30 @@ class Belady(CachePolicy):
         return max(candidates, key=lambda e: (self._next(e, time), e))
 
 
+class HorizonOracle(Belady):
+    """A reference, not a policy: knows only the next `horizon` accesses of the layer (a
+    perfect predictor of the next tokens' routing) and evicts a candidate none of them
+    needs, else the one needed latest; ties go to the least recently used. Belady is the
+    unbounded horizon. What a perfect one-token routing predictor could gain over LRU."""
+
+    name = "oracle"
+
+    def __init__(self, future: list[set[int]], horizon: int):
+        super().__init__(future)
+        self.horizon = horizon
+        self.lru = LRU()
+
+    def used(self, expert, time):
+        self.lru.used(expert, time)
+
+    def victim(self, candidates, time):
+        def seen_within(e: int) -> float:
+            nxt = self._next(e, time)
+            return nxt if nxt <= time + self.horizon else math.inf
+
+        return max(candidates, key=lambda e: (seen_within(e), -self.lru.last.get(e, -1), -e))
+
+
 class Lookahead(CachePolicy):
     """MoE-SpeQ's lookahead-aware eviction (our reading of "near-optimal, lookahead-aware"):
     evict the resident expert whose next use in the Expert Lookahead Buffer is farthest or
@@ -105,6 +144,9 @@ class Lookahead(CachePolicy):
 
     def used(self, expert, time):
         self.lru.used(expert, time)
+
+    def lookahead(self, upcoming):
+        self.upcoming = upcoming
 
     def _next(self, expert: int) -> float:
         return next((i for i, s in enumerate(self.upcoming) if expert in s), float("inf"))
@@ -123,6 +165,7 @@ class LayerCache:
         for e in initial:
             if len(self.resident) < slots:
                 self.resident.add(e)
+                policy.admitted(e, -1)
 
     def __contains__(self, expert: int) -> bool:
         return expert in self.resident
@@ -138,28 +181,42 @@ class LayerCache:
         self.resident.remove(out)
         return out
 
-    def admit(self, expert: int) -> None:
+    def admit(self, expert: int, time: int = -1) -> None:
         assert len(self.resident) < self.slots, "make_room first"
         self.resident.add(expert)
+        self.policy.admitted(expert, time)
+
+
+def simulate_misses(
+    accesses: list[set[int]], slots: int, policy: CachePolicy, initial: Iterable[int] = ()
+) -> list[int]:
+    """Misses per access of a per-layer access stream under `policy`, with no clock: the
+    engine's calls in the engine's order (`OffloadEngine._make_resident`), every needed
+    expert resident at once, so a sweep here counts what a replay through the engine counts."""
+    cache = LayerCache(slots, policy, initial)
+    misses = []
+    for t, needed in enumerate(accesses):
+        policy.begin_access(needed, t)
+        # more experts than slots (a long prefill): the engine runs them one by one
+        protect = set() if len(needed) > slots else needed
+        missed = 0
+        for e in sorted(needed):
+            policy.used(e, t)
+            if e not in cache:
+                missed += 1
+                cache.make_room(t, protect=protect)
+                cache.admit(e, t)
+        misses.append(missed)
+    return misses
 
 
 def simulate_hits(
     accesses: list[set[int]], slots: int, policy: CachePolicy, initial: Iterable[int] = ()
 ) -> float:
-    """Hit fraction of a per-layer access stream under `policy` (no timing): a quick,
-    clock-free way to compare policies on a routing trace."""
-    cache = LayerCache(slots, policy, initial)
-    hits = total = 0
-    for t, needed in enumerate(accesses):
-        order = sorted(needed)
-        hits += sum(e in cache for e in order)
-        total += len(order)
-        for i, e in enumerate(order):
-            policy.used(e, t)
-            if e not in cache:
-                cache.make_room(t, protect=set(order[i + 1 :]))
-                cache.admit(e)
-    return hits / total if total else float("nan")
+    """Hit fraction of a per-layer access stream under `policy` (`simulate_misses`)."""
+    total = sum(len(needed) for needed in accesses)
+    missed = sum(simulate_misses(accesses, slots, policy, initial))
+    return 1 - missed / total if total else float("nan")
 
 
 def belady_misses(accesses: list[set[int]], slots: int, initial: Iterable[int] = ()) -> list[int]:

@@ -10,13 +10,10 @@ next_layer_prefetch replays too.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from moebench.errors import UserError
 
 
 @dataclass
@@ -89,18 +86,12 @@ class RoutingTrace:
     def save(self, path: Path) -> None:
         np.savez_compressed(path, **self.arrays())
 
-    @classmethod
-    def load(cls, path: str | Path) -> RoutingTrace:
-        path = Path(path)
-        if not path.exists():
-            raise UserError(f"trace file {path} does not exist")
-        if path.suffix == ".jsonl":
-            return cls.from_vllm_jsonl(path)
-        try:
-            with np.load(path, allow_pickle=False) as d:
-                return cls.from_arrays(d)
-        except (ValueError, KeyError, OSError) as err:
-            raise UserError(f"trace file {path} is not a moebench routing trace ({err})") from None
+    def prompt_of_step(self) -> np.ndarray:
+        """[S] which sequence each forward belongs to: recorded, else a new sequence starts
+        wherever the context is empty."""
+        if self.step_prompt is not None:
+            return np.asarray(self.step_prompt)
+        return np.maximum(np.cumsum(np.asarray(self.step_context) == 0) - 1, 0)
 
     @classmethod
     def from_steps(
@@ -125,36 +116,6 @@ class RoutingTrace:
             source,
             guesses,
             None if step_prompt is None else np.array(step_prompt),
-        )
-
-    @classmethod
-    def from_vllm_jsonl(cls, path: Path) -> RoutingTrace:
-        """The Mixtral HumanEval trace format of ../shared/data (one JSON line per problem,
-        layer and generated token). Tokens missing a layer are dropped; each problem's
-        generated tokens become decode steps of one token."""
-        by_problem: dict[int, dict[int, dict[int, list[int]]]] = {}
-        with open(path) as fh:
-            for line in fh:
-                rec = json.loads(line)
-                token = by_problem.setdefault(rec["problem_id"], {}).setdefault(
-                    rec["token_idx"], {}
-                )
-                token[rec["layer"]] = rec["experts"]
-        num_layers = 1 + max(layer for p in by_problem.values() for t in p.values() for layer in t)
-        rows, contexts = [], []
-        for problem in sorted(by_problem):
-            for context, t in enumerate(sorted(by_problem[problem])):
-                token = by_problem[problem][t]
-                if len(token) == num_layers:
-                    rows.append([token[layer] for layer in range(num_layers)])
-                    contexts.append(context)
-        ids = np.array(rows, dtype=np.int16)
-        return cls(
-            list(range(num_layers)),
-            np.ones(len(rows), dtype=np.int64),
-            np.array(contexts),
-            ids,
-            f"vllm jsonl {path.name}",
         )
 
 

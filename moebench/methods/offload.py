@@ -190,7 +190,8 @@ class MixtralOffloading(EngineMethod):
 class NextLayerPrefetch(EngineMethod):
     def engine_options(self, shape):
         reserved = draft_reservation(self.opt.variant, shape)
-        return EngineOptions(slots_per_layer=0, prefetch=self.opt.issue), reserved, None
+        options = EngineOptions(slots_per_layer=0, policy=self.opt.policy, prefetch=self.opt.issue)
+        return options, reserved, None
 
 
 class TopK(EngineMethod):
@@ -218,4 +219,4 @@ class TopK(EngineMethod):
         return super().details() | {"operating_point": decode_point(self.costs, self.top_k)}
 
     def engine_options(self, shape):
-        return EngineOptions(slots_per_layer=0), 0.0, None
+        return EngineOptions(slots_per_layer=0, policy=self.opt.policy), 0.0, None

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from moebench.engine.policy_names import ALL as POLICY_NAMES
 from moebench.errors import ConfigError
 from moebench.typed import int_in, positive
 
 Variant = Literal["sm", "sc"]
+# every cache policy's name (engine/policy_names.py): static and belady need the whole
+# trace (a replay), lookahead is MoE-SpeQ's drafted-routing eviction
+PolicyName = Literal[POLICY_NAMES]
 # the model's own routing, whatever the cache holds: every cache method shares its recording
 TARGET_ROUTING = {"routing": "target"}
 
@@ -39,26 +43,38 @@ class EngineMethodOptions:
 
 
 @dataclass(frozen=True)
-class MixtralOffloadingOptions(EngineMethodOptions):
-    """Per-layer expert cache (Eliseev & Mazur 2023) under a replacement policy."""
+class CachedMethodOptions(EngineMethodOptions):
+    """Options of a method that keeps experts in per-layer device slots."""
 
-    # sm: same total memory as MoE-SpeQ (no draft reserved, so more slots); sc: same expert
-    # cache as MoE-SpeQ (the INT4 draft's bytes are reserved)
-    variant: Variant = "sm"
-    # static and belady need the future: a known trace (workload.prompts=trace)
-    policy: Literal["lru", "lfu", "static", "belady"] = "lru"
+    # which resident expert leaves when a slot is needed (engine/policies.py); static and
+    # belady need the future: a known trace (workload.prompts=trace)
+    policy: PolicyName = "lru"
+    drafts: ClassVar[bool] = False  # only a drafting method has routing to look ahead on
 
     def check_run(self, kind: str) -> None:
         if self.policy in ("static", "belady") and kind != "replay":
             raise ConfigError(
                 "method.options.policy",
                 self.policy,
-                "lru or lfu (static and belady need a known trace: workload.prompts=trace)",
+                "an online policy (static and belady need a known trace: workload.prompts=trace)",
+            )
+        if self.policy == "lookahead" and not self.drafts:
+            raise ConfigError(
+                "method.options.policy", self.policy, "an online policy (lookahead is MoE-SpeQ's)"
             )
 
 
 @dataclass(frozen=True)
-class NextLayerPrefetchOptions(EngineMethodOptions):
+class MixtralOffloadingOptions(CachedMethodOptions):
+    """Per-layer expert cache (Eliseev & Mazur 2023) under a replacement policy."""
+
+    # sm: same total memory as MoE-SpeQ (no draft reserved, so more slots); sc: same expert
+    # cache as MoE-SpeQ (the INT4 draft's bytes are reserved)
+    variant: Variant = "sm"
+
+
+@dataclass(frozen=True)
+class NextLayerPrefetchOptions(CachedMethodOptions):
     """mixtral_offloading plus layer l+1's router applied to layer l's hidden state."""
 
     variant: Variant = "sm"
@@ -66,7 +82,7 @@ class NextLayerPrefetchOptions(EngineMethodOptions):
 
 
 @dataclass(frozen=True)
-class TopKOptions(EngineMethodOptions):
+class TopKOptions(CachedMethodOptions):
     """Lossy: each router keeps only its K' best experts."""
 
     top_k: int | None = None  # None: one fewer than the model was trained with
@@ -90,8 +106,13 @@ class TopKOptions(EngineMethodOptions):
 
 
 @dataclass(frozen=True)
-class SpeqOptions(EngineMethodOptions):
+class SpeqOptions(CachedMethodOptions):
     """MoE-SpeQ: the draft, the governor and the verification (speq/)."""
+
+    # the FP16 cache's eviction: lookahead (the paper's, by the drafted routing), or any
+    # online policy (transition and learned also keep what the draft names first)
+    policy: PolicyName = "lookahead"
+    drafts: ClassVar[bool] = True
 
     quant: Literal["gptq", "rtn"] = "gptq"  # gptq (calibrated, the paper) | rtn (ablation)
     draft_bits: int = 4  # fewer bits: a worse draft, charged at its true size
@@ -149,7 +170,7 @@ class SpeqOptions(EngineMethodOptions):
 
 
 @dataclass(frozen=True)
-class PrismOptions(EngineMethodOptions):
+class PrismOptions(CachedMethodOptions):
     """MoE-Prism: N sub-experts per expert, a partition, a gate, K active sub-experts."""
 
     n: int = 4
@@ -167,6 +188,7 @@ class PrismOptions(EngineMethodOptions):
         """The carved model's sub-expert routing: every option but the kernel launch mode."""
         options = asdict(self)
         options.pop("fused_experts")
+        options.pop("policy")  # what stays resident does not change the routing
         return {"routing": "prism", **options}
 
     def __post_init__(self) -> None:

@@ -115,7 +115,7 @@ class Prism(EngineMethod):
     def engine_options(self, shape):
         if self.resident():
             return EngineOptions(slots_per_layer=shape.num_experts), 0.0, None
-        return EngineOptions(slots_per_layer=0, policy="lru"), 0.0, self.active
+        return EngineOptions(slots_per_layer=0, policy=self.opt.policy), 0.0, self.active
 
     @staticmethod
     def _activations(loaded, windows) -> dict[int, dict[int, torch.Tensor]]:

@@ -140,7 +140,7 @@ class SpeQ(EngineMethod):
         ]
         draft_bytes = draft_expert_bytes(shape, self.opt.draft_bits) * held * len(shape.moe_layers)
         options = EngineOptions(
-            slots_per_layer=0, policy="lookahead", grouped=self.opt.grouped_verify
+            slots_per_layer=0, policy=self.opt.policy, grouped=self.opt.grouped_verify
         )
         return options, draft_bytes, None
 

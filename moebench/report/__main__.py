@@ -12,6 +12,7 @@ from pathlib import Path
 
 from moebench.report import engine
 from moebench.report.common import conditions, flag_invalid
+from moebench.report.engine_policies import engine_policies
 from moebench.report.eval import eval_report
 from moebench.report.prism import prism_accuracy, prism_partition, prism_points, prism_ppl
 from moebench.report.prism_cloud import prism_cloud
@@ -25,6 +26,7 @@ from moebench.schema import load_records
 RENDERERS = {
     "engine_baselines": engine.engine_baselines,
     "engine_trace_policies": engine.engine_trace_policies,
+    "engine_policies": engine_policies,
     "engine_bench": engine.engine_bench,
     "engine_clock_check": engine.engine_clock_check,
     "speq_cpu": speq_cpu,

@@ -40,7 +40,7 @@ class Orchestrator:
         """Called by the engine in draft mode: one ELB entry per (token, layer)."""
         self.elb[layer].append(set(np.unique(ids).tolist()))
         self.entries += 1
-        self.engine.caches[layer].policy.upcoming = self.elb[layer]
+        self.engine.caches[layer].policy.lookahead(self.elb[layer])
 
     def after_draft_token(self, i: int) -> None:
         """Phase II after drafted token i >= 1 (0-based); phase III after the last one."""
@@ -65,7 +65,7 @@ class Orchestrator:
         """Verify forward j of the cycle (the first is j = 0) is about to run: what the
         lookahead eviction should keep is what the drafted tokens after it predicted."""
         for layer, entries in self.elb.items():
-            self.engine.caches[layer].policy.upcoming = (
+            self.engine.caches[layer].policy.lookahead(
                 entries[j:] if self.next_token else entries[j + 1 :]
             )
         if self.phases and self.next_token:

@@ -12,7 +12,7 @@ from moebench import runner
 from moebench.cli import CONF_DIR
 from moebench.compare_records import compare_folders
 from moebench.config import load_run_config
-from moebench.engine.trace import RoutingTrace
+from moebench.engine.trace_formats import load_trace
 from moebench.recordings import recording_key, recordings_dir
 from moebench.schema import load_record
 from tests.tiny import COMMON, TINY_ARCH
@@ -117,8 +117,7 @@ def test_record_trace_from_a_replay_equals_the_live_one(tmp_path, cache):
     replayed = run(tmp_path / "replayed", "method=mixtral_offloading", BUDGET, "record_trace=true")
     assert replayed.replayed_from is not None
     traces = [
-        RoutingTrace.load(next((tmp_path / name).rglob("routing.npz")))
-        for name in ("live", "replayed")
+        load_trace(next((tmp_path / name).rglob("routing.npz"))) for name in ("live", "replayed")
     ]
     assert traces[0].source == traces[1].source == live.run_key
     assert np.array_equal(traces[0].ids, traces[1].ids)
@@ -211,3 +210,19 @@ def test_other_prompt_texts_get_another_recording(tmp_path, cache, monkeypatch):
     before = recording_key(cfg, routing_identity(cfg))
     monkeypatch.setitem(prompt_sets.PROMPT_SETS, "gpqa", lambda _root: ["another question?"])
     assert recording_key(cfg, routing_identity(cfg)) != before
+
+
+def test_recording_keys_stay_put_when_a_config_field_is_added(tmp_path, cache, monkeypatch):
+    """A golden key: a field added to the model config at its default (model.train_seed once)
+    must not orphan every recording in the cache. A deliberate change of what decides a
+    recording updates the constant; the library versions are fixed here, so it holds on
+    any torch build."""
+    import torch
+    import transformers
+
+    from moebench.methods.registry import routing_identity
+
+    monkeypatch.setattr(torch, "__version__", "T")
+    monkeypatch.setattr(transformers, "__version__", "X")
+    cfg = config(tmp_path, "method=full_resident")
+    assert recording_key(cfg, routing_identity(cfg)) == "tiny_mixtral-edc19b28cdfabf0e71fa"

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from moebench.engine.trace import RoutingTrace
+from moebench.engine.trace_formats import load_trace
 from tests.conftest import SHARED_DATA, run_cli
 
 MIXTRAL_TRACE = (
@@ -19,7 +19,7 @@ MIXTRAL_TRACE = (
 
 @pytest.mark.skipif(not MIXTRAL_TRACE.exists(), reason="needs ../shared/data")
 def test_real_mixtral_trace_parses():
-    trace = RoutingTrace.from_vllm_jsonl(MIXTRAL_TRACE)
+    trace = load_trace(MIXTRAL_TRACE)
     assert trace.ids.shape == (333, 32, 2)  # SOURCES.md: 333 tokens have all 32 layers
     assert trace.ids.max() == 7 and trace.layers == list(range(32))
 
@@ -61,7 +61,7 @@ def test_recorded_trace_replays_to_the_same_timing(results_dir):
     [path] = results_dir.rglob("result.json")
     record = json.loads(path.read_text())
     trace_file = path.parent / "routing.npz"
-    trace = RoutingTrace.load(trace_file)
+    trace = load_trace(trace_file)
     assert trace.step_tokens.tolist() == [16] + [1] * 15
     timeline = json.loads((path.parent / "timeline.json").read_text())
     threads = {e["tid"] for e in timeline["traceEvents"] if e["ph"] == "X"}

@@ -1,0 +1,210 @@
+"""reports/engine_policies.md: every cache policy's share of LRU's miss gap to Belady, held
+out, with its interval, on the real Mixtral trace and on every proxy's decode routing.
+
+Everything shown is in the records of `python -m moebench.tools.policy_sweep` (metrics
+`by_slots`): hits, gap closed and its paired 95% interval over held-out units.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from moebench.engine.policies import ONLINE
+from moebench.report.common import plt, save_figure, weights_line
+from moebench.schema import RunRecord
+
+REAL = "mixtral8x7b_real_humaneval"
+GOAL = 0.5  # the issue's goal: half the gap at 4 of Mixtral's 8 slots, held out
+PUBLIC_BEST = 0.24  # bigrig's LFUDA, the best public figure on this measure
+
+
+def _ordered(records: list[RunRecord]) -> list[RunRecord]:
+    """The real trace first, then the proxies by name."""
+    return sorted(records, key=lambda r: (r.model.name != REAL, r.model.name))
+
+
+def _gap(entry: dict) -> str:
+    """Gap closed, its interval and the verdict against LRU (better, worse or a tie)."""
+    g, lo, hi = entry["gap_closed"], entry["lo"], entry["hi"]
+    if math.isnan(g):
+        return "no gap"
+    if math.isnan(lo):
+        return f"{g:+.2f} (too few units for an interval)"
+    verdict = "better" if lo > 0 else "worse" if hi < 0 else "tie"
+    return f"{g:+.2f} [{lo:+.2f}, {hi:+.2f}] {verdict}"
+
+
+def _best(summary: dict) -> tuple[str, dict]:
+    """The online policy with the most held-out hits (ties: the earlier in ONLINE)."""
+    policies = summary["policies"]
+    name = max(ONLINE, key=lambda p: (policies[p]["held_out"]["hits"], -ONLINE.index(p)))
+    return name, policies[name]
+
+
+def _gb_per_token(record: RunRecord, part: dict, hits: float) -> float:
+    """Bytes a decoded token moves over all MoE layers at this hit rate (the real sizes)."""
+    m = record.metrics
+    if not m.get("expert_bytes"):
+        return math.nan
+    misses_per_access = (1 - hits) * part["needed"] / part["accesses"]
+    return misses_per_access * m["moe_layers"] * m["expert_bytes"] / 1e9
+
+
+def source_table(record: RunRecord) -> list[str]:
+    m = record.metrics
+    sizes = sorted(m["by_slots"], key=int)
+    rows = []
+    for name in ONLINE:
+        row = {"policy": name}
+        for s in sizes:
+            entry = m["by_slots"][s]["policies"][name]
+            row[f"{s} slots: hits"] = entry["held_out"]["hits"]
+            row[f"{s} slots: gap closed [95%]"] = _gap(entry["held_out"])
+        rows.append(row)
+    for label, key in (("Belady (clairvoyant)", "belady_hits"), ("cold floor", "cold_floor_hits")):
+        rows.append(
+            {"policy": label}
+            | {f"{s} slots: hits": m["by_slots"][s]["held_out"][key] for s in sizes}
+        )
+    for ref in ("oracle_next_1", "oracle_next_2"):
+        row = {"policy": f"{ref} (reference)"}
+        for s in sizes:
+            entry = m["by_slots"][s]["references"][ref]["held_out"]
+            row[f"{s} slots: hits"] = entry["hits"]
+            row[f"{s} slots: gap closed [95%]"] = _gap(entry)
+        rows.append(row)
+    held = m["by_slots"][sizes[0]]["held_out"]
+    tuned = "; ".join(
+        f"{s} slots: "
+        + ", ".join(
+            f"{p} {v}"
+            for p, entry in m["by_slots"][s]["policies"].items()
+            if (v := entry["params"])
+        )
+        for s in sizes
+    )
+    bytes_rows = []
+    for s in sizes:
+        part = m["by_slots"][s]["held_out"]
+        name, entry = _best(m["by_slots"][s])
+        bytes_rows.append(
+            {
+                "slots": int(s),
+                "LRU GB/token": _gb_per_token(
+                    record, part, m["by_slots"][s]["held_out"]["lru_hits"]
+                ),
+                "best policy": name,
+                "its GB/token": _gb_per_token(record, part, entry["held_out"]["hits"]),
+                "Belady GB/token": _gb_per_token(record, part, part["belady_hits"]),
+            }
+        )
+    proxy = f", proxy of `{record.model.proxy_of}`" if record.model.proxy_of else ""
+    return [
+        f"## `{record.model.name}`{proxy}",
+        "",
+        f"{m['source']}; {m['moe_layers']} MoE layers, {m['num_experts']} experts, top-"
+        f"{m['top_k']}, {m['sequences']} sequences. Held out: {held['units']} units "
+        f"({held['accesses']} layer accesses). Tuned parameters: {tuned or 'none'}.",
+        "",
+        pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"),
+        "",
+        "Bytes each decoded token moves over all MoE layers, at the real model's expert size "
+        "(held out):",
+        "",
+        pd.DataFrame(bytes_rows).to_markdown(index=False, floatfmt=".3f"),
+        "",
+    ]
+
+
+def _figure(records: list[RunRecord], out) -> str:
+    cols = min(4, len(records))
+    rows = math.ceil(len(records) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    for ax, record in zip(axes.flat, records, strict=False):
+        by = record.metrics["by_slots"]
+        sizes = sorted(by, key=int)
+        x = np.array([int(s) for s in sizes]) / record.metrics["num_experts"]
+        for name in ONLINE[1:]:
+            entries = [by[s]["policies"][name]["held_out"] for s in sizes]
+            g = np.array([e["gap_closed"] for e in entries])
+            err = np.array(
+                [
+                    [e["gap_closed"] - e["lo"] for e in entries],
+                    [e["hi"] - e["gap_closed"] for e in entries],
+                ]
+            )
+            ax.errorbar(x, g, yerr=np.nan_to_num(err), marker="o", ms=3, capsize=2, label=name)
+        oracle = [by[s]["references"]["oracle_next_1"]["held_out"]["gap_closed"] for s in sizes]
+        ax.plot(x, oracle, "k--", lw=1, label="oracle: next token known")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(record.model.name, fontsize=9)
+        ax.set_xlabel("slots / experts")
+        ax.set_ylabel("gap closed (held out)")
+    for ax in list(axes.flat)[len(records) :]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=7)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    save_figure(fig, out / "figs" / "engine_policies.png")
+    return "![gap closed](figs/engine_policies.png)"
+
+
+def _headline(records: list[RunRecord]) -> list[str]:
+    real = next((r for r in records if r.model.name == REAL), None)
+    if real is None or "4" not in real.metrics["by_slots"]:
+        return []
+    at4 = real.metrics["by_slots"]["4"]
+    name, entry = _best(at4)
+    h = entry["held_out"]
+    oracle = at4["references"]["oracle_next_1"]["held_out"]["gap_closed"]
+    reached = "reaches" if h["lo"] >= GOAL else "does not reach"
+    return [
+        f"**Headline.** On the real Mixtral-8x7B decode routing at 4 of 8 slots, held out, the "
+        f"best online policy is `{name}`: it closes {_gap(h)} of LRU's miss gap to Belady "
+        "(95% interval, verdict against LRU) "
+        f"(hits {at4['held_out']['lru_hits']:.3f} LRU, {h['hits']:.3f} {name}, "
+        f"{at4['held_out']['belady_hits']:.3f} Belady). The goal was {GOAL:.0%}; it {reached} "
+        f"it. The best public figure on this measure is about {PUBLIC_BEST:.0%} (bigrig's "
+        "LFUDA).",
+        "",
+        f"**Why not more.** A miss at token t can only be avoided by keeping what token t+1 "
+        "and later will need, and nothing online knows that. A reference that knows the next "
+        f"token's routing exactly (`oracle_next_1`) closes {oracle:+.2f} here, and one that "
+        "knows two tokens closes "
+        f"{at4['references']['oracle_next_2']['held_out']['gap_closed']:+.2f}: the gap is "
+        "made of multi-token reuse that past routing predicts weakly. MoE-SpeQ's drafted "
+        "routing is such a lookahead (`transition` and `learned` keep drafted experts first).",
+        "",
+    ]
+
+
+def engine_policies(records: list[RunRecord], out) -> list[str]:
+    records = _ordered(records)
+    commits = sorted(
+        {(r.git["sha"] or "none")[:10] + ("+dirty" if r.git["dirty"] else "") for r in records}
+    )
+    lines = [
+        "# Expert-cache policies: the share of LRU's miss gap to Belady they close",
+        "",
+        "**Conditions.** `python -m moebench.tools.policy_sweep`: every policy replays every "
+        "MoE layer's access stream with no clock (the engine's calls in its order, all of a "
+        "layer's experts resident at once, warm start on the lowest ids). Parameters are tuned "
+        "(and `learned` fitted) on the even MoE layers of the first half of the sequences; "
+        "every number below is on the odd layers of the second half (held out). Gap closed = "
+        "sum(LRU misses - policy misses) / sum(LRU misses - Belady misses) over held-out "
+        "units (one layer's decode accesses, 32 per unit, per sequence), with a paired "
+        "bootstrap 95% interval over units (BCa, 10k resamples). The cold floor counts only "
+        "first-use misses. Proxies replay their sampled decode routing (`heldout_paired`, "
+        f"T = 1, 16 prompts x 3 tapes). Commit(s) {', '.join(commits)}. "
+        f"{weights_line(records)}",
+        "",
+        *_headline(records),
+        _figure(records, out),
+        "",
+    ]
+    for record in records:
+        lines += source_table(record)
+    return lines
