@@ -9,7 +9,7 @@ kept at the size the original algorithm prescribes, rounded to at least one slot
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 
 from moebench.engine.policy import CachePolicy
 
@@ -309,17 +309,18 @@ class LeastStale(CachePolicy):
 
     def __init__(self, window: int = 8):
         self.window = window
-        self.recent: deque[set[int]] = deque(maxlen=window)
+        self.recent: deque[set[int]] = deque()
+        self.uses: Counter[int] = Counter()  # uses within the window
         self.last: dict[int, int] = {}
 
     def begin_access(self, needed, time):
         self.recent.append(set(needed))
+        self.uses.update(needed)
+        if len(self.recent) > self.window:
+            self.uses.subtract(self.recent.popleft())
 
     def used(self, expert, time):
         self.last[expert] = time
 
     def victim(self, candidates, time):
-        def uses(e: int) -> int:
-            return sum(e in s for s in self.recent)
-
-        return min(candidates, key=lambda e: (uses(e), self.last.get(e, -1), e))
+        return min(candidates, key=lambda e: (self.uses[e], self.last.get(e, -1), e))

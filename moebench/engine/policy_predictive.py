@@ -20,7 +20,6 @@ same on any CPU.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +45,7 @@ class Transition(CachePolicy):
         self.lru = LRU()
         self.upcoming: list[set[int]] = []
         self.accesses = 0
+        self._follow: np.ndarray | None = None
 
     def begin_access(self, needed, time):
         self.accesses += 1
@@ -57,6 +57,7 @@ class Transition(CachePolicy):
                     self.counts[a, b] += 1.0
                     self.row_total[a] += 1.0
         self.previous = self.current = sorted(needed)
+        self._follow = None  # recomputed on the access's first eviction
 
     def used(self, expert, time):
         self.lru.used(expert, time)
@@ -64,14 +65,19 @@ class Transition(CachePolicy):
     def lookahead(self, upcoming):
         self.upcoming = upcoming
 
+    def follow_probs(self) -> np.ndarray:
+        """P(e at the next access | the current access) for every e, averaged over the
+        current experts (rows added in a fixed order: the same sums on any CPU)."""
+        if self._follow is None:
+            if not self.current:
+                self._follow = np.zeros(len(self.row_total))
+            else:
+                rows = self.counts[self.current] / self.row_total[self.current, None]
+                self._follow = rows.sum(axis=0) / len(self.current)
+        return self._follow
+
     def follow_prob(self, expert: int) -> float:
-        """P(expert at the next access | the current access), averaged over its experts."""
-        if not self.current:
-            return 0.0
-        total = 0.0
-        for a in self.current:
-            total += float(self.counts[a, expert] / self.row_total[a])
-        return total / len(self.current)
+        return float(self.follow_probs()[expert])
 
     def drafted_rank(self, expert: int) -> float:
         """How soon MoE-SpeQ's drafted routing needs the expert (inf: not drafted)."""
@@ -101,12 +107,6 @@ class ReuseModel:
     horizon: int = 2
     decay: float = 0.98  # the transition counts' decay the features were computed with
 
-    def logit(self, features: Iterable[float]) -> float:
-        out = self.intercept
-        for w, x in zip(self.coef, features, strict=True):
-            out += w * x
-        return out
-
 
 class Learned(Transition):
     """Evict the candidate with the lowest modeled chance of reuse (`ReuseModel`)."""
@@ -119,6 +119,8 @@ class Learned(Transition):
         self.rate_fast = np.zeros(num_experts)
         self.rate_slow = np.zeros(num_experts)
         self.last_access: dict[int, int] = {}
+        self._logits: np.ndarray | None = None
+        self._logits_at = -1
 
     def begin_access(self, needed, time):
         super().begin_access(needed, time)
@@ -129,17 +131,23 @@ class Learned(Transition):
             self.rate_slow[e] += 1.0
             self.last_access[e] = self.accesses
 
+    def feature_arrays(self) -> tuple[np.ndarray, ...]:
+        """FEATURES for every expert at the current access."""
+        ages = np.full(len(self.rate_fast), 1000.0)
+        for e, at in self.last_access.items():
+            ages[e] = self.accesses - at
+        return (self.follow_probs(), self.rate_fast, self.rate_slow, np.log1p(ages))
+
     def features(self, expert: int) -> tuple[float, ...]:
-        age = self.accesses - self.last_access.get(expert, self.accesses - 1000)
-        return (
-            self.follow_prob(expert),
-            float(self.rate_fast[expert]),
-            float(self.rate_slow[expert]),
-            math.log1p(age),
-        )
+        return tuple(float(f[expert]) for f in self.feature_arrays())
 
     def keep_score(self, expert: int) -> float:
-        return self.model.logit(self.features(expert))
+        if self._logits is None or self._logits_at != self.accesses:
+            logits = np.full(len(self.rate_fast), self.model.intercept)
+            for w, f in zip(self.model.coef, self.feature_arrays(), strict=True):
+                logits = logits + w * f  # elementwise, in FEATURES order
+            self._logits, self._logits_at = logits, self.accesses
+        return float(self._logits[expert])
 
 
 class _Recorder(Learned):
