@@ -7,6 +7,7 @@ Everything shown is in the records of `python -m moebench.tools.policy_sweep` (m
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -14,6 +15,8 @@ import pandas as pd
 
 from moebench.engine.policies import ONLINE
 from moebench.report.common import plt, save_figure, weights_line
+from moebench.report.paired import INTERVALS, cell, comparison, ratio, sequences, verdict
+from moebench.report.speq import decoding_label
 from moebench.schema import RunRecord
 
 REAL = "mixtral8x7b_real_humaneval"
@@ -182,7 +185,10 @@ def _headline(records: list[RunRecord]) -> list[str]:
 
 
 def engine_policies(records: list[RunRecord], out) -> list[str]:
-    records = _ordered(records)
+    runs = [r for r in records if r.config is not None]  # the experiments' runs
+    records = _ordered([r for r in records if r.config is None])  # the policy sweep's
+    if not records:
+        return ["# Expert-cache policies inside the methods", "", *rerun_lines(runs)]
     commits = sorted(
         {(r.git["sha"] or "none")[:10] + ("+dirty" if r.git["dirty"] else "") for r in records}
     )
@@ -207,4 +213,137 @@ def engine_policies(records: list[RunRecord], out) -> list[str]:
     ]
     for record in records:
         lines += source_table(record)
+    return lines + rerun_lines(runs)
+
+
+# --- the best policy inside the methods (run records of the engine_policies experiments) ---
+def default_policy(record: RunRecord) -> str:
+    """The policy a method runs unless told: MoE-SpeQ's lookahead, else LRU."""
+    return "lookahead" if record.method == "speq" else "lru"
+
+
+def _point(record: RunRecord, *drop: str) -> str:
+    """Everything that identifies the run but its cache policy (and `drop`ped options)."""
+    c = record.config
+    options = {k: v for k, v in c.method.options.items() if k not in ("policy", *drop)}
+    return json.dumps(
+        [
+            c.model.name,
+            c.hardware.name,
+            c.workload.name,
+            decoding_label(record),
+            c.method.name,
+            c.method.budget_gb,
+            options,
+        ],
+        sort_keys=True,
+    )
+
+
+def policy_effect(runs: list[RunRecord]) -> list[dict]:
+    """Each run under a non-default policy over the same point under its default policy."""
+    base = {_point(r): r for r in runs if r.options.policy == default_policy(r)}
+    rows = []
+    for r in runs:
+        twin = base.get(_point(r))
+        if twin is None or r is twin:
+            continue
+        o = r.options
+        rows.append(
+            {
+                "model": r.model.name,
+                "hardware": r.hardware,
+                "method": r.method + (f" ({o.variant})" if hasattr(o, "variant") else ""),
+                "floor": getattr(o, "slo_experts", None) or "-",
+                "budget_gb": r.config.method.budget_gb,
+                "policy": f"{o.policy} over {twin.options.policy}",
+                **comparison(r, twin),
+            }
+        )
+    return rows
+
+
+def _verdict_rows(pairs, words: str, first: str, second: str) -> list[dict]:
+    """A method comparison (first over second) under the default and the best policy."""
+    rows = []
+    for label, by_policy in sorted(pairs.items()):
+        row = {"point": label}
+        for policies, (a, b) in sorted(by_policy.items()):
+            r = ratio(a, b)
+            row[f"{first} over {second}, {policies} [95%]"] = cell(r)
+            row[f"verdict, {policies}"] = verdict(r, words)
+        verdicts = [v for k, v in row.items() if k.startswith("verdict")]
+        row["verdict changes"] = "yes" if len(set(verdicts)) > 1 else "no"
+        rows.append(row)
+    return rows
+
+
+def verdicts(runs: list[RunRecord]) -> tuple[list[dict], list[dict]]:
+    """speq_beyond's (best variant over mixtral_offloading_sm, tokens/s) and prism_offload's
+    (the original's tokens/s over Prism's) comparisons, under each method's default policy
+    and with both under `transition`."""
+
+    def tag(r: RunRecord) -> str:
+        return "defaults" if r.options.policy == default_policy(r) else r.options.policy
+
+    def where(r: RunRecord) -> tuple:
+        return (r.model.name, r.hardware, r.config.workload.name, decoding_label(r), tag(r))
+
+    speq, prism = {}, {}
+    for a in runs:
+        for b in runs:
+            if where(a) != where(b):
+                continue
+            if (
+                a.method == "speq"
+                and b.method == "mixtral_offloading"
+                and b.options.variant == "sm"
+            ):
+                label = f"{a.model.name} {a.config.method.budget_gb:g} GB"
+                speq.setdefault(label, {})[tag(a)] = (a, b)
+            if (a.method, b.method) == ("topk", "prism") and (
+                a.options.slo_experts == b.options.slo_experts
+            ):
+                label = f"{a.hardware} floor {a.options.slo_experts:g}"
+                prism.setdefault(label, {})[tag(a)] = (a, b)
+    return (
+        _verdict_rows(speq, "speed", "MoE-SpeQ k=8 resident", "mixtral_offloading_sm"),
+        _verdict_rows(prism, "prism_latency", "original", "Prism"),
+    )
+
+
+def rerun_lines(runs: list[RunRecord]) -> list[str]:
+    if not runs:
+        return []
+    effect, (speq, prism) = policy_effect(runs), verdicts(runs)
+    lines = [
+        "## The best policy inside the methods (virtual clock)",
+        "",
+        "`python -m moebench -m +experiment=engine_policies` (mixtral_offloading, Phi proxy), "
+        "`engine_policies_speq` (speq_beyond's best variant and its baseline at 40 GB) and "
+        "`engine_policies_prism` (prism_offload's points), sampled, on the A100-40G or RTX "
+        f"4080/4090 profiles; {sequences(runs)}; {INTERVALS}",
+        "",
+        "Each run over the same point under the method's default policy (LRU; MoE-SpeQ: its "
+        "lookahead):",
+        "",
+        pd.DataFrame(effect).to_markdown(index=False, floatfmt=".3f") if effect else "(none)",
+        "",
+    ]
+    if speq:
+        lines += [
+            "speq_beyond's verdict, under each method's default policy and with both caches "
+            "under `transition`:",
+            "",
+            pd.DataFrame(speq).to_markdown(index=False),
+            "",
+        ]
+    if prism:
+        lines += [
+            "prism_offload's verdict (the original's tokens/s over Prism's: above 1, Prism is "
+            "faster), under LRU and with both caches under `transition`:",
+            "",
+            pd.DataFrame(prism).to_markdown(index=False),
+            "",
+        ]
     return lines

@@ -147,3 +147,35 @@ def test_the_shipped_reuse_model_is_the_one_the_sweep_fits():
     assert fitted.horizon == DEFAULT_REUSE_MODEL.horizon
     assert np.allclose(fitted.coef, DEFAULT_REUSE_MODEL.coef, atol=1e-3)
     assert math.isclose(fitted.intercept, DEFAULT_REUSE_MODEL.intercept, abs_tol=1e-3)
+
+
+def test_runs_under_another_policy_are_compared_with_their_default_policy_twins(
+    tmp_path, monkeypatch
+):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from moebench import runner
+    from moebench.cli import CONF_DIR
+    from moebench.config import load_run_config
+    from moebench.report.__main__ import write_reports
+    from tests.integration.test_recordings import BUDGET
+
+    monkeypatch.setenv("MOEBENCH_CACHE", str(tmp_path / "cache"))
+    results = tmp_path / "results"
+    for policy in ("lru", "transition"):
+        overrides = [
+            "+experiment=engine_policies",  # its name; the tiny model and workload below
+            "model=tiny_mixtral",
+            "workload=debug",
+            BUDGET,
+            f"method.options.policy={policy}",
+            f"results_dir={results}",
+        ]
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+        runner.execute(load_run_config(OmegaConf.to_container(cfg, resolve=True)))
+    write_reports(results, tmp_path / "reports")
+    text = (tmp_path / "reports" / "engine_policies.md").read_text()
+    assert "| transition over lru |" in text
+    assert "**Headline.**" not in text  # no policy sweep records: no sweep tables
