@@ -260,7 +260,8 @@ def policy_effect(runs: list[RunRecord]) -> list[dict]:
                 **comparison(r, twin),
             }
         )
-    return rows
+    order = ("model", "hardware", "method", "budget_gb", "policy")
+    return sorted(rows, key=lambda row: tuple(str(row[k]) for k in order) + (str(row["floor"]),))
 
 
 def _verdict_rows(pairs, words: str, first: str, second: str) -> list[dict]:
