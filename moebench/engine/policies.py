@@ -20,9 +20,7 @@ from moebench.engine.policy_predictive import Learned, ReuseModel, Transition
 # (`default_reuse_model()`; tests/integration/test_policies_engine.py refits and compares).
 # A model with more experts sees smaller transition probabilities: the ranking, not the
 # calibration, carries over.
-DEFAULT_REUSE_MODEL = ReuseModel(
-    coef=(3.583114, 0.399102, -0.019441, 0.077649), intercept=-1.397812
-)
+DEFAULT_REUSE_MODEL = ReuseModel(coef=(3.55796, 0.332569, -0.020551, 0.086556), intercept=-1.326434)
 
 # each policy's tunable parameters and the grid a sweep tunes them over
 GRIDS: dict[str, dict[str, tuple]] = {

@@ -151,8 +151,11 @@ class Learned(Transition):
 
 
 class _Recorder(Learned):
-    """LRU's decisions, with every eviction's candidates' features written down: the
-    training rows of `fit_reuse_model` (a feature the live policy would compute)."""
+    """The transition policy's own evictions, with every eviction's candidates' features
+    written down: the training rows of `fit_reuse_model`. Rows gathered under LRU taught
+    the model that old residents come back (the ones LRU let survive are the reused ones)
+    and it then evicted young experts; under the policy it refines, the states it learns
+    from are like those it acts in."""
 
     def __init__(self, num_experts: int, decay: float):
         super().__init__(num_experts, ReuseModel((0.0,) * len(FEATURES), 0.0, decay=decay))
@@ -161,13 +164,14 @@ class _Recorder(Learned):
     def victim(self, candidates, time):
         for e in sorted(candidates):
             self.rows.append((self.accesses, e, self.features(e)))
-        return min(candidates, key=lambda e: (self.lru.last.get(e, -1), e))
+        return min(candidates, key=lambda e: (self.follow_prob(e), self.lru.last.get(e, -1), e))
 
 
 def reuse_rows(
     stream: list[set[int]], slots: int, num_experts: int, horizon: int, decay: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels (needed again within `horizon` accesses) at each LRU eviction."""
+    """Features and labels (needed again within `horizon` accesses) at each eviction the
+    transition policy makes."""
     recorder = _Recorder(num_experts, decay)
     simulate_misses(stream, slots, recorder, range(min(slots, num_experts)))
     x = np.array([f for _, _, f in recorder.rows], dtype=float).reshape(-1, len(FEATURES))
@@ -188,7 +192,8 @@ def fit_reuse_model(
     horizon: int = 2,
     decay: float = 0.98,
 ) -> ReuseModel:
-    """Fit the logistic model on the evictions LRU faces in `streams` (the tuning split)."""
+    """Fit the logistic model on the evictions the transition policy makes in `streams`
+    (the tuning split)."""
     from sklearn.linear_model import LogisticRegression
 
     rows = [reuse_rows(s, slots, num_experts, horizon, decay) for s in streams]
