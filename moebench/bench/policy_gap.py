@@ -113,22 +113,31 @@ class Sweep:
     slots: int
     results: dict[str, PolicyResult] = field(default_factory=dict)
     reuse_model: ReuseModel | None = None
+    # layer position -> misses per access: the clairvoyant cache, first uses, and the
+    # next-access oracles of ORACLE_HORIZONS (references, not policies)
+    belady: dict[int, np.ndarray] = field(default_factory=dict)
+    cold: dict[int, np.ndarray] = field(default_factory=dict)
+    oracles: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
 
-    def run(self, name: str, params: dict, positions: list[int]) -> dict[int, np.ndarray]:
+    def per_layer(self, make, positions: list[int]) -> dict[int, np.ndarray]:
+        """Misses per access of each layer's stream under a fresh `make(stream)` policy."""
         s = self.streams
+        first = warm(self.slots, s.num_experts)
         return {
             pos: np.array(
-                simulate_misses(
-                    s.accesses[pos],
-                    self.slots,
-                    make_policy(
-                        name, self.slots, s.num_experts, params, reuse_model=self.reuse_model
-                    ),
-                    warm(self.slots, s.num_experts),
-                )
+                simulate_misses(s.accesses[pos], self.slots, make(s.accesses[pos]), first)
             )
             for pos in positions
         }
+
+    def run(self, name: str, params: dict, positions: list[int]) -> dict[int, np.ndarray]:
+        s = self.streams
+        return self.per_layer(
+            lambda _stream: make_policy(
+                name, self.slots, s.num_experts, params, reuse_model=self.reuse_model
+            ),
+            positions,
+        )
 
     def tuned(self, name: str) -> dict:
         """The grid point with the fewest misses on the tuning part (first in grid order
@@ -160,23 +169,11 @@ class Sweep:
             params = self.tuned(name)
             self.results[name] = PolicyResult(params, self.run(name, params, every))
         s = self.streams
-        self.belady = {
-            p: np.array(belady_misses(s.accesses[p], self.slots, warm(self.slots, s.num_experts)))
-            for p in every
-        }
+        first = warm(self.slots, s.num_experts)
+        self.belady = {p: np.array(belady_misses(s.accesses[p], self.slots, first)) for p in every}
         self.cold = {p: cold_misses(s.accesses[p], self.slots, s.num_experts) for p in every}
         self.oracles = {
-            h: {
-                p: np.array(
-                    simulate_misses(
-                        s.accesses[p],
-                        self.slots,
-                        HorizonOracle(s.accesses[p], h),
-                        warm(self.slots, s.num_experts),
-                    )
-                )
-                for p in every
-            }
+            h: self.per_layer(lambda stream, h=h: HorizonOracle(stream, h), every)
             for h in ORACLE_HORIZONS
         }
         return self
