@@ -336,7 +336,7 @@ def rerun_lines(runs: list[RunRecord]) -> list[str]:
             "speq_beyond's verdict, under each method's default policy and with both caches "
             "under `transition`:",
             "",
-            pd.DataFrame(speq).to_markdown(index=False),
+            pd.DataFrame(speq).fillna("-").to_markdown(index=False),
             "",
         ]
     if prism:
@@ -344,7 +344,7 @@ def rerun_lines(runs: list[RunRecord]) -> list[str]:
             "prism_offload's verdict (the original's tokens/s over Prism's: above 1, Prism is "
             "faster), under LRU and with both caches under `transition`:",
             "",
-            pd.DataFrame(prism).to_markdown(index=False),
+            pd.DataFrame(prism).fillna("-").to_markdown(index=False),
             "",
         ]
     return lines
