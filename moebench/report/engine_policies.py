@@ -331,20 +331,19 @@ def rerun_lines(runs: list[RunRecord]) -> list[str]:
         pd.DataFrame(effect).to_markdown(index=False, floatfmt=".3f") if effect else "(none)",
         "",
     ]
-    if speq:
-        lines += [
-            "speq_beyond's verdict, under each method's default policy and with both caches "
-            "under `transition`:",
-            "",
-            pd.DataFrame(speq).fillna("-").to_markdown(index=False),
-            "",
-        ]
-    if prism:
-        lines += [
-            "prism_offload's verdict (the original's tokens/s over Prism's: above 1, Prism is "
-            "faster), under LRU and with both caches under `transition`:",
-            "",
-            pd.DataFrame(prism).fillna("-").to_markdown(index=False),
-            "",
-        ]
+    captions = (
+        (
+            speq,
+            "speq_beyond's verdict, under each method's default policy and with both "
+            "caches under `transition`:",
+        ),
+        (
+            prism,
+            "prism_offload's verdict (the original's tokens/s over Prism's: above 1, Prism "
+            "is faster), under LRU and with both caches under `transition`:",
+        ),
+    )
+    for rows, caption in captions:
+        if rows:
+            lines += [caption, "", pd.DataFrame(rows).fillna("-").to_markdown(index=False), ""]
     return lines
