@@ -44,6 +44,7 @@ report: install
 
 reproduce: install
 	for e in $(EXPERIMENTS); do $(PY) -m moebench -m +experiment=$$e || exit 1; done
+	$(PY) -m moebench.tools.policy_sweep
 	$(PY) -m moebench.tools.engine_bench
 	$(PY) -m moebench.report
 

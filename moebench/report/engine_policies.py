@@ -21,6 +21,7 @@ from moebench.schema import RunRecord
 
 REAL = "mixtral8x7b_real_humaneval"
 GOAL = 0.5  # the goal: half the gap at 4 of Mixtral's 8 slots, held out
+VERDICTS = {"better": "better than LRU", "worse": "worse than LRU", "tie": "a tie with LRU"}
 PUBLIC_BEST = 0.24  # bigrig's LFUDA, the best public figure on this measure
 
 
@@ -166,8 +167,9 @@ def _headline(records: list[RunRecord]) -> list[str]:
     reached = "reaches" if h["lo"] >= GOAL else "does not reach"
     return [
         f"**Headline.** On the real Mixtral-8x7B decode routing at 4 of 8 slots, held out, the "
-        f"best online policy is `{name}`: it closes {_gap(h)} of LRU's miss gap to Belady "
-        "(95% interval, verdict against LRU) "
+        f"best online policy is `{name}`: it closes {h['gap_closed']:.2f} "
+        f"[{h['lo']:.2f}, {h['hi']:.2f}] of LRU's miss gap to Belady (95% interval; "
+        f"{VERDICTS[_gap(h).split()[-1]]}) "
         f"(hits {at4['held_out']['lru_hits']:.3f} LRU, {h['hits']:.3f} {name}, "
         f"{at4['held_out']['belady_hits']:.3f} Belady). The goal was {GOAL:.0%}; it {reached} "
         f"it. The best public figure on this measure is about {PUBLIC_BEST:.0%} (bigrig's "
