@@ -13,7 +13,6 @@ everything that decides them, and are written atomically, so a killed sweep lose
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import sys
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from moebench.bench.workloads import prompt_source_identity
-from moebench.config import RunConfig, to_dict
+from moebench.config import RunConfig, to_dict, unset_late_fields
 from moebench.engine.trace import RoutingTrace
 from moebench.models.build import weights_fingerprint
 from moebench.models.corpora import cache_dir
@@ -89,7 +88,9 @@ def recording_key(cfg: RunConfig, routing: dict[str, Any]) -> str | None:
         return None
     payload = {
         "format": FORMAT,
-        "model": _without_late_defaults(cfg.model),
+        # less fields added later that still hold their default (model.train_seed = 0):
+        # adding such a field must not orphan every recording in the cache
+        "model": unset_late_fields(cfg.model, to_dict(cfg.model)),
         "weights": weights,
         "workload": to_dict(cfg.workload),
         "prompt_source": prompt_source_identity(cfg.workload),
@@ -100,17 +101,6 @@ def recording_key(cfg: RunConfig, routing: dict[str, Any]) -> str | None:
     }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     return f"{cfg.model.name}-{digest[:20]}"
-
-
-def _without_late_defaults(section) -> dict[str, Any]:
-    """A config section as data, less the fields added after recordings existed that still
-    hold their default (`key_unless_default`, e.g. model.train_seed = 0): adding such a
-    field must not orphan every recording in the cache."""
-    data = to_dict(section)
-    for f in dataclasses.fields(section):
-        if f.metadata.get("key_unless_default") and getattr(section, f.name) == f.default:
-            data.pop(f.name)
-    return data
 
 
 def find_recording(key: str) -> Recording | None:

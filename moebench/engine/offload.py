@@ -208,9 +208,10 @@ class OffloadEngine:
         if self.drafting:  # MoE-SpeQ's draft side charges its own experts; nothing moves
             self.draft.run_layer(self, layer, np.asarray(ids), counts, needed, draft_computes)
             return
-        self.accesses.setdefault(layer, []).append((set(needed), not self._step.prefill))
-        self.caches[layer].policy.begin_access(set(needed), self.access_index)
-        self._score_guess(layer, set(needed))
+        chosen = set(needed)
+        self.accesses.setdefault(layer, []).append((chosen, not self._step.prefill))
+        self.caches[layer].policy.begin_access(chosen, self.access_index)
+        self._score_guess(layer, chosen)
         guess = self.predictor(layer, hidden) if (self.predictor and self.opt.prefetch) else None
         if self.opt.whole_layer or len(needed) <= self.caches[layer].slots:
             ready = self._make_resident(layer, needed, protect=set(needed))

@@ -130,6 +130,11 @@ class HorizonOracle(Belady):
         return max(candidates, key=lambda e: (seen_within(e), -self.lru.last.get(e, -1), -e))
 
 
+def drafted_rank(upcoming: list[set[int]], expert: int) -> float:
+    """How soon MoE-SpeQ's drafted routing `upcoming` needs the expert (inf: not drafted)."""
+    return next((i for i, s in enumerate(upcoming) if expert in s), math.inf)
+
+
 class Lookahead(CachePolicy):
     """MoE-SpeQ's lookahead-aware eviction (our reading of "near-optimal, lookahead-aware"):
     evict the resident expert whose next use in the Expert Lookahead Buffer is farthest or
@@ -148,11 +153,11 @@ class Lookahead(CachePolicy):
     def lookahead(self, upcoming):
         self.upcoming = upcoming
 
-    def _next(self, expert: int) -> float:
-        return next((i for i, s in enumerate(self.upcoming) if expert in s), float("inf"))
-
     def victim(self, candidates, time):
-        return max(candidates, key=lambda e: (self._next(e), -self.lru.last.get(e, -1), -e))
+        return max(
+            candidates,
+            key=lambda e: (drafted_rank(self.upcoming, e), -self.lru.last.get(e, -1), -e),
+        )
 
 
 class LayerCache:

@@ -60,10 +60,9 @@ class S3FIFO(CachePolicy):
 
     def __init__(self, slots: int, small_frac: float = 0.1):
         self.small_size = max(1, round(small_frac * slots))
-        self.ghost_size = max(1, slots)
         self.small: deque[int] = deque()
         self.main: deque[int] = deque()
-        self.ghost: deque[int] = deque()
+        self.ghost: deque[int] = deque(maxlen=max(1, slots))  # the oldest falls out
         self.freq: dict[int, int] = {}
         self.enter_main: set[int] = set()
 
@@ -82,31 +81,23 @@ class S3FIFO(CachePolicy):
         else:
             self.small.append(expert)
 
-    def _remember(self, expert: int) -> None:
-        self.ghost.append(expert)
-        while len(self.ghost) > self.ghost_size:
-            self.ghost.popleft()
-
     def victim(self, candidates, time):
         candidates = set(candidates)
-        stray = sorted(candidates - set(self.small) - set(self.main))
-        if stray:  # a resident the policy never saw admitted: the oldest by definition
-            return stray[0]
         while True:
-            if len(self.small) >= self.small_size and _oldest(self.small, candidates) is not None:
-                e = _oldest(self.small, candidates)
+            e = _oldest(self.small, candidates)
+            if len(self.small) >= self.small_size and e is not None:
                 self.small.remove(e)
                 if self.freq.get(e, 0) > 0:
                     self.freq[e] = 0
                     self.main.append(e)
                     continue
-                self._remember(e)
+                self.ghost.append(e)
                 return e
             e = _oldest(self.main, candidates)
             if e is None:  # every main candidate is in small: take small's oldest
                 e = _oldest(self.small, candidates)
                 self.small.remove(e)
-                self._remember(e)
+                self.ghost.append(e)
                 return e
             self.main.remove(e)
             if self.freq.get(e, 0) > 0:
@@ -166,9 +157,6 @@ class ARC(CachePolicy):
 
     def victim(self, candidates, time):
         candidates = set(candidates)
-        stray = sorted(candidates - set(self.t1) - set(self.t2))
-        if stray:
-            return stray[0]
         from_t1 = _oldest(self.t1, candidates)
         from_t2 = _oldest(self.t2, candidates)
         prefer_t1 = len(self.t1) > self.p or (self.incoming_from_b2 and len(self.t1) == self.p)
@@ -244,9 +232,6 @@ class LIRS(CachePolicy):
 
     def victim(self, candidates, time):
         candidates = set(candidates)
-        stray = sorted(candidates - self.lir - set(self.queue))
-        if stray:
-            return stray[0]
         out = _oldest(self.queue, candidates)
         if out is not None:
             del self.queue[out]  # stays in the stack as a non-resident HIR entry

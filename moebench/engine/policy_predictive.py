@@ -19,12 +19,11 @@ same on any CPU.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from moebench.engine.policy import LRU, CachePolicy, simulate_misses
+from moebench.engine.policy import LRU, CachePolicy, drafted_rank, simulate_misses
 
 FEATURES = ("transition", "rate_fast", "rate_slow", "log_age")
 
@@ -40,8 +39,7 @@ class Transition(CachePolicy):
         self.decay, self.prior = decay, prior
         self.counts = np.full((num_experts, num_experts), prior)
         self.row_total = np.full(num_experts, prior * num_experts)
-        self.previous: list[int] = []
-        self.current: list[int] = []
+        self.current: list[int] = []  # the experts of the latest access
         self.lru = LRU()
         self.upcoming: list[set[int]] = []
         self.accesses = 0
@@ -49,14 +47,14 @@ class Transition(CachePolicy):
 
     def begin_access(self, needed, time):
         self.accesses += 1
-        if self.previous:
+        if self.current:  # count what followed the previous access
             self.counts *= self.decay
             self.row_total *= self.decay
-            for a in self.previous:
+            for a in self.current:
                 for b in sorted(needed):
                     self.counts[a, b] += 1.0
                     self.row_total[a] += 1.0
-        self.previous = self.current = sorted(needed)
+        self.current = sorted(needed)
         self._follow = None  # recomputed on the access's first eviction
 
     def used(self, expert, time):
@@ -79,10 +77,6 @@ class Transition(CachePolicy):
     def follow_prob(self, expert: int) -> float:
         return float(self.follow_probs()[expert])
 
-    def drafted_rank(self, expert: int) -> float:
-        """How soon MoE-SpeQ's drafted routing needs the expert (inf: not drafted)."""
-        return next((i for i, s in enumerate(self.upcoming) if expert in s), math.inf)
-
     def keep_score(self, expert: int) -> float:
         return self.follow_prob(expert)
 
@@ -90,7 +84,7 @@ class Transition(CachePolicy):
         return min(
             candidates,
             key=lambda e: (
-                -self.drafted_rank(e),
+                -drafted_rank(self.upcoming, e),
                 self.keep_score(e),
                 self.lru.last.get(e, -1),
                 e,
@@ -120,7 +114,6 @@ class Learned(Transition):
         self.rate_slow = np.zeros(num_experts)
         self.last_access: dict[int, int] = {}
         self._logits: np.ndarray | None = None
-        self._logits_at = -1
 
     def begin_access(self, needed, time):
         super().begin_access(needed, time)
@@ -130,6 +123,7 @@ class Learned(Transition):
             self.rate_fast[e] += 1.0
             self.rate_slow[e] += 1.0
             self.last_access[e] = self.accesses
+        self._logits = None  # recomputed on the access's first eviction
 
     def feature_arrays(self) -> tuple[np.ndarray, ...]:
         """FEATURES for every expert at the current access."""
@@ -142,11 +136,11 @@ class Learned(Transition):
         return tuple(float(f[expert]) for f in self.feature_arrays())
 
     def keep_score(self, expert: int) -> float:
-        if self._logits is None or self._logits_at != self.accesses:
+        if self._logits is None:
             logits = np.full(len(self.rate_fast), self.model.intercept)
             for w, f in zip(self.model.coef, self.feature_arrays(), strict=True):
                 logits = logits + w * f  # elementwise, in FEATURES order
-            self._logits, self._logits_at = logits, self.accesses
+            self._logits = logits
         return float(self._logits[expert])
 
 

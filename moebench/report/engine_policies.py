@@ -59,27 +59,24 @@ def _gb_per_token(record: RunRecord, part: dict, hits: float) -> float:
 
 def source_table(record: RunRecord) -> list[str]:
     m = record.metrics
-    sizes = sorted(m["by_slots"], key=int)
-    rows = []
-    for name in ONLINE:
-        row = {"policy": name}
+    by = m["by_slots"]
+    sizes = sorted(by, key=int)
+
+    def row(label: str, held_out) -> dict:
+        """A table row: hits and gap closed at each size; `held_out(size)` is the entry."""
+        out = {"policy": label}
         for s in sizes:
-            entry = m["by_slots"][s]["policies"][name]
-            row[f"{s} slots: hits"] = entry["held_out"]["hits"]
-            row[f"{s} slots: gap closed [95%]"] = _gap(entry["held_out"])
-        rows.append(row)
+            out[f"{s} slots: hits"] = held_out(s)["hits"]
+            out[f"{s} slots: gap closed [95%]"] = _gap(held_out(s))
+        return out
+
+    rows = [row(name, lambda s, n=name: by[s]["policies"][n]["held_out"]) for name in ONLINE]
     for label, key in (("Belady (clairvoyant)", "belady_hits"), ("cold floor", "cold_floor_hits")):
-        rows.append(
-            {"policy": label}
-            | {f"{s} slots: hits": m["by_slots"][s]["held_out"][key] for s in sizes}
-        )
-    for ref in ("oracle_next_1", "oracle_next_2"):
-        row = {"policy": f"{ref} (reference)"}
-        for s in sizes:
-            entry = m["by_slots"][s]["references"][ref]["held_out"]
-            row[f"{s} slots: hits"] = entry["hits"]
-            row[f"{s} slots: gap closed [95%]"] = _gap(entry)
-        rows.append(row)
+        rows.append({"policy": label} | {f"{s} slots: hits": by[s]["held_out"][key] for s in sizes})
+    rows += [
+        row(f"{ref} (reference)", lambda s, r=ref: by[s]["references"][r]["held_out"])
+        for ref in ("oracle_next_1", "oracle_next_2")
+    ]
     held = m["by_slots"][sizes[0]]["held_out"]
     tuned = "; ".join(
         f"{s} slots: "
@@ -97,9 +94,7 @@ def source_table(record: RunRecord) -> list[str]:
         bytes_rows.append(
             {
                 "slots": int(s),
-                "LRU GB/token": _gb_per_token(
-                    record, part, m["by_slots"][s]["held_out"]["lru_hits"]
-                ),
+                "LRU GB/token": _gb_per_token(record, part, part["lru_hits"]),
                 "best policy": name,
                 "its GB/token": _gb_per_token(record, part, entry["held_out"]["hits"]),
                 "Belady GB/token": _gb_per_token(record, part, part["belady_hits"]),

@@ -23,7 +23,7 @@ from moebench.bench.policy_gap import Streams, Sweep, summarize
 from moebench.cli import compose_run_config
 from moebench.engine.policies import ONLINE
 from moebench.engine.trace_formats import load_trace
-from moebench.methods.options import TARGET_ROUTING
+from moebench.methods.registry import routing_identity
 from moebench.models.catalog import real_model_shape
 from moebench.recordings import find_recording, recording_key
 from moebench.records import write_benchmark_record
@@ -53,7 +53,7 @@ def cache_sizes(num_experts: int, top_k: int, fractions) -> list[int]:
 def proxy_source(name: str):
     """(streams, record identity) of a proxy's sampled held-out decode routing."""
     cfg = compose_run_config([f"model={name}", "method=full_resident", *PROXY_WORKLOAD])
-    key = recording_key(cfg, TARGET_ROUTING)
+    key = recording_key(cfg, routing_identity(cfg))
     recording = find_recording(key)
     if recording is None:
         print(f"policy_sweep: recording {key} (one live run of {name})")
