@@ -43,6 +43,41 @@ def engine_bracketed(loaded: LoadedModel, method) -> Any:
             h.remove()
 
 
+# lm-eval's standard errors: closed form for means (accuracy); a bootstrap of this many draws
+# for the metrics it bootstraps (lambada's perplexity), in one process with its fixed seeds.
+STDERR_BOOTSTRAP_ITERS = 1000
+
+
+@contextlib.contextmanager
+def _single_process_bootstrap():
+    """lm-eval bootstraps in a process pool unless DISABLE_MULTIPROC is set; one process
+    keeps a run on its thread budget and its stderr the same on every machine."""
+    import os
+
+    before = os.environ.get("DISABLE_MULTIPROC")
+    os.environ["DISABLE_MULTIPROC"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["DISABLE_MULTIPROC"]
+        else:
+            os.environ["DISABLE_MULTIPROC"] = before
+
+
+def per_document(samples: dict[str, list[dict]]) -> dict[str, dict[str, list]]:
+    """Each task's per-document scores in doc_id order ({metric: [value per doc]}), so two
+    runs on the same documents can be compared document by document (a paired interval)."""
+    out = {}
+    for task, rows in samples.items():
+        rows = sorted(rows, key=lambda r: r["doc_id"])
+        names = [m for m in rows[0].get("metrics", []) if m in rows[0]] if rows else []
+        out[task] = {"doc_id": [r["doc_id"] for r in rows]} | {
+            m: [list(r[m]) if isinstance(r[m], tuple | list) else r[m] for r in rows] for m in names
+        }
+    return out
+
+
 def evaluate(
     loaded: LoadedModel,
     tasks: list[str],
@@ -76,7 +111,7 @@ def evaluate(
         batch_size=batch_size,
         max_length=loaded.hf_config.max_position_embeddings,
     )
-    with engine_bracketed(loaded, method):
+    with engine_bracketed(loaded, method), _single_process_bootstrap():
         out = simple_evaluate(
             model=lm,
             tasks=tasks,
@@ -87,10 +122,11 @@ def evaluate(
             numpy_random_seed=seed,
             torch_random_seed=seed,
             fewshot_random_seed=seed,
-            log_samples=False,
-            bootstrap_iters=0,
+            log_samples=True,
+            bootstrap_iters=STDERR_BOOTSTRAP_ITERS,
         )
     return {
+        "per_doc": per_document(out.get("samples", {})),
         "results": out["results"],
         "versions": out.get("versions", {}),
         "n-shot": out.get("n-shot", {}),

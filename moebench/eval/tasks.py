@@ -163,23 +163,82 @@ CONVERTERS = {
 }
 
 
-def _heldout_docs():
+def _heldout_works() -> list[str]:
     from moebench.models.corpora import SPECIAL_TOKENS, load_corpus
 
-    return [
-        {"page": work.strip() + "\n"}
-        for work in load_corpus().valid.split(SPECIAL_TOKENS[0])
-        if work.strip()
-    ]
+    return [w.strip() for w in load_corpus().valid.split(SPECIAL_TOKENS[0]) if w.strip()]
 
 
 HELDOUT_TASK = "heldout_ppl"
+GENERATED_YAML = """\
+task: {task}
+dataset_path: json
+dataset_name: null
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+fewshot_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{context}}}}"
+doc_to_choice: choices
+doc_to_target: label
+target_delimiter: "{delimiter}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+  moebench_source: moebench.eval.heldout_tasks
+  moebench_docs_sha256: {sha}
+  moebench_context_free_acc: {baseline:.4f}
+  moebench_caveat: "{caveat}"
+"""
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if path.exists() and path.read_text() == text:
+        return
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _write_generated_tasks(out: Path) -> None:
+    """The held-out multiple-choice tasks: regenerated when the generator's documents change
+    (their hash is in the YAML), so a cached copy can never be stale."""
+    from moebench.eval import heldout_tasks
+    from moebench.models.corpora import load_corpus
+
+    works = _heldout_works()
+    for task, (generate, delimiter) in heldout_tasks.GENERATORS.items():
+        docs = generate(works)
+        sha = heldout_tasks.docs_sha256(docs)
+        yaml_path = out / f"{task}.yaml"
+        if yaml_path.exists() and sha in yaml_path.read_text():
+            continue
+        data = out / f"{task}.jsonl"
+        _write_if_changed(data, "".join(json.dumps(d) + "\n" for d in docs))
+        baseline = heldout_tasks.context_free_baseline(docs, load_corpus().train, delimiter)
+        caveat = (
+            f"generated from the held-out works, {len(docs)} documents, "
+            f"{heldout_tasks.CHOICES} choices (chance {1 / heldout_tasks.CHOICES:.2f}; "
+            f"word frequency alone {baseline:.3f})"
+        )
+        yaml = GENERATED_YAML.format(
+            task=task, data=data, delimiter=delimiter, sha=sha, baseline=baseline, caveat=caveat
+        )
+        _write_if_changed(yaml_path, yaml)
 
 
 def task_dir(data_root: Path = SHARED_DATA) -> Path:
     """Convert every local data file and write one YAML per task; return the folder. The
-    proxies' own held-out text (`heldout_ppl`) is there on every machine; the standard
-    tasks need ../shared/data."""
+    proxies' own held-out text (`heldout_ppl` and the generated multiple-choice tasks) is
+    there on every machine; the standard tasks need ../shared/data."""
     out = cache_dir() / "eval_tasks"
     out.mkdir(parents=True, exist_ok=True)
     tasks = dict(OFFLINE_TASKS) if data_root.exists() else {}
@@ -192,7 +251,10 @@ def task_dir(data_root: Path = SHARED_DATA) -> Path:
     for task, (include, source, converter, caveat) in tasks.items():
         data = out / f"{task}.jsonl"
         if not data.exists():
-            docs = _heldout_docs() if source is None else CONVERTERS[converter](data_root / source)
+            if source is None:
+                docs = [{"page": work + "\n"} for work in _heldout_works()]
+            else:
+                docs = CONVERTERS[converter](data_root / source)
             tmp = data.with_suffix(".tmp")
             tmp.write_text("".join(json.dumps(d) + "\n" for d in docs))
             tmp.replace(data)
@@ -216,6 +278,7 @@ def task_dir(data_root: Path = SHARED_DATA) -> Path:
         if source is None:
             yaml.append('doc_to_target: "{{page}}"')
         (out / f"{task}.yaml").write_text("\n".join(yaml) + "\n")
+    _write_generated_tasks(out)
     return out
 
 
