@@ -218,11 +218,10 @@ def _write_generated_tasks(out: Path) -> None:
     for task, (generate, delimiter) in heldout_tasks.GENERATORS.items():
         docs = generate(works)
         sha = heldout_tasks.docs_sha256(docs)
-        yaml_path = out / f"{task}.yaml"
+        yaml_path, data = out / f"{task}.yaml", out / f"{task}.jsonl"
+        _write_if_changed(data, "".join(json.dumps(d) + "\n" for d in docs))  # heals damage
         if yaml_path.exists() and sha in yaml_path.read_text():
             continue
-        data = out / f"{task}.jsonl"
-        _write_if_changed(data, "".join(json.dumps(d) + "\n" for d in docs))
         baseline = heldout_tasks.context_free_baseline(docs, load_corpus().train, delimiter)
         caveat = (
             f"generated from the held-out works, {len(docs)} documents, "
@@ -283,6 +282,9 @@ def task_dir(data_root: Path = SHARED_DATA) -> Path:
 
 
 def check_available(tasks: list[str], folder: Path) -> None:
+    """Every task named has a task file, each file parses and its data file is readable
+    JSON lines; otherwise one line naming the task or file (lm-eval's own errors on a broken
+    file are a long traceback far from the cause)."""
     missing = [t for t in tasks if not (folder / f"{t}.yaml").exists()]
     if missing:
         known = sorted(p.stem for p in folder.glob("*.yaml"))
@@ -290,3 +292,28 @@ def check_available(tasks: list[str], folder: Path) -> None:
             f"eval.tasks: {', '.join(missing)} not available offline here; available: "
             f"{', '.join(known)}"
         )
+    for task in tasks:
+        check_task_file(folder / f"{task}.yaml")
+
+
+def check_task_file(path: Path) -> None:
+    import yaml
+
+    try:
+        spec = yaml.safe_load(path.read_text())
+        data = Path(spec["dataset_kwargs"]["data_files"]["test"])
+    except yaml.YAMLError as err:
+        detail = " ".join(str(err).split())
+        raise UserError(f"eval task file {path}: not valid YAML ({detail})") from None
+    except (TypeError, KeyError):
+        raise UserError(f"eval task file {path}: no dataset_kwargs.data_files.test") from None
+    if not data.exists():
+        raise UserError(f"eval task file {path}: its data file {data} is missing")
+    for number, line in enumerate(data.read_text().splitlines(), 1):
+        try:
+            json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(
+                f"eval task data {data}: line {number} is not JSON ({err.msg}); delete the "
+                "file to rebuild it"
+            ) from None

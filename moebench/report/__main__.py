@@ -14,7 +14,8 @@ from moebench.report import engine
 from moebench.report.common import conditions, flag_invalid
 from moebench.report.engine_policies import engine_policies
 from moebench.report.eval import eval_report
-from moebench.report.prism import prism_accuracy, prism_partition, prism_points, prism_ppl
+from moebench.report.prism import prism_partition, prism_points, prism_ppl
+from moebench.report.prism_accuracy import prism_accuracy, prism_points_accuracy
 from moebench.report.prism_cloud import prism_cloud
 from moebench.report.prism_offload import prism_offload
 from moebench.report.proxy_spread import proxy_spread, proxy_spread_prism
@@ -45,6 +46,7 @@ PRISM_QUALITY = {
     "prism_ppl": prism_ppl,
     "prism_points": prism_points,
     "prism_accuracy": prism_accuracy,
+    "prism_points_accuracy": prism_points_accuracy,
     "prism_partition": prism_partition,
 }
 

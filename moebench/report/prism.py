@@ -1,7 +1,8 @@
 """MoE-Prism's quality reports, from eval.json records:
 - reports/prism_ppl.md: Table 2 (perplexity at equal compute, three gates, three models);
 - reports/prism_points.md: the operating-point curve and its count (the "over 4x" claim);
-- reports/prism_accuracy.md: Table 3's multiple-choice tasks at K = 12 against K' = 3.
+- reports/prism_partition.md: how much the partition method matters at fixed K.
+Accuracy (Table 3, and along the operating points) is in report/prism_accuracy.py.
 The paper's numbers stand beside ours; definitions the paper leaves open are stated here."""
 
 from __future__ import annotations
@@ -33,12 +34,6 @@ PAPER_TABLE2 = {
     },
 }
 GATES = {"CG": "cg", "LG w/o FT": "lg", "LG w/ FT": "lg_ft"}  # the order of PAPER_TABLE2's columns
-# Table 3 (%), OLMoE: original K' = 3 and MoE-Prism K = 12 fine-tuned
-PAPER_TABLE3 = {
-    "winogrande": (63.06, 64.33),
-    "arc_challenge": (46.08, 46.33),
-    "boolq": (64.46, 67.65),
-}
 TOLERANCES = (0.001, 0.005, 0.01)  # relative perplexity gains that count as "distinct"
 
 
@@ -246,49 +241,8 @@ def prism_points(records: list[RunRecord], out) -> list[str]:
         "",
         "![points](figs/prism_points.png)" if len(placed) else "",
         "",
-    ]
-
-
-def prism_accuracy(records: list[RunRecord], out) -> list[str]:
-    rows = []
-    for r in records:
-        o = r.options
-        prism = r.method == "prism"
-        row = {
-            "variant": r.method_details["prism"]["gate"] if prism else "original",
-            "K": o.active_k if prism else 4 * o.top_k,
-        }
-        for task, res in sorted(r.eval["results"].items()):
-            key = "word_perplexity,none" if task == "heldout_ppl" else "acc,none"
-            row[task if task == "heldout_ppl" else f"{task} acc %"] = (
-                res[key] if task == "heldout_ppl" else 100 * res[key]
-            )
-        rows.append(row)
-    frame = pd.DataFrame(rows).sort_values(["K", "variant"]).reset_index(drop=True)
-    paper = pd.DataFrame(
-        [
-            {"variant": v, **{f"{t} acc %": vals[i] for t, vals in PAPER_TABLE3.items()}}
-            for i, v in enumerate(["original K'=3", "LG w/ FT K=12"])
-        ]
-    )
-    c = records[0].config.eval
-    return [
-        "# MoE-Prism: multiple-choice accuracy at equal compute (Table 3)",
-        "",
-        f"**Conditions.** Proxy of `{records[0].model.proxy_of}`; lm-eval offline task copies, "
-        f"{c.num_fewshot}-shot (the paper: Winogrande 3-shot, ARC-C 5-shot, BoolQ 0-shot), at most "
-        f"{c.limit} documents per task, metric `acc`; SciQ has no offline copy. The proxies are "
-        "tiny Shakespeare models, so accuracies sit near chance and differences of a few points "
-        "are noise (200 documents: one standard error is about 3.5 points). "
-        f"{weights_line(records)}",
-        "",
-        frame.to_markdown(index=False, floatfmt=".4g"),
-        "",
-        *flag_invalid(records),
-        "",
-        "Paper, OLMoE-1B-7B (%):",
-        "",
-        paper.to_markdown(index=False, floatfmt=".4g"),
+        "Accuracy at a subset of these points, on held-out tasks the proxies can solve: "
+        "reports/prism_points_accuracy.md.",
         "",
     ]
 

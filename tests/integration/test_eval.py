@@ -67,3 +67,40 @@ def test_unknown_task_is_one_line(ci_cache, tmp_path, monkeypatch):
     proc = run_cli("+experiment=eval_offline", "eval.tasks=[mmlu]", f"results_dir={tmp_path}")
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "mmlu" in proc.stderr
+
+
+HELDOUT = ["heldout_word_order", "heldout_function_word"]
+
+
+def test_heldout_tasks_score_every_document_identically_when_offloaded(ci_cache):
+    loaded = load_proxy(ModelConfig(name="proxy_ci", family="mixtral", source="proxy"))
+    plain = evaluate(loaded, HELDOUT, 0, 24)
+    offloaded = evaluate(loaded, HELDOUT, 0, 24, method=offload_method(loaded))
+    for task in HELDOUT:
+        assert len(plain["per_doc"][task]["acc"]) == 24
+        assert plain["results"][task]["acc_stderr,none"] > 0  # lm-eval's standard error kept
+    assert offloaded["per_doc"] == plain["per_doc"]
+
+
+def test_accuracy_reports_pair_documents_and_order_by_perplexity(ci_cache, tmp_path, monkeypatch):
+    from moebench.report.accuracy import difference
+    from moebench.report.prism_accuracy import prism_points_accuracy
+    from moebench.schema import load_records
+
+    monkeypatch.setenv("MOEBENCH_CACHE", str(ci_cache[0]))
+    proc = run_cli(
+        "-m",
+        "+experiment=prism_points_accuracy_original",
+        "model=proxy_ci",
+        "method.options.top_k=1,2",
+        "eval.limit=16",
+        f"results_dir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    top1, top2 = sorted(load_records(tmp_path), key=lambda r: r.options.top_k)
+    diff = difference(top1, top2, "heldout_word_order")
+    assert diff.n == 16 and diff.lo <= diff.diff <= diff.hi
+    assert difference(top2, top2, "heldout_word_order").text() == "+0.0 [+0.0, +0.0]"
+    lines = "\n".join(prism_points_accuracy([top1, top2], tmp_path))
+    assert "Spearman rho" in lines and "Δ word order vs all" in lines
+    assert (tmp_path / "figs" / "prism_points_accuracy.png").exists()

@@ -1,0 +1,66 @@
+"""Accuracy as the reports print it: a task's accuracy with lm-eval's standard error, and the
+difference between two records on the same documents with a paired 95% interval.
+
+Two records pair on a task when both kept per-document scores (eval.per_doc) for the same
+documents: the same doc ids of a task file with the same content hash (generated tasks carry
+`moebench_docs_sha256` in their metadata). Pairing removes document difficulty, so a 2-point
+difference that two independent standard errors of 1.4 cannot separate often can be.
+"""
+
+from __future__ import annotations
+
+import re
+
+from moebench.bench.paired import PairedDifference, paired_difference
+from moebench.eval.heldout_tasks import CHOICES, GENERATORS
+from moebench.schema import RunRecord
+
+HELDOUT_TASKS = tuple(GENERATORS)
+SHORT_NAMES = {"heldout_word_order": "word order", "heldout_function_word": "function word"}
+CHANCE = 1 / CHOICES
+
+
+def accuracy(record: RunRecord, task: str, metric: str = "acc") -> tuple[float, float] | None:
+    """(accuracy, lm-eval's standard error) of `task`, None when the record lacks it."""
+    res = record.eval["results"].get(task) if record.eval else None
+    if not res or f"{metric},none" not in res:
+        return None
+    se = res.get(f"{metric}_stderr,none")
+    return res[f"{metric},none"], se if isinstance(se, float) else float("nan")
+
+
+def cell(record: RunRecord, task: str, metric: str = "acc") -> str:
+    """`72.5 ± 1.4` (percent, ± one standard error), or `-`."""
+    value = accuracy(record, task, metric)
+    return "-" if value is None else f"{100 * value[0]:.1f} ± {100 * value[1]:.1f}"
+
+
+def _metadata(record: RunRecord, task: str, key: str) -> str | None:
+    text = record.eval.get("configs", {}).get(task, {}).get("metadata", "")
+    match = re.search(rf"'{key}': '?([^,'}}]+)", text)
+    return match.group(1) if match else None
+
+
+def context_free(record: RunRecord, task: str) -> float | None:
+    """What word frequency alone scores on a generated task (its metadata), else None."""
+    value = _metadata(record, task, "moebench_context_free_acc")
+    return float(value) if value is not None else None
+
+
+def difference(
+    a: RunRecord, b: RunRecord, task: str, metric: str = "acc"
+) -> PairedDifference | None:
+    """Record a's accuracy minus record b's on the same documents, with a paired interval;
+    None when the two did not score the same documents."""
+    docs_a, docs_b = (r.eval.get("per_doc", {}).get(task) if r.eval else None for r in (a, b))
+    if not docs_a or not docs_b or docs_a["doc_id"] != docs_b["doc_id"]:
+        return None
+    if _metadata(a, task, "moebench_docs_sha256") != _metadata(b, task, "moebench_docs_sha256"):
+        return None
+    return paired_difference(docs_a[metric], docs_b[metric])
+
+
+def same_documents_scores(a: RunRecord, b: RunRecord, task: str) -> bool:
+    """Whether two records scored every document of `task` identically (lossless check)."""
+    docs_a, docs_b = (r.eval.get("per_doc", {}).get(task) if r.eval else None for r in (a, b))
+    return bool(docs_a and docs_b) and docs_a == docs_b
