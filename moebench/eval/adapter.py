@@ -9,7 +9,9 @@ names resolve from the hub instead (a user option with network).
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
+from unittest import mock
 
 from moebench.models.loaded import LoadedModel
 
@@ -44,25 +46,10 @@ def engine_bracketed(loaded: LoadedModel, method) -> Any:
 
 
 # lm-eval's standard errors: closed form for means (accuracy); a bootstrap of this many draws
-# for the metrics it bootstraps (lambada's perplexity), in one process with its fixed seeds.
+# for the metrics it bootstraps (lambada's perplexity). DISABLE_MULTIPROC keeps that bootstrap
+# in this process (lm-eval would start a pool of every core) with its fixed seeds.
 STDERR_BOOTSTRAP_ITERS = 1000
-
-
-@contextlib.contextmanager
-def _single_process_bootstrap():
-    """lm-eval bootstraps in a process pool unless DISABLE_MULTIPROC is set; one process
-    keeps a run on its thread budget and its stderr the same on every machine."""
-    import os
-
-    before = os.environ.get("DISABLE_MULTIPROC")
-    os.environ["DISABLE_MULTIPROC"] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["DISABLE_MULTIPROC"]
-        else:
-            os.environ["DISABLE_MULTIPROC"] = before
+SINGLE_PROCESS_BOOTSTRAP = {"DISABLE_MULTIPROC": "1"}
 
 
 def per_document(samples: dict[str, list[dict]]) -> dict[str, dict[str, list]]:
@@ -111,7 +98,7 @@ def evaluate(
         batch_size=batch_size,
         max_length=loaded.hf_config.max_position_embeddings,
     )
-    with engine_bracketed(loaded, method), _single_process_bootstrap():
+    with engine_bracketed(loaded, method), mock.patch.dict(os.environ, SINGLE_PROCESS_BOOTSTRAP):
         out = simple_evaluate(
             model=lm,
             tasks=tasks,

@@ -209,8 +209,8 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def _write_generated_tasks(out: Path) -> None:
-    """The held-out multiple-choice tasks: regenerated when the generator's documents change
-    (their hash is in the YAML), so a cached copy can never be stale."""
+    """The held-out multiple-choice tasks, rebuilt on every use (under a second) and written
+    only where they changed, so a cached copy is never stale or damaged."""
     from moebench.eval import heldout_tasks
     from moebench.models.corpora import load_corpus
 
@@ -218,10 +218,8 @@ def _write_generated_tasks(out: Path) -> None:
     for task, (generate, delimiter) in heldout_tasks.GENERATORS.items():
         docs = generate(works)
         sha = heldout_tasks.docs_sha256(docs)
-        yaml_path, data = out / f"{task}.yaml", out / f"{task}.jsonl"
+        data = out / f"{task}.jsonl"
         _write_if_changed(data, "".join(json.dumps(d) + "\n" for d in docs))  # heals damage
-        if yaml_path.exists() and sha in yaml_path.read_text():
-            continue
         baseline = heldout_tasks.context_free_baseline(docs, load_corpus().train, delimiter)
         caveat = (
             f"generated from the held-out works, {len(docs)} documents, "
@@ -231,7 +229,7 @@ def _write_generated_tasks(out: Path) -> None:
         yaml = GENERATED_YAML.format(
             task=task, data=data, delimiter=delimiter, sha=sha, baseline=baseline, caveat=caveat
         )
-        _write_if_changed(yaml_path, yaml)
+        _write_if_changed(out / f"{task}.yaml", yaml)
 
 
 def task_dir(data_root: Path = SHARED_DATA) -> Path:
