@@ -25,6 +25,17 @@ RESAMPLES = 10_000
 MIN_SEQUENCES = 8
 
 
+def _verdict(lo: float, hi: float, n: int, null: float, above: str, below: str, unit: str) -> str:
+    """What an interval over `n` `unit`s says against `null` (no difference)."""
+    if math.isnan(lo):
+        return f"no interval ({n} {unit}(s) < {MIN_SEQUENCES})"
+    if lo > null:
+        return above
+    if hi < null:
+        return below
+    return "not distinguishable at 95%"
+
+
 @dataclass(frozen=True)
 class PairedRatio:
     """A ratio of run A over run B with its paired 95% interval over `n` sequences."""
@@ -42,13 +53,7 @@ class PairedRatio:
     def verdict(self, above: str = "higher", below: str = "lower") -> str:
         """`above` when the whole interval is above 1, `below` when it is below, else not
         distinguishable at 95%."""
-        if math.isnan(self.lo):
-            return f"no interval ({self.n} sequence(s) < {MIN_SEQUENCES})"
-        if self.lo > 1:
-            return above
-        if self.hi < 1:
-            return below
-        return "not distinguishable at 95%"
+        return _verdict(self.lo, self.hi, self.n, 1.0, above, below, "sequence")
 
     def text(self, digits: int = 3) -> str:
         """`ratio [lo, hi]` (`ratio [no interval]` below MIN_SEQUENCES)."""
@@ -111,13 +116,8 @@ class PairedDifference:
     n: int
 
     def verdict(self, above: str = "higher", below: str = "lower") -> str:
-        if math.isnan(self.lo):
-            return f"no interval ({self.n} item(s) < {MIN_SEQUENCES})"
-        if self.lo > 0:
-            return above
-        if self.hi < 0:
-            return below
-        return "not distinguishable at 95%"
+        """`above` when the whole interval is above 0, `below` when it is below."""
+        return _verdict(self.lo, self.hi, self.n, 0.0, above, below, "document")
 
     def text(self, scale: float = 100.0, digits: int = 1) -> str:
         """`diff [lo, hi]` times `scale` (points of accuracy by default)."""
