@@ -7,7 +7,7 @@ import pandas as pd
 
 from moebench.report.accuracy import HELDOUT_TASKS, SHORT_NAMES, difference
 from moebench.report.paired import INTERVALS, cell, ratio, verdict
-from moebench.report.prism_accuracy import PAPER_TABLE3
+from moebench.report.prism_accuracy import paper_gains
 from moebench.report.prism_offload import PAPER_CHANGE
 from moebench.report.speq import PAPER_FIG13, budget_levels, decoding_label
 from moebench.report.speq_beyond import BASELINE, PROXY_NAMES, variant_label
@@ -110,12 +110,11 @@ def prism_accuracy_claims(records: list[RunRecord]) -> list[dict]:
     """Table 3: MoE-Prism LG w/ FT at K = 12 minus the original at K' = 3 (equal compute), in
     accuracy points on each held-out task, paired over the same documents. The paper's
     numbers are on other tasks (Winogrande, ARC-C, BoolQ), so they stand as context only."""
-    gates = {id(r): r.method_details.get("prism", {}).get("gate") for r in records}
-    ft = next((r for r in records if gates[id(r)] == "lg_ft"), None)
+    ft = next((r for r in records if r.method == "prism" and r.options.gate == "lg_ft"), None)
     base = next((r for r in records if r.method == "topk" and r.options.top_k == 3), None)
     if ft is None or base is None:
         return []
-    paper = ", ".join(f"{t} {b - a:+.1f}" for t, (a, b) in PAPER_TABLE3.items())
+    paper = paper_gains()
     rows = []
     for task in HELDOUT_TASKS:
         diff = difference(ft, base, task)

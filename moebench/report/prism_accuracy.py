@@ -20,6 +20,7 @@ from moebench.report.accuracy import (
     cell,
     context_free,
     difference,
+    same_documents_scores,
 )
 from moebench.report.common import flag_invalid, plt, save_figure, weights_line
 from moebench.schema import RunRecord
@@ -30,14 +31,20 @@ PAPER_TABLE3 = {
     "arc_challenge": (46.08, 46.33),
     "boolq": (64.46, 67.65),
 }
+
+
+def paper_gains() -> str:
+    """Table 3's LG w/ FT K = 12 minus original K' = 3, per task, in points."""
+    return ", ".join(f"{task} {b - a:+.2f}" for task, (a, b) in PAPER_TABLE3.items())
+
+
 GATE_NAMES = {"lg": "LG w/o FT", "cg": "CG", "lg_ft": "LG w/ FT"}
 
 
 def _variant(record: RunRecord) -> tuple[str, int]:
     """(variant name, K in sub-experts); an original model at K' experts stands at K = N K'."""
     if record.method == "prism":
-        details = record.method_details["prism"]
-        return GATE_NAMES.get(details["gate"], details["gate"]), details["active_k"]
+        return GATE_NAMES[record.options.gate], record.options.active_k
     return "original", 4 * record.options.top_k
 
 
@@ -65,11 +72,21 @@ def _chance_line(records: list[RunRecord], tasks: list[str]) -> str:
 
 
 def _delta_columns(row: dict, record: RunRecord, base: RunRecord, tasks: list[str], tag: str):
+    """Paired differences against `base` (the reference row says so)."""
     for task in tasks:
-        diff = difference(record, base, task)
         name = SHORT_NAMES[task]
+        if record is base:
+            row[f"Δ {name} vs {tag}"], row[f"{name} verdict"] = "reference", ""
+            continue
+        diff = difference(record, base, task)
         row[f"Δ {name} vs {tag}"] = "-" if diff is None else diff.text()
-        row[f"{name} verdict"] = "-" if diff is None else diff.verdict()
+        row[f"{name} verdict"] = (
+            "-"
+            if diff is None
+            else "same on every document"
+            if same_documents_scores(record, base, task)
+            else diff.verdict()
+        )
 
 
 def prism_accuracy(records: list[RunRecord], out) -> list[str]:
@@ -80,7 +97,7 @@ def prism_accuracy(records: list[RunRecord], out) -> list[str]:
         variant, k = _variant(r)
         row = {"variant": variant, "K": k, "word ppl": _ppl(r)}
         row |= {f"{SHORT_NAMES[t]} acc % ± se": cell(r, t) for t in tasks}
-        if base is not None and r is not base:
+        if base is not None:
             _delta_columns(row, r, base, tasks, "K'=3")
         rows.append(row)
         if variant == "LG w/ FT" and k == 12 and base is not None:
@@ -142,7 +159,7 @@ def _claim_sentence(claim: list) -> str:
         )
     return (
         "**Table 3's claim** (LG w/ FT at K = 12 matches or beats the original at K' = 3; "
-        f"paper +1.3, +0.3 and +3.2 points) {verdict}. LG w/ FT minus original: "
+        f"paper: {paper_gains()} points) {verdict}. LG w/ FT minus original: "
         + "; ".join(parts)
         + "."
     )
@@ -173,7 +190,7 @@ def prism_points_accuracy(records: list[RunRecord], out) -> list[str]:
                 variant = f"original, all {r.options.top_k} experts"
             row = {"variant": variant, "K": k, "compute (experts)": k / 4, "word ppl": _ppl(r)}
             row |= {f"{SHORT_NAMES[t]} acc % ± se": cell(r, t) for t in tasks}
-            if full is not None and r is not full:
+            if full is not None:
                 _delta_columns(row, r, full, tasks, "all")
             rows.append(row)
             for t in tasks:
@@ -211,9 +228,12 @@ def prism_points_accuracy(records: list[RunRecord], out) -> list[str]:
 def _order_lines(ordered: list[RunRecord], full: RunRecord | None, tasks: list[str]):
     """Does accuracy follow perplexity? Spearman's rho over the configurations, and whether
     the extremes (the worst-perplexity configuration and the full model) separate."""
-    lines = []
+    ppl = [_ppl(r) for r in ordered]
+    lines = [
+        f"- Perplexity spans {max(ppl) / min(ppl):.2f}x (worst over best) across these "
+        "configurations."
+    ]
     for t in tasks:
-        ppl = [_ppl(r) for r in ordered]
         acc = [accuracy(r, t)[0] for r in ordered]
         rho = stats.spearmanr(ppl, acc).statistic
         extreme = difference(ordered[0], full, t) if full is not None else None
