@@ -170,16 +170,21 @@ def docs_sha256(docs: list[dict]) -> str:
     ).hexdigest()
 
 
-def context_free_baseline(docs: list[dict], train_text: str, delimiter: str) -> float:
+def word_counts(text: str) -> Counter:
+    """Lower-case word counts of `text` (the training split, for the baseline below)."""
+    return Counter(re.findall(r"[a-z']+", text.lower()))
+
+
+def context_free_baseline(docs: list[dict], train_counts: Counter, delimiter: str) -> float:
     """Expected accuracy of picking the choice with the highest add-one unigram word
-    log-probability under the training split, ties broken at random: what word frequency
-    alone earns. (Word-order choices share their words, so they always tie: exactly chance.)"""
-    counts = Counter(re.findall(r"[a-z']+", train_text.lower()))
-    total, vocab = sum(counts.values()), len(counts) + 1
+    log-probability under the training split's `word_counts`, ties broken at random: what
+    word frequency alone earns. (Word-order choices share their words, so they always tie:
+    exactly chance.)"""
+    total, vocab = sum(train_counts.values()), len(train_counts) + 1
 
     def score(text: str) -> float:  # fsum: the same words in any order give the same sum
         words = re.findall(r"[a-z']+", (delimiter + text).lower())
-        return math.fsum(math.log((counts[w] + 1) / (total + vocab)) for w in words)
+        return math.fsum(math.log((train_counts[w] + 1) / (total + vocab)) for w in words)
 
     expected = 0.0
     for d in docs:

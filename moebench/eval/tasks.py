@@ -16,7 +16,7 @@ import lm_eval
 
 from moebench.errors import UserError
 from moebench.models.corpora import cache_dir
-from moebench.paths import SHARED_DATA
+from moebench.paths import SHARED_DATA, atomic_file
 
 LM_EVAL_TASKS = Path(lm_eval.__file__).parent / "tasks"
 
@@ -163,10 +163,12 @@ CONVERTERS = {
 }
 
 
-def _heldout_works() -> list[str]:
+def _heldout_works(corpus=None) -> list[str]:
+    """The held-out works, one string each (from `corpus`, else the offline corpus)."""
     from moebench.models.corpora import SPECIAL_TOKENS, load_corpus
 
-    return [w.strip() for w in load_corpus().valid.split(SPECIAL_TOKENS[0]) if w.strip()]
+    valid = (corpus or load_corpus()).valid
+    return [w.strip() for w in valid.split(SPECIAL_TOKENS[0]) if w.strip()]
 
 
 HELDOUT_TASK = "heldout_ppl"
@@ -201,11 +203,12 @@ metadata:
 
 
 def _write_if_changed(path: Path, text: str) -> None:
+    """Atomically (paths.atomic_file: a temporary file of its own, so two runs starting at
+    once cannot interleave), and only when the content differs."""
     if path.exists() and path.read_text() == text:
         return
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic_file(path) as fh:
+        fh.write(text)
 
 
 def _write_generated_tasks(out: Path) -> None:
@@ -214,13 +217,15 @@ def _write_generated_tasks(out: Path) -> None:
     from moebench.eval import heldout_tasks
     from moebench.models.corpora import load_corpus
 
-    works = _heldout_works()
+    corpus = load_corpus()
+    works = _heldout_works(corpus)
+    train_counts = heldout_tasks.word_counts(corpus.train)
     for task, (generate, delimiter) in heldout_tasks.GENERATORS.items():
         docs = generate(works)
         sha = heldout_tasks.docs_sha256(docs)
         data = out / f"{task}.jsonl"
         _write_if_changed(data, "".join(json.dumps(d) + "\n" for d in docs))  # heals damage
-        baseline = heldout_tasks.context_free_baseline(docs, load_corpus().train, delimiter)
+        baseline = heldout_tasks.context_free_baseline(docs, train_counts, delimiter)
         caveat = (
             f"generated from the held-out works, {len(docs)} documents, "
             f"{heldout_tasks.CHOICES} choices (chance {1 / heldout_tasks.CHOICES:.2f}; "

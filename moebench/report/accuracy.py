@@ -9,7 +9,7 @@ difference that two independent standard errors of 1.4 cannot separate often can
 
 from __future__ import annotations
 
-import re
+import ast
 
 from moebench.bench.paired import PairedDifference, paired_difference
 from moebench.eval.heldout_tasks import CHOICES, GENERATORS
@@ -35,16 +35,29 @@ def cell(record: RunRecord, task: str, metric: str = "acc") -> str:
     return "-" if value is None else f"{100 * value[0]:.1f} ± {100 * value[1]:.1f}"
 
 
-def _metadata(record: RunRecord, task: str, key: str) -> str | None:
+def _metadata(record: RunRecord, task: str, key: str):
+    """A task config's metadata entry (the adapter keeps the metadata as its dict's repr)."""
     text = record.eval.get("configs", {}).get(task, {}).get("metadata", "")
-    match = re.search(rf"'{key}': '?([^,'}}]+)", text)
-    return match.group(1) if match else None
+    return ast.literal_eval(text).get(key) if text else None
 
 
 def context_free(record: RunRecord, task: str) -> float | None:
     """What word frequency alone scores on a generated task (its metadata), else None."""
-    value = _metadata(record, task, "moebench_context_free_acc")
-    return float(value) if value is not None else None
+    return _metadata(record, task, "moebench_context_free_acc")
+
+
+def frequency_baselines(records: list[RunRecord], tasks: list[str]) -> str:
+    """`word order 25.0%, function word 27.0%`: each task's context-free score, from the
+    first record that ran it."""
+    return ", ".join(
+        f"{SHORT_NAMES[t]} {100 * v:.1f}%"
+        for t in tasks
+        if (v := context_free(next(r for r in records if accuracy(r, t)), t)) is not None
+    )
+
+
+def _per_doc(record: RunRecord, task: str) -> dict | None:
+    return record.eval.get("per_doc", {}).get(task) if record.eval else None
 
 
 def difference(
@@ -52,7 +65,7 @@ def difference(
 ) -> PairedDifference | None:
     """Record a's accuracy minus record b's on the same documents, with a paired interval;
     None when the two did not score the same documents."""
-    docs_a, docs_b = (r.eval.get("per_doc", {}).get(task) if r.eval else None for r in (a, b))
+    docs_a, docs_b = _per_doc(a, task), _per_doc(b, task)
     if not docs_a or not docs_b or docs_a["doc_id"] != docs_b["doc_id"]:
         return None
     if _metadata(a, task, "moebench_docs_sha256") != _metadata(b, task, "moebench_docs_sha256"):
@@ -62,5 +75,5 @@ def difference(
 
 def same_documents_scores(a: RunRecord, b: RunRecord, task: str) -> bool:
     """Whether two records scored every document of `task` identically (lossless check)."""
-    docs_a, docs_b = (r.eval.get("per_doc", {}).get(task) if r.eval else None for r in (a, b))
+    docs_a, docs_b = _per_doc(a, task), _per_doc(b, task)
     return bool(docs_a and docs_b) and docs_a == docs_b

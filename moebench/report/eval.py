@@ -10,7 +10,7 @@ from moebench.report.accuracy import (
     SHORT_NAMES,
     accuracy,
     cell,
-    context_free,
+    frequency_baselines,
 )
 from moebench.report.common import flag_invalid, plt, save_figure, weights_line
 from moebench.schema import RunRecord
@@ -45,11 +45,6 @@ def heldout_table(records: list[RunRecord]) -> list[str]:
                 (value[0] - CHANCE) / value[1] if value and value[1] > 0 else float("nan")
             )
         rows.append(row)
-    free = ", ".join(
-        f"{SHORT_NAMES[t]} {100 * v:.1f}%"
-        for t in HELDOUT_TASKS
-        if (v := context_free(with_tasks[0], t)) is not None
-    )
     return [
         "## The held-out tasks (what a proxy can solve)",
         "",
@@ -57,7 +52,7 @@ def heldout_table(records: list[RunRecord]) -> list[str]:
         "(eval/heldout_tasks.py, 1000 documents each, 0-shot): the real next line against "
         "three copies with two adjacent words swapped (`word order`), and the next function "
         f"word against three others (`function word`). Chance is {100 * CHANCE:.0f}%; word "
-        f"frequency alone scores {free}.",
+        f"frequency alone scores {frequency_baselines(with_tasks, list(HELDOUT_TASKS))}.",
         "",
         pd.DataFrame(rows).to_markdown(index=False, floatfmt=".1f"),
         "",

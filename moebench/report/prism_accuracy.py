@@ -18,8 +18,8 @@ from moebench.report.accuracy import (
     SHORT_NAMES,
     accuracy,
     cell,
-    context_free,
     difference,
+    frequency_baselines,
     same_documents_scores,
 )
 from moebench.report.common import flag_invalid, plt, save_figure, weights_line
@@ -58,13 +58,9 @@ def _tasks(records: list[RunRecord]) -> list[str]:
 
 
 def _chance_line(records: list[RunRecord], tasks: list[str]) -> str:
-    free = ", ".join(
-        f"{SHORT_NAMES[t]} {100 * v:.1f}%"
-        for t in tasks
-        if (v := context_free(next(r for r in records if accuracy(r, t)), t)) is not None
-    )
     return (
-        f"Chance is {100 * CHANCE:.0f}%; word frequency alone scores {free} "
+        f"Chance is {100 * CHANCE:.0f}%; word frequency alone scores "
+        f"{frequency_baselines(records, tasks)} "
         "(eval/heldout_tasks.py: the choices share the answer's words or its pool). "
         "`acc ± se`: lm-eval's accuracy and standard error; `Δ`: the paired difference in "
         "points over the same documents, with its 95% bootstrap interval and verdict."
