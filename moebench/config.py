@@ -68,11 +68,27 @@ class HardwareConfig:
     # False for a CPU "device": host and device are one memory and a copy is the compute
     # thread's own memcpy, so a copy and a kernel never overlap (engine/offload.py serializes)
     copies_overlap_compute: bool = field(default=True, metadata={"key_unless_default": True})
+    # Host work on the critical path of every MoE layer, for every method alike: reading the
+    # router's choice back to the host (a device-to-host copy and a stream sync) and the
+    # engine's per-layer work after it (hook, decisions, re-enqueueing), while the device waits.
+    readback_sec: float = field(default=0.0, metadata={"key_unless_default": True})
+    host_layer_sec: float = field(default=0.0, metadata={"key_unless_default": True})
+    # A CPU only: an expert's matmul right after its copy reads it from the CPU's caches at
+    # this rate (0: no such effect; a GPU's kernels read HBM either way)
+    warm_bytes_per_sec: float = field(default=0.0, metadata={"key_unless_default": True})
+    # False where a low-bit draft computes from dequantized bf16 weights (the CPU transport)
+    low_bit_kernels: bool = field(default=True, metadata={"key_unless_default": True})
 
     def __post_init__(self) -> None:
         for key in ("peak_flops", "hbm_bytes_per_sec", "h2d_bytes_per_sec", "memory_gb"):
             positive(f"hardware.{key}", getattr(self, key))
-        for key in ("h2d_latency_sec", "launch_sec"):
+        for key in (
+            "h2d_latency_sec",
+            "launch_sec",
+            "readback_sec",
+            "host_layer_sec",
+            "warm_bytes_per_sec",
+        ):
             positive(f"hardware.{key}", getattr(self, key), allow_zero=True)
 
 

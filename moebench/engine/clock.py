@@ -27,6 +27,8 @@ class VirtualClock:
     compute_free_at: float = 0.0
     stall_sec: float = 0.0
     compute_busy_sec: float = 0.0
+    host_sec: float = 0.0  # the device idle while the host reads routing back and decides
+    expert_busy_sec: float = 0.0  # of compute_busy_sec, routed-expert kernels (target and draft)
     keep_spans: bool = False
     spans: list[Span] = field(default_factory=list)
 
@@ -37,9 +39,22 @@ class VirtualClock:
         end = start + seconds
         self.compute_free_at = end
         self.compute_busy_sec += seconds
+        if "expert" in name:
+            self.expert_busy_sec += seconds
         if self.keep_spans:
             self.spans.append(Span("compute", name, start, end))
         return end
+
+    def host(self, name: str, seconds: float) -> None:
+        """The host works while the device waits: the router's choice is read back (a sync that
+        drains the stream) and the engine decides, so nothing is queued behind it yet."""
+        if seconds <= 0:
+            return
+        start = self.compute_free_at
+        self.compute_free_at = start + seconds
+        self.host_sec += seconds
+        if self.keep_spans:
+            self.spans.append(Span("compute", name, start, self.compute_free_at))
 
     def block_until(self, t: float) -> None:
         """The compute stream can do nothing until `t` (a copy that does not overlap compute)."""

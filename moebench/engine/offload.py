@@ -109,6 +109,7 @@ class OffloadEngine:
             )
             for e in sorted(self.caches[layer].resident):  # the warm start, before any timed step
                 self.transport.load(layer, e)
+        getattr(self.transport, "reset_wall", lambda: None)()
         self.landing: dict[Key, float] = {}  # when a resident expert's copy lands
         self.last_use_end: dict[Key, float] = {}  # when its last kernel finished (slot reuse)
         self.prefetched_unused: set[Key] = set()
@@ -122,6 +123,7 @@ class OffloadEngine:
         self._launched_in_layer = False
         self._next_layer = 0
         self._tokens = self._context = 0
+        self.decode_split: dict[str, float] = {}  # see _split_now
         self.predictor = predictor  # (layer, hidden) -> set of next-layer experts
         # MoE-SpeQ's draft side (speq/draft_side.py), given once: in a draft forward the
         # experts are its INT4 copies (or, for a resident draft, the FP16 slots), and each
@@ -158,6 +160,7 @@ class OffloadEngine:
         self._busy_at_start = self.clock.compute_busy_sec
         self._step = StepCounters(prefill=context == 0, draft=draft)
         self.transport.begin_step()
+        self._split_at_start = self._split_now()
 
     def end_forward(self) -> float:
         """Charge the layers after the last MoE layer and the LM head; return the step time."""
@@ -167,7 +170,30 @@ class OffloadEngine:
         self.stats.steps.append(self._step)
         self.link.compact(self.clock.now)
         self.drafting = False
-        return self.transport.end_step(self.clock.now - self._start)
+        seconds = self.transport.end_step(self.clock.now - self._start)
+        split = self._split_now()
+        if split and not self._step.prefill:
+            for key, value in split.items():
+                self.decode_split[key] = self.decode_split.get(key, 0.0) + (
+                    value - self._split_at_start[key]
+                )
+            self.decode_split["wall_decode_sec"] = (
+                self.decode_split.get("wall_decode_sec", 0.0) + seconds
+            )
+        return seconds
+
+    def _split_now(self) -> dict[str, float]:
+        """Where a real CPU transport times its copies and expert kernels (the clock check):
+        those wall seconds so far, beside the modeled ones; else nothing."""
+        wall = getattr(self.transport, "wall_split", dict)()
+        if not wall:
+            return {}
+        return wall | {
+            "model_copy_sec": self.link.busy_sec,
+            "model_experts_sec": self.clock.expert_busy_sec,
+            "model_host_sec": self.clock.host_sec,
+            "model_decode_sec": self.clock.now,
+        }
 
     def _charge_layers_until(self, stop: int) -> None:
         """Attention (and dense MLP) of every layer before `stop` not yet charged."""
@@ -202,43 +228,58 @@ class OffloadEngine:
                 f"shared {layer}",
                 c.kernel_sec(c.mlp_kernel(self._tokens, s.shared_intermediate, "shared")),
             )
+        self.clock.host(f"host {layer}", c.host_layer_sec)
         self._launched_in_layer = False
         counts = np.bincount(np.asarray(ids).ravel(), minlength=s.num_experts)
         needed = [int(e) for e in np.flatnonzero(counts)]
         if self.drafting:  # MoE-SpeQ's draft side charges its own experts; nothing moves
             self.draft.run_layer(self, layer, np.asarray(ids), counts, needed, draft_computes)
             return
+        if not self.opt.reuse:  # `ondemand`: the previous access's experts leave only now
+            self._release_all(layer)
         chosen = set(needed)
         self.accesses.setdefault(layer, []).append((chosen, not self._step.prefill))
         self.caches[layer].policy.begin_access(chosen, self.access_index)
         self._score_guess(layer, chosen)
         guess = self.predictor(layer, hidden) if (self.predictor and self.opt.prefetch) else None
+        now = self.clock.now
         if self.opt.whole_layer or len(needed) <= self.caches[layer].slots:
             ready = self._make_resident(layer, needed, protect=set(needed))
             if self.opt.prefetch == "sooner" and guess:
                 self._prefetch(layer, guess)
             for e in sorted(needed, key=lambda e: (ready[e], e)):
-                self._compute_expert(layer, e, int(counts[e]), ready[e])
+                self._compute_expert(layer, e, int(counts[e]), ready[e], warm=ready[e] > now)
         else:  # more experts than slots (a long prefill): load and run them one by one
             if self.opt.prefetch == "sooner" and guess:
                 self._prefetch(layer, guess)
             for e in needed:
+                before = self.clock.now
                 ready = self._make_resident(layer, [e], protect=set())
-                self._compute_expert(layer, e, int(counts[e]), ready[e])
+                self._compute_expert(layer, e, int(counts[e]), ready[e], warm=ready[e] > before)
         if self.opt.prefetch == "later" and guess:
             self._prefetch(layer, guess)
-        if not self.opt.reuse or self.opt.whole_layer:
-            for e in sorted(self.caches[layer].resident):
-                self.transport.evict(layer, e)
-            self.caches[layer].resident.clear()
+        if self.opt.whole_layer:
+            self._release_all(layer)
         self.access_index += 1
 
-    def _compute_expert(self, layer: int, e: int, tokens: int, ready: float) -> None:
-        """One kernel over every token routed to the expert (grouped), or one per token."""
+    def _release_all(self, layer: int) -> None:
+        """Every resident expert of `layer` leaves. `ondemand` calls this at the layer's next
+        access, not right after it: the layer's kernels run after this hook returns, and a
+        real transport must still hold their slots then (evicted earlier, it copied each
+        expert a second time into a staging buffer)."""
+        for e in sorted(self.caches[layer].resident):
+            self.transport.evict(layer, e)
+        self.caches[layer].resident.clear()
+
+    def _compute_expert(
+        self, layer: int, e: int, tokens: int, ready: float, warm: bool = False
+    ) -> None:
+        """One kernel over every token routed to the expert (grouped), or one per token;
+        `warm`: its copy landed during this access (see CostModel.kernel_sec)."""
         launches = [tokens] if self.opt.grouped else [1] * tokens
         end = ready
         for n in launches:
-            sec = self.costs.kernel_sec(self.costs.expert_kernel(n))
+            sec = self.costs.kernel_sec(self.costs.expert_kernel(n), warm=warm)
             if self.opt.fused_experts and self._launched_in_layer:
                 sec -= self.costs.hw.launch_sec  # the layer's one launch is already paid
             self._launched_in_layer = True
@@ -405,6 +446,9 @@ class OffloadEngine:
             "decode_missed_bytes_total": float(sum(s.missed_bytes for s in decode_steps)),
             "decode_belady_bytes_total": self.belady_decode_bytes(),
         }
+        if self.clock.host_sec:  # only where the profile charges host work (older records lack it)
+            out["host_sec"] = self.clock.host_sec
+        out |= self.decode_split  # a real CPU run: decode seconds by part, wall and modeled
         if self.opt.prefetch or st.prefetch_issued:
             out |= {
                 "prefetch_precision_frac": st.guessed_right / st.guessed if st.guessed else 0.0,

@@ -125,6 +125,9 @@ class RealTransport(RealClock):
             tuple[int, int], object
         ] = {}  # (layer, slot) -> event after its last kernel
         self.copy_stream = self.dev.Stream()
+        # on a CPU, where copies and kernels are synchronous: wall seconds spent copying
+        # experts and running the experts function (the clock check splits a step with them)
+        self.wall_copy_sec = self.wall_experts_sec = self.wall_stage_sec = 0.0
         for view in loaded.layers:
             gate_up, down = view.experts.gate_up_proj.data, view.experts.down_proj.data
             self._take_layer(view.index, view.experts)
@@ -171,12 +174,14 @@ class RealTransport(RealClock):
         slot = self.free[layer].pop()
         self.slot_of[(layer, expert)] = slot
         gate_up, down = self.pool[layer]
+        start = time.perf_counter()
         with self.dev.stream(self.copy_stream):
             if (layer, slot) in self.released:
                 self.copy_stream.wait_event(self.released[(layer, slot)])
             self._copy_in(layer, expert, gate_up[slot], down[slot], non_blocking=self.cuda)
             event = self.dev.Event()
             event.record(self.copy_stream)
+        self.wall_copy_sec += time.perf_counter() - start
         self.ready[(layer, slot)] = event
         self.copies += 1
 
@@ -208,6 +213,27 @@ class RealTransport(RealClock):
         """The family's own experts function on the slot pool (ids remapped to slots). A
         draft forward reads the module's own (draft) weights; a layer that needs more experts
         than it has slots (a long prefill) computes from a staging buffer of them all."""
+        start = time.perf_counter()
+        try:
+            return self._compute(module, inner, layer, hidden, top_k_index, top_k_weights, draft)
+        finally:
+            self.wall_experts_sec += time.perf_counter() - start
+
+    def reset_wall(self) -> None:
+        """Forget the warm start's copies: the split covers the timed run only."""
+        self.wall_copy_sec = self.wall_experts_sec = self.wall_stage_sec = 0.0
+
+    def wall_split(self) -> dict[str, float]:
+        """Wall seconds in expert copies and in the experts function (staging copies
+        counted as copies); only on a CPU, where both are synchronous."""
+        if self.cuda:
+            return {}
+        return {
+            "wall_copy_sec": self.wall_copy_sec,
+            "wall_experts_sec": self.wall_experts_sec - self.wall_stage_sec,
+        }
+
+    def _compute(self, module, inner, layer, hidden, top_k_index, top_k_weights, draft: bool):
         if draft:
             return inner(module, hidden, top_k_index, top_k_weights)
         needed = torch.unique(top_k_index).tolist()
@@ -219,7 +245,10 @@ class RealTransport(RealClock):
                 stream.wait_event(self.ready[(layer, slot)])
         else:
             slot_ids = {e: i for i, e in enumerate(needed)}
+            start = time.perf_counter()
             gate_up, down = self._stage(layer, needed)
+            self.wall_stage_sec += time.perf_counter() - start
+            self.wall_copy_sec += time.perf_counter() - start
         lookup = torch.full((module.num_experts,), -1, dtype=top_k_index.dtype)
         for e, slot in slot_ids.items():
             lookup[e] = slot

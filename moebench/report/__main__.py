@@ -19,6 +19,7 @@ from moebench.report.prism_accuracy import prism_accuracy, prism_points_accuracy
 from moebench.report.prism_cloud import prism_cloud
 from moebench.report.prism_offload import prism_offload
 from moebench.report.proxy_spread import proxy_spread, proxy_spread_prism
+from moebench.report.sensitivity import sensitivity
 from moebench.report.speq import speq_ablation, speq_cache, speq_cpu, speq_report, tape_coupling
 from moebench.report.speq_beyond import speq_beyond
 from moebench.report.summary import summary_rows, write_summary
@@ -38,6 +39,7 @@ RENDERERS = {
     "prism_offload": prism_offload,
     "proxy_spread": proxy_spread,
     "proxy_spread_prism": proxy_spread_prism,
+    "sensitivity": sensitivity,
     "tape_coupling": tape_coupling,
 }
 

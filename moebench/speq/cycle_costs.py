@@ -48,9 +48,14 @@ class CycleCosts:
 
     # --- compute (cost model, experts resident) ----------------------------------------------
     def non_expert_layer_sec(self, n: int) -> float:
-        """Attention, router and shared experts of one MoE layer for n tokens."""
+        """Attention, router, the host's read-back and shared experts of one MoE layer for n
+        tokens."""
         c, s = self.costs, self.costs.shape
-        per_layer = c.kernel_sec(c.attention_kernel(n, 256)) + c.kernel_sec(c.router_kernel(n))
+        per_layer = (
+            c.kernel_sec(c.attention_kernel(n, 256))
+            + c.kernel_sec(c.router_kernel(n))
+            + c.host_layer_sec
+        )
         if s.shared_intermediate:
             per_layer += c.kernel_sec(c.mlp_kernel(n, s.shared_intermediate, "shared"))
         return per_layer
