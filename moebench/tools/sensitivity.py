@@ -16,6 +16,7 @@ tornado figure per headline and says which verdicts flip.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 
 import yaml
@@ -124,11 +125,11 @@ def run_headline(headline: Headline, results: str, force: bool) -> None:
                     f"results_dir={results}",
                     *headline.common,
                     f"method={method}",
-                    f"experiment={EXPERIMENT}",
                     *overrides(values),
                     f"force={str(force).lower()}",
                 ]
             )
+            cfg = dataclasses.replace(cfg, experiment=EXPERIMENT)  # its records apart
             print(f"{headline.name}: {parameter} x{scale} {cfg.method.name}", flush=True)
             execute(cfg)
 
