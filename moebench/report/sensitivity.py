@@ -17,7 +17,7 @@ import pandas as pd
 from moebench.report.common import conditions, flag_invalid, plt, save_figure
 from moebench.report.paired import INTERVALS, WORDS, cell, ratio
 from moebench.schema import RunRecord
-from moebench.tools.sensitivity import HEADLINES, HOST_TERMS, PARAMETERS
+from moebench.tools.sensitivity import HEADLINES, HOST_TERMS, PARAMETERS, side_config
 
 
 def _fields(record: RunRecord) -> dict[str, float]:
@@ -40,24 +40,25 @@ def _label(values: dict, base: dict) -> tuple[str, float] | None:
     return None
 
 
-def method_id(record: RunRecord) -> str:
-    """The method as its conf/method file names it: `mixtral_offloading_sm` is the
-    `mixtral_offloading` method with variant `sm`."""
-    options = record.config.method.options
-    variant = (
-        options.get("variant") if isinstance(options, dict) else getattr(options, "variant", None)
-    )
-    return record.config.method.name + (f"_{variant}" if variant else "")
+def side(record: RunRecord, configs: dict) -> str | None:
+    """Which side ("a" or "b") of a headline a record ran, by its model, method and workload."""
+    for name, cfg in configs.items():
+        c = record.config
+        if (c.model.name, c.method, c.workload) == (cfg.model.name, cfg.method, cfg.workload):
+            return name
+    return None
 
 
-def labelled_pairs(records: list[RunRecord], a: str, b: str) -> dict[tuple[str, float], tuple]:
-    """(parameter, scale) -> (record of method a, record of method b) under the same profile."""
+def labelled_pairs(records: list[RunRecord], configs: dict) -> dict[tuple[str, float], tuple]:
+    """(parameter, scale) -> (record of side a, record of side b) under the same profile;
+    `configs`: each side's run config (tools/sensitivity.side_config)."""
     by_profile: dict[str, dict[str, RunRecord]] = {}
     for r in records:
-        if method_id(r) in (a, b):
+        name = side(r, configs)
+        if name is not None:
             key = repr(sorted(_fields(r).items()))
-            by_profile.setdefault(key, {})[method_id(r)] = r
-    pairs = [(p[a], p[b]) for p in by_profile.values() if a in p and b in p]
+            by_profile.setdefault(key, {})[name] = r
+    pairs = [(p["a"], p["b"]) for p in by_profile.values() if {"a", "b"} <= set(p)]
     if not pairs:
         return {}
     profiles = [_fields(pa) for pa, _ in pairs]
@@ -73,7 +74,7 @@ def labelled_pairs(records: list[RunRecord], a: str, b: str) -> dict[tuple[str, 
     }
 
 
-def headline_frame(pairs: dict, name: str) -> pd.DataFrame:
+def headline_frame(pairs: dict, name: str, words: str) -> pd.DataFrame:
     rows = []
     base = ratio(*pairs[("base", 1.0)], name) if ("base", 1.0) in pairs else None
     order = ["committed", "base", *PARAMETERS]
@@ -86,7 +87,7 @@ def headline_frame(pairs: dict, name: str) -> pd.DataFrame:
                 "parameter": parameter,
                 "scale": scale,
                 "ratio [95%]": cell(r),
-                "verdict": r.verdict(*WORDS[name]) if r else "-",
+                "verdict": r.verdict(*WORDS[words]) if r else "-",
                 "flips": "-"
                 if r is None or base is None or parameter == "base"
                 else ("YES" if r.verdict() != base.verdict() else "no"),
@@ -138,10 +139,11 @@ def sensitivity(records: list[RunRecord], out) -> list[str]:
     ]
     for headline in HEADLINES.values():
         a, b = headline.a, headline.b
-        pairs = labelled_pairs([r for r in records if r.model == headline.model], a, b)
+        configs = {"a": side_config(headline, a), "b": side_config(headline, b)}
+        pairs = labelled_pairs(records, configs)
         if ("base", 1.0) not in pairs:
             continue
-        frame = headline_frame(pairs, headline.ratio)
+        frame = headline_frame(pairs, headline.ratio, headline.words or headline.ratio)
         figure = f"figs/sensitivity_{headline.name}.png"
         tornado(frame, headline.title, out / figure)
         moved = frame[~frame.parameter.isin(["base", "committed"])].copy()
@@ -151,7 +153,7 @@ def sensitivity(records: list[RunRecord], out) -> list[str]:
         lines += [
             f"## {headline.title}",
             "",
-            f"Ratio: {a} over {b} ({headline.ratio}); {len(frame)} profiles.",
+            f"Ratio: {a} over {b} (tokens/s); {len(frame)} profiles.",
             "",
             frame.drop(columns=["_r"]).to_markdown(index=False, floatfmt=".3g"),
             "",

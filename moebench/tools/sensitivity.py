@@ -50,22 +50,31 @@ class Headline:
     a: str
     b: str
     ratio: str  # a report/paired.py ratio name
+    words: str = ""  # its verdict's words (report/paired.py WORDS), if not the ratio's own
 
 
+SPEQ_WORKLOAD = (  # the paired workload's 16 prompts, one noise tape (MoE-SpeQ runs live)
+    "workload.decoding=sample",
+    "workload.tapes=1",
+)
 HEADLINES = {
     "speq_phi": Headline(
         "speq_phi",
         "MoE-SpeQ (the paper's design) over mixtral_offloading (sm), Phi-3.5-MoE proxy, "
         "A100 40 GB PCIe 4.0, 36 GB budget, sampled",
         "proxy_phi35moe",
-        (
-            "+experiment=speq_phi",
-            "method.budget_gb=36",
-            "workload.num_prompts=8",
-            "workload.tapes=1",
-            "workload.new_tokens=64",
-        ),
+        ("+experiment=speq_phi", "method.budget_gb=36", *SPEQ_WORKLOAD),
         "speq",
+        "mixtral_offloading_sm",
+        "speed",
+    ),
+    "speq_resident_phi": Headline(
+        "speq_resident_phi",
+        "MoE-SpeQ with the resident draft at k = 8 (speq_beyond's best variant) over "
+        "mixtral_offloading (sm), Phi-3.5-MoE proxy, A100 40 GB PCIe 4.0, 40 GB budget, sampled",
+        "proxy_phi35moe",
+        ("+experiment=speq_beyond", "+speq_point=phi35moe_40", *SPEQ_WORKLOAD),
+        "speq_resident_seq_k8",
         "mixtral_offloading_sm",
         "speed",
     ),
@@ -73,14 +82,27 @@ HEADLINES = {
         "prism_dsv2",
         "Prism's sub-expert offloading against whole-expert top-K' (original over Prism "
         "tokens/s = Prism's TPOT change), DeepSeek-V2-Lite proxy, RTX 4090 24 GB, floor 4.2 "
-        "experts, sampled",
+        "experts, sampled (the prism_offload workload: 16 prompts x 3 tapes)",
         "proxy_dsv2lite",
-        ("+experiment=prism_offload", "hardware=rtx4090_24g", "method.options.slo_experts=4.2"),
+        (
+            "+experiment=prism_offload",
+            "hardware=rtx4090_24g",
+            "method.options.slo_experts=4.2",
+            "workload.decoding=sample",
+        ),
         "topk",
         "prism",
+        "speed",
         "prism_latency",
     ),
 }
+
+
+def side_config(headline: Headline, method: str, values: dict[str, float] | None = None):
+    """The run config of one side of a headline (at the base profile unless `values`)."""
+    return compose_run_config(
+        [*headline.common, f"method={method}", *overrides(values or profile_values(headline))]
+    )
 
 
 def host_terms() -> dict[str, float]:

@@ -47,7 +47,8 @@ def records(tmp_path_factory):
 
 def test_profiles_are_labelled_from_the_records_alone(records):
     flat = [r for pair in records.values() for r in pair]
-    pairs = report.labelled_pairs(flat, "ondemand", "mixtral_offloading_sm")
+    a, b = records[("base", 1.0)]
+    pairs = report.labelled_pairs(flat, {"a": a.config, "b": b.config})
     assert set(pairs) == set(records)
     for label, (a, b) in pairs.items():
         assert (a, b) == records[label]
@@ -58,9 +59,18 @@ def test_the_report_gives_each_ratio_its_interval_and_names_what_moves_it(
 ):
     flat = [r for pair in records.values() for r in pair]
     tiny = tool.Headline(
-        "tiny", "tiny headline", flat[0].model, (), "ondemand", "mixtral_offloading_sm", "speed"
+        "tiny",
+        "tiny headline",
+        flat[0].model.name,
+        (),
+        "ondemand",
+        "mixtral_offloading_sm",
+        "speed",
     )
     monkeypatch.setattr(report, "HEADLINES", {"tiny": tiny})
+    a, b = records[("base", 1.0)]
+    sides = {"ondemand": a.config, "mixtral_offloading_sm": b.config}
+    monkeypatch.setattr(report, "side_config", lambda headline, method: sides[method])
     text = "\n".join(report.sensitivity(flat, tmp_path))
     half = ratio(*records[("link bandwidth", 0.5)])
     assert half.text() in text and "**Moves it most:**" in text
