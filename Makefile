@@ -10,7 +10,7 @@ TEST_ARGS ?= -m "not slow and not gpu"
 # The proxy-training spread experiments train proxies of their own: run them on their own.
 EXPERIMENTS := $(filter-out proxy_spread%,$(basename $(notdir $(wildcard conf/experiment/*.yaml))))
 
-.PHONY: install test regress demo lint report reproduce golden cards clean
+.PHONY: install test regress demo lint report reproduce sensitivity golden cards clean
 
 install: $(STAMP)
 
@@ -46,6 +46,12 @@ reproduce: install
 	for e in $(EXPERIMENTS); do $(PY) -m moebench -m +experiment=$$e || exit 1; done
 	$(PY) -m moebench.tools.policy_sweep
 	$(PY) -m moebench.tools.engine_bench
+	$(PY) -m moebench.report
+
+# not part of reproduce: the headline ratios under each cost parameter at x0.5 and x2
+# (about 30 min on 2 cores; MoE-SpeQ runs live)
+sensitivity: install
+	$(PY) -m moebench.tools.sensitivity
 	$(PY) -m moebench.report
 
 cards: install

@@ -10,6 +10,7 @@ in one parameter's fields).
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -118,7 +119,7 @@ def tornado(frame: pd.DataFrame, title: str, path) -> None:
     ax.axvline(1.0, color="red", linewidth=0.8, linestyle="--", label="1 (no difference)")
     ax.set_yticks(range(len(spans)), [s[0] for s in spans])
     ax.set_xlabel("ratio, each parameter from x0.5 to x2")
-    ax.set_title(title, fontsize=8)
+    ax.set_title(textwrap.fill(title, 100), fontsize=7)
     ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)

@@ -148,7 +148,7 @@ def host_layer_line(threads: int, hidden: int = 64, repeats: int = 2) -> tuple[f
     small matrices), but none of the check's experts or copies."""
     import tempfile
 
-    from moebench.tools.clock_check import run_tpot
+    from moebench.tools.check_model import run_tpot
 
     points = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -184,7 +184,7 @@ def in_situ_expert_rates(threads: int, layers: int = 2) -> dict[str, float]:
     import json
     import tempfile
 
-    from moebench.tools.clock_check import budget_gb, run
+    from moebench.tools.check_model import budget_gb, run
 
     rates = {}
     with tempfile.TemporaryDirectory() as scratch:

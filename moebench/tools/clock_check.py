@@ -14,21 +14,9 @@ over the workload's sequences. Both runs of a config emit the same tokens (same 
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
-from moebench.cli import CONF_DIR, compose_run_config
-from moebench.config import ModelConfig
-
-MODEL = "clock_check_mixtral"
-PROMPT_LEN, NEW_TOKENS = 16, 24
-WORKLOAD = [
-    "workload=debug",
-    "workload.num_prompts=8",
-    f"workload.prompt_len={PROMPT_LEN}",
-    f"workload.new_tokens={NEW_TOKENS}",
-]
+from moebench.tools.check_model import NEW_TOKENS, PROMPT_LEN, budget_gb, run_tpot
 
 
 @dataclass(frozen=True)
@@ -63,52 +51,8 @@ CHECKS = [
 ]
 
 
-def model_shape():
-    import yaml
-
-    from moebench.models.loaded import hf_config_for
-    from moebench.models.shape import shape_from_hf_config
-
-    data = yaml.safe_load((CONF_DIR / "model" / f"{MODEL}.yaml").read_text())
-    cfg = ModelConfig(**data)
-    return shape_from_hf_config(hf_config_for(cfg.family, cfg.arch))
-
-
-def budget_gb(slots: int, max_tokens: int, method: str = "full_resident") -> float:
-    """The budget at which `slots` FP16 experts per layer of the clock-check model fit, beside
-    the INT4 draft a MoE-SpeQ with an INT4 draft keeps on the device."""
-    from moebench.engine.budget import budget_gb_for_slots, int4_expert_bytes
-
-    shape = model_shape()
-    draft = int4_expert_bytes(shape) * shape.num_experts * len(shape.moe_layers)
-    return budget_gb_for_slots(
-        shape, slots + 0.5, max_tokens, draft_bytes=draft if method == "speq" else 0.0
-    )
-
-
-def run(results: str, overrides: list[str]) -> Path:
-    from moebench.runner import execute
-
-    return execute(
-        compose_run_config(
-            [
-                f"results_dir={results}",
-                "+experiment=engine_clock_check",
-                f"model={MODEL}",
-                "hardware=cpu",
-                *WORKLOAD,
-                *overrides,
-            ]
-        )
-    )
-
-
-def run_tpot(results: str, overrides: list[str]) -> float:
-    """Mean decode seconds per token of one run of the check's model and workload."""
-    return json.loads(run(results, overrides).read_text())["metrics"]["tpot_sec_mean"]
-
-
-def check_overrides(check: Check, force: bool) -> list[str]:
+def check_overrides(check: Check, force: bool, device: str = "cpu") -> list[str]:
+    """The run overrides of one check on `device` (tests/gpu runs them with `cuda`)."""
     budget = (
         "null"
         if check.slots is None
@@ -118,7 +62,7 @@ def check_overrides(check: Check, force: bool) -> list[str]:
         f"method={check.method}",
         f"method.budget_gb={budget}",
         *check.options,
-        "device=cpu",
+        f"device={device}",
         f"force={str(force).lower()}",
     ]
 

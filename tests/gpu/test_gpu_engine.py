@@ -184,25 +184,22 @@ def test_virtual_clock_against_the_cuda_clock():
     the ratios; the bound is loose because the profile's link figures are not measured here."""
     import json
 
-    from moebench.bench import clock_check
+    from moebench.tools import clock_check
+    from moebench.tools.check_model import run
 
     ratios = {}
-    for method, slots in clock_check.CONFIGS:
-        budget = "null" if slots is None else clock_check.budget_gb(slots, 40)
+    for check in clock_check.CHECKS:
         tpot = {}
         for backend in ("real", "virtual"):
-            path = clock_check.run(
+            path = run(
                 "/tmp/moebench_gpu_check",
                 [
-                    f"method={method}",
-                    f"method.budget_gb={budget}",
+                    *clock_check.check_overrides(check, True, device="cuda"),
                     f"backend={backend}",
-                    "device=cuda",
                     "hardware=h200",
-                    "force=true",
                 ],
             )
             tpot[backend] = json.loads(path.read_text())["metrics"]["tpot_sec_mean"]
-        ratios[(method, slots)] = tpot["virtual"] / tpot["real"]
+        ratios[(check.method, check.slots)] = tpot["virtual"] / tpot["real"]
     print({f"{m}@{s}": round(r, 3) for (m, s), r in ratios.items()})
     assert all(0.2 < r < 5 for r in ratios.values())

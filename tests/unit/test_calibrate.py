@@ -6,7 +6,7 @@ import pytest
 
 from moebench.errors import UserError
 from moebench.tools.calibrate import copy_line, fit_copy_line, matmul_rates
-from moebench.tools.clock_check import budget_gb
+from moebench.tools.check_model import budget_gb
 
 
 def test_copy_line_recovers_latency_and_bandwidth():
@@ -127,14 +127,14 @@ def test_without_low_bit_kernels_a_draft_expert_reads_bf16_widths():
 
 def test_host_line_fit_takes_the_slope_per_layer(monkeypatch):
     """The host fit is the slope of per-token time against depth, kernel time taken off."""
-    from moebench.tools import calibrate, clock_check
+    from moebench.tools import calibrate, check_model
 
     def fake(scratch, overrides):
         layers = int(next(o for o in overrides if "num_hidden_layers" in o).split("=")[1])
         kernels = 1e-6 * layers
         return kernels if "backend=virtual" in overrides else kernels + 2e-4 + 5e-4 * layers
 
-    monkeypatch.setattr(clock_check, "run_tpot", fake)
+    monkeypatch.setattr(check_model, "run_tpot", fake)
     per_layer, per_token, points = calibrate.host_layer_line(threads=1, repeats=1)
     assert per_layer == pytest.approx(5e-4) and per_token == pytest.approx(2e-4)
     assert [n for n, _ in points] == list(calibrate.HOST_LAYERS)
