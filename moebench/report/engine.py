@@ -228,14 +228,20 @@ def clock_pairs(records: list[RunRecord]) -> list[tuple[RunRecord, RunRecord]]:
     ]
 
 
-def split_ratios(wall_metrics: dict) -> dict:
-    """Modeled over wall decode seconds by part, from the real run's own split (its engine
-    models every step while the wall clock times it): expert copies, expert kernels, and the
-    rest (host work, attention, norms, the LM head)."""
-    m = wall_metrics
+PART_NAMES = {
+    "copies": "copies",
+    "experts": "expert kernels",
+    "rest": "the rest (host work, attention, the decode loop)",
+}
+
+
+def decode_parts(m: dict) -> dict[str, tuple[float, float]]:
+    """(modeled, wall) decode seconds by part, from a real run's own split (its engine models
+    every step while the wall clock times it): expert copies, expert kernels, and the rest
+    (host work, attention, norms, the LM head); empty for a record without the split."""
     if "wall_decode_sec" not in m:
         return {}
-    parts = {
+    return {
         "copies": (m["model_copy_sec"], m["wall_copy_sec"]),
         "experts": (m["model_experts_sec"], m["wall_experts_sec"]),
         "rest": (
@@ -243,30 +249,27 @@ def split_ratios(wall_metrics: dict) -> dict:
             m["wall_decode_sec"] - m["wall_copy_sec"] - m["wall_experts_sec"],
         ),
     }
+
+
+def split_ratios(wall_metrics: dict) -> dict:
+    """The split's table cells: `modeled / wall` ms per token for each part."""
+    steps = wall_metrics.get("decode_steps", 1)
     return {
-        f"{part} ms/token model / wall": f"{1e3 * a / m['decode_steps']:.3g} / "
-        f"{1e3 * b / m['decode_steps']:.3g}"
-        for part, (a, b) in parts.items()
+        f"{part} ms/token model / wall": f"{1e3 * a / steps:.3g} / {1e3 * b / steps:.3g}"
+        for part, (a, b) in decode_parts(wall_metrics).items()
     }
 
 
 def largest_gap(wall_metrics: dict) -> str:
     """The part of a decode step whose modeled time is furthest from its wall time."""
-    m = wall_metrics
-    if "wall_decode_sec" not in m:
+    parts = decode_parts(wall_metrics)
+    if not parts:
         return "no split recorded"
-    parts = {
-        "copies": (m["model_copy_sec"], m["wall_copy_sec"]),
-        "expert kernels": (m["model_experts_sec"], m["wall_experts_sec"]),
-        "the rest (host work, attention, the decode loop)": (
-            m["model_decode_sec"] - m["model_copy_sec"] - m["model_experts_sec"],
-            m["wall_decode_sec"] - m["wall_copy_sec"] - m["wall_experts_sec"],
-        ),
-    }
     part, (model, wall) = max(parts.items(), key=lambda kv: abs(kv[1][1] - kv[1][0]))
-    steps = m["decode_steps"]
+    steps = wall_metrics["decode_steps"]
     return (
-        f"{part}, modeled {1e3 * model / steps:.3g} ms/token against {1e3 * wall / steps:.3g} wall"
+        f"{PART_NAMES[part]}, modeled {1e3 * model / steps:.3g} ms/token against "
+        f"{1e3 * wall / steps:.3g} wall"
     )
 
 

@@ -22,6 +22,7 @@ import torch
 import yaml
 
 from moebench.paths import CONF_DIR
+from moebench.tools.calibrate import median_sec
 
 pytestmark = [
     pytest.mark.gpu,
@@ -63,16 +64,6 @@ def cuda_median(fn, repeats: int = 50) -> float:
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end) / 1e3)
-    return statistics.median(times)
-
-
-def wall_median(fn, repeats: int = 200) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
@@ -124,8 +115,8 @@ def test_routing_read_back():
     def choose():
         return torch.topk(x @ router.T, 2, dim=-1).indices
 
-    queued = wall_median(choose)
-    synced = wall_median(lambda: choose().tolist())
+    queued = median_sec(choose, 200)
+    synced = median_sec(lambda: choose().tolist(), 200)
     report("read-back sync", max(synced - queued, 1e-7), profile()["readback_sec"], "us", 1e6)
 
 
