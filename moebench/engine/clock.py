@@ -32,14 +32,14 @@ class VirtualClock:
     keep_spans: bool = False
     spans: list[Span] = field(default_factory=list)
 
-    def compute(self, name: str, seconds: float, after: float = 0.0) -> float:
+    def compute(self, name: str, seconds: float, after: float = 0.0, expert: bool = False) -> float:
         """Run a kernel once the compute stream is free and `after` has passed; return its end."""
         start = max(self.compute_free_at, after)
         self.stall_sec += start - self.compute_free_at
         end = start + seconds
         self.compute_free_at = end
         self.compute_busy_sec += seconds
-        if "expert" in name:
+        if expert:
             self.expert_busy_sec += seconds
         if self.keep_spans:
             self.spans.append(Span("compute", name, start, end))

@@ -109,7 +109,6 @@ class OffloadEngine:
             )
             for e in sorted(self.caches[layer].resident):  # the warm start, before any timed step
                 self.transport.load(layer, e)
-        getattr(self.transport, "reset_wall", lambda: None)()
         self.landing: dict[Key, float] = {}  # when a resident expert's copy lands
         self.last_use_end: dict[Key, float] = {}  # when its last kernel finished (slot reuse)
         self.prefetched_unused: set[Key] = set()
@@ -283,7 +282,7 @@ class OffloadEngine:
             if self.opt.fused_experts and self._launched_in_layer:
                 sec -= self.costs.hw.launch_sec  # the layer's one launch is already paid
             self._launched_in_layer = True
-            end = self.clock.compute(f"expert {layer}.{e}", sec, after=ready)
+            end = self.clock.compute(f"expert {layer}.{e}", sec, after=ready, expert=True)
         self.last_use_end[(layer, e)] = end
 
     def prefetch_experts(self, layer: int, experts: list[int]) -> int:

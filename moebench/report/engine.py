@@ -281,8 +281,7 @@ def clock_row(wall: RunRecord, virtual: RunRecord) -> dict:
     r = ratio(wall, virtual, "speed")
     mid = r.ratio if r else v["tpot_sec_mean"] / w["tpot_sec_mean"]
     inside = r is not None and 1 - CLOCK_TARGET <= r.lo and r.hi <= 1 + CLOCK_TARGET
-    options = wall.config.method.options
-    draft = options.get("draft") if isinstance(options, dict) else getattr(options, "draft", None)
+    draft = wall.config.method.options.get("draft")
     return {
         "method": wall.method + (f" ({draft} draft)" if draft else ""),
         "slots/layer": plan["slots_per_layer"],

@@ -96,6 +96,7 @@ def headline_frame(pairs: dict, name: str, words: str) -> pd.DataFrame:
                 if r is None or base is None
                 else f"{r.ratio / base.ratio - 1:+.1%}",
                 "_r": r,
+                "_move": 0.0 if r is None or base is None else abs(r.ratio / base.ratio - 1),
             }
         )
     return pd.DataFrame(rows)
@@ -147,16 +148,15 @@ def sensitivity(records: list[RunRecord], out) -> list[str]:
         frame = headline_frame(pairs, headline.ratio, headline.words or headline.ratio)
         figure = f"figs/sensitivity_{headline.name}.png"
         tornado(frame, headline.title, out / figure)
-        moved = frame[~frame.parameter.isin(["base", "committed"])].copy()
-        moved["_span"] = [abs(r.ratio - frame["_r"].iloc[1].ratio) if r else 0 for r in moved["_r"]]
-        top = moved.sort_values("_span", ascending=False).iloc[0] if len(moved) else None
+        moved = frame[~frame.parameter.isin(["base", "committed"])]
+        top = moved.sort_values("_move", ascending=False).iloc[0] if len(moved) else None
         flips = moved[moved.flips == "YES"]
         lines += [
             f"## {headline.title}",
             "",
             f"Ratio: {a} over {b} (tokens/s); {len(frame)} profiles.",
             "",
-            frame.drop(columns=["_r"]).to_markdown(index=False, floatfmt=".3g"),
+            frame.drop(columns=["_r", "_move"]).to_markdown(index=False, floatfmt=".3g"),
             "",
             f"![tornado]({figure})",
             "",

@@ -74,13 +74,17 @@ class DraftSide:
                     f"draft expert {layer}.{e}",
                     c.kernel_sec(c.expert_kernel(int(used[e]))),
                     after=engine.landing.get((layer, int(e)), 0.0),
+                    expert=True,
                 )
         else:
             ready = self.cache.make_resident(layer, needed) if self.cache else {}
             for e in needed:
                 kernel = c.expert_kernel(int(counts[e]), bytes_per_param=self.bytes_per_param)
                 end = engine.clock.compute(
-                    f"draft expert {layer}.{e}", c.kernel_sec(kernel), after=ready.get(e, 0.0)
+                    f"draft expert {layer}.{e}",
+                    c.kernel_sec(kernel),
+                    after=ready.get(e, 0.0),
+                    expert=True,
                 )
                 if self.cache:
                     self.cache.used_until(layer, e, end)
