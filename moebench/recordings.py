@@ -28,8 +28,10 @@ from moebench.engine.trace import RoutingTrace
 from moebench.models.build import weights_fingerprint
 from moebench.models.corpora import cache_dir
 from moebench.paths import atomic_file
+from moebench.speq.transcript import Forward, SequenceTranscript, Transcript
 
 FORMAT = 1  # bump when what a recording holds, or how it is keyed, changes
+TRANSCRIPT_FORMAT = 1  # the same for MoE-SpeQ's cycle transcripts
 
 
 @dataclass
@@ -133,3 +135,66 @@ def save_recording(recording: Recording) -> Path:
             meta=np.array(json.dumps(meta, sort_keys=True)),
         )
     return path
+
+
+# --- MoE-SpeQ's cycle transcripts (speq/transcript.py): one per point and k schedule --------
+def transcript_path(transcript: Transcript) -> Path:
+    return recordings_dir() / f"{transcript.key}-k{transcript.schedule()}.npz"
+
+
+def save_transcript(transcript: Transcript) -> Path:
+    """Write atomically (a temporary file in the same folder, then a rename)."""
+    forwards = [(i, f) for i, s in enumerate(transcript.sequences) for f in s.forwards]
+    cycles = [(i, c) for i, s in enumerate(transcript.sequences) for c in s.cycles]
+    meta = {
+        "format": TRANSCRIPT_FORMAT,
+        "key": transcript.key,
+        "layers": transcript.layers,
+        "model": transcript.model,
+        "source": transcript.source,
+    }
+    path = transcript_path(transcript)
+    with atomic_file(path, "wb") as fh:
+        np.savez_compressed(
+            fh,
+            forward_sequence=np.array([i for i, _ in forwards], dtype=np.int32),
+            forward_shape=np.array(
+                [(f.tokens, f.context, f.draft) for _, f in forwards], dtype=np.int64
+            ).reshape(-1, 3),
+            ids=np.concatenate([f.ids for _, f in forwards]).astype(np.int16),
+            cycle_sequence=np.array([i for i, _ in cycles], dtype=np.int32),
+            cycles=np.array([c for _, c in cycles], dtype=np.int64).reshape(-1, 2),
+            outputs=np.array([s.tokens for s in transcript.sequences], dtype=np.int64),
+            meta=np.array(json.dumps(meta, sort_keys=True)),
+        )
+    return path
+
+
+def load_transcript(path: Path) -> Transcript | None:
+    """The transcript at `path`, or None when unreadable or of another format."""
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            meta = json.loads(str(d["meta"]))
+            if meta.get("format") != TRANSCRIPT_FORMAT:
+                return None
+            arrays = {k: d[k] for k in d.files if k != "meta"}
+    except (OSError, ValueError, KeyError) as err:
+        print(f"moebench: transcript {path} is unreadable ({err}); skipped", file=sys.stderr)
+        return None
+    sequences = [SequenceTranscript(tokens=row.tolist()) for row in arrays["outputs"]]
+    row = 0
+    for i, (tokens, context, draft) in zip(
+        arrays["forward_sequence"], arrays["forward_shape"], strict=True
+    ):
+        ids = arrays["ids"][row : row + tokens].astype(np.int64)
+        sequences[i].forwards.append(Forward(int(tokens), int(context), bool(draft), ids))
+        row += tokens
+    for i, (k, accepted) in zip(arrays["cycle_sequence"], arrays["cycles"], strict=True):
+        sequences[i].cycles.append((int(k), int(accepted)))
+    return Transcript(meta["key"], meta["layers"], sequences, meta["model"], meta["source"])
+
+
+def find_transcripts(key: str) -> list[Transcript]:
+    """Every readable transcript of the point `key` (one per k schedule)."""
+    paths = sorted(recordings_dir().glob(f"{key}-k*.npz"))
+    return [t for t in map(load_transcript, paths) if t is not None]

@@ -25,6 +25,7 @@ from moebench.engine.costs import CostModel
 from moebench.engine.trace import RoutingTrace
 from moebench.engine.trace_formats import load_trace
 from moebench.errors import ConfigError, UserError
+from moebench.methods.options import SPEQ_TRANSCRIPT
 from moebench.methods.protocol import DecodeMethod, ServingMethod
 from moebench.methods.registry import (
     build_method,
@@ -36,7 +37,15 @@ from moebench.models.build import build_model, hf_config_without_weights
 from moebench.models.loaded import LoadedModel
 from moebench.models.shape import ModelShape, shape_from_hf_config
 from moebench.paths import REPO_ROOT
-from moebench.recordings import Recording, find_recording, recording_key, save_recording
+from moebench.recordings import (
+    Recording,
+    find_recording,
+    find_transcripts,
+    recording_key,
+    save_recording,
+    save_transcript,
+    transcript_path,
+)
 from moebench.records import (
     FAILURE_FILE,
     make_record,
@@ -49,6 +58,7 @@ from moebench.records import (
 )
 from moebench.schema import RunRecord
 from moebench.sinks import mirror
+from moebench.speq.transcript import Transcript, TranscriptMismatch
 
 
 def charged_shape(cfg: RunConfig, loaded: LoadedModel | None) -> ModelShape:
@@ -243,7 +253,10 @@ def _decode_live(cfg: RunConfig, key: str | None, why: str) -> Decoded:
         layers = [v.index for v in loaded.layers]
         trace = RoutingTrace.from_steps(method.steps, layers, run_key(cfg), step_prompt)
     identity = model_identity(loaded)
-    if key is not None:
+    if key is not None and getattr(method, "transcript", None) is not None:
+        saved = save_transcript(method.transcript.transcript(key, identity, run_key(cfg)))
+        print(f"moebench: recorded {saved} for the runs of this point that follow")
+    elif key is not None:
         saved = save_recording(Recording(key, trace, outputs, identity, run_key(cfg)))
         print(f"moebench: recorded {saved} for the runs of this point that follow")
     return Decoded(
@@ -283,6 +296,49 @@ def _replay_recording(cfg: RunConfig, recording: Recording) -> Decoded:
     )
 
 
+def _replay_transcript(cfg: RunConfig, transcript: Transcript) -> Decoded:
+    """MoE-SpeQ's engine driven by a cycle transcript of its point (speq/transcript.py). The
+    model is still built (the draft's fidelity is measured on it); raises TranscriptMismatch
+    as soon as this run's governor picks another k than the transcript holds."""
+    loaded = build_model(cfg.model)
+    method = build_method(cfg, loaded, CostModel(cfg.hardware, charged_shape(cfg, loaded)))
+    log = SequenceLog(method, sequence_plan(cfg.workload))
+    step_sec = []
+    for seq in tqdm(
+        transcript.sequences,
+        unit="sequence",
+        desc=f"{cfg.method.name} {cfg.model.name} (replay)",
+        disable=cfg.workload.num_sequences < 2,
+    ):
+        _, steps = method.replay_transcript(seq, transcript.layers, cfg.workload.new_tokens)
+        step_sec.append(steps)
+        log.close(steps)
+    print(f"moebench: replayed {transcript_path(transcript)} (recorded by {transcript.source})")
+    outputs = [s.tokens for s in transcript.sequences]
+    return Decoded(
+        method,
+        transcript.model,
+        outputs,
+        step_sec,
+        output_sha256(outputs),
+        f"transcript {transcript_path(transcript).stem}",
+        per_sequence=log.as_raw(),
+    )
+
+
+def _speq_point(cfg: RunConfig, key: str) -> Decoded:
+    """A MoE-SpeQ run replays the transcript of its point whose k schedule its governor
+    follows, else decodes live and adds its own transcript."""
+    transcripts = find_transcripts(key)
+    for transcript in transcripts:
+        try:
+            return _replay_transcript(cfg, transcript)
+        except TranscriptMismatch as err:
+            print(f"moebench: {transcript_path(transcript).name} does not apply ({err})")
+    why = "the first run of its point" if not transcripts else "a k schedule no transcript holds"
+    return _decode_live(cfg, key, f"{why}: recorded {key}")
+
+
 def _replay_trace(cfg: RunConfig) -> Decoded:
     """A routing trace from a file (workload.prompts=trace) drives the engine; no tokens."""
     method: DecodeMethod = build_method(
@@ -312,9 +368,12 @@ def decoded_for(cfg: RunConfig) -> Decoded:
     why = live_reason(cfg)
     if why is not None:
         return _decode_live(cfg, None, why)
-    key = recording_key(cfg, check_method(cfg).routing_identity())
+    identity = check_method(cfg).routing_identity()
+    key = recording_key(cfg, identity)
     if key is None:
         return _decode_live(cfg, None, "the checkpoint's files are not found locally")
+    if identity.get("routing") == SPEQ_TRANSCRIPT:
+        return _speq_point(cfg, key)
     recording = find_recording(key)
     if recording is not None:
         return _replay_recording(cfg, recording)

@@ -123,6 +123,9 @@ class OffloadEngine:
         self._next_layer = 0
         self._tokens = self._context = 0
         self.decode_split: dict[str, float] = {}  # see _split_now
+        # when a list: every MoE layer's (layer, routing [T, k]) in call order (MoE-SpeQ's
+        # cycle transcript, speq/transcript.py)
+        self.layer_log: list[tuple[int, np.ndarray]] | None = None
         self.predictor = predictor  # (layer, hidden) -> set of next-layer experts
         # MoE-SpeQ's draft side (speq/draft_side.py), given once: in a draft forward the
         # experts are its INT4 copies (or, for a resident draft, the FP16 slots), and each
@@ -216,6 +219,8 @@ class OffloadEngine:
         """Charge layer `layer` (attention, router, shared, experts) for routing `ids` [T, k];
         a resident-experts draft computes with `draft_computes` (resident FP16 experts) instead."""
         c, s = self.costs, self.shape
+        if self.layer_log is not None:
+            self.layer_log.append((layer, np.array(ids)))
         self._charge_layers_until(layer)
         self.clock.compute(
             f"attention {layer}", c.kernel_sec(c.attention_kernel(self._tokens, self._context))

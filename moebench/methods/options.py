@@ -26,6 +26,7 @@ Variant = Literal["sm", "sc"]
 PolicyName = Literal[POLICY_NAMES]
 # the model's own routing, whatever the cache holds: every cache method shares its recording
 TARGET_ROUTING = {"routing": "target"}
+SPEQ_TRANSCRIPT = "speq_transcript"  # a MoE-SpeQ cycle transcript, not a routing recording
 
 
 @dataclass(frozen=True)
@@ -137,18 +138,23 @@ class SpeqOptions(CachedMethodOptions):
     # token, stopping at the first rejection
     verify: Literal["grouped", "sequential"] = "grouped"
 
-    def routing_identity(self) -> None:
-        """Live always (see `live_reason`)."""
-        return None
+    def routing_identity(self) -> dict[str, Any] | None:
+        """What decides the models' computation besides the point: the draft's weights and the
+        verify chunking. Its recording is a cycle transcript (speq/transcript.py), replayed by
+        runs whose governor picks the same k every cycle; int4 and int4_cached compute the same
+        draft and share it. A resident draft computes on what is cached: live (None)."""
+        if self.draft == "resident":
+            return None
+        return {
+            "routing": SPEQ_TRANSCRIPT,
+            "quant": self.quant,
+            "draft_bits": self.draft_bits,
+            "verify": self.verify,
+        }
 
     @property
     def live_reason(self) -> str:
-        if self.draft == "resident":
-            return "MoE-SpeQ's resident draft computes on the resident experts: it needs the cache"
-        return (
-            "MoE-SpeQ's draft rollouts are not recorded: bit-equal replay needs every position's "
-            "k_max-token rollout decoded token by token, ~25 live runs of work (reports/LOG.md)"
-        )
+        return "MoE-SpeQ's resident draft computes on the resident experts: it needs the cache"
 
     def __post_init__(self) -> None:
         int_in("method.options.k_min", self.k_min, 1)

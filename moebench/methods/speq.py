@@ -25,6 +25,7 @@ from moebench.speq.decode import speculative_decode
 from moebench.speq.draft import Draft, routing_fidelity
 from moebench.speq.draft_side import DraftSide
 from moebench.speq.governor import Governor
+from moebench.speq.transcript import SequenceTranscript, TranscriptRecorder, replay_sequence
 
 
 class SpeQ(EngineMethod):
@@ -78,6 +79,9 @@ class SpeQ(EngineMethod):
         cc.start_run()  # after the offline profile
         self.cycles = []
         self._verify_steps = None  # verify forwards so far in the current cycle (None outside one)
+        self.record_routing = setup.record_trace  # its point's recording is a transcript
+        # the first live run of a point writes its cycle transcript (speq/transcript.py)
+        self.transcript = TranscriptRecorder(self.engine) if setup.recording else None
 
     def engine_extras(self, shape) -> dict:
         """The draft side the engine runs: how draft kernels are charged, an offloaded draft's
@@ -158,9 +162,14 @@ class SpeQ(EngineMethod):
                 self.orchestrator.verifying(self._verify_steps)
             self._verify_steps += 1
         self.engine.begin_forward(tokens, context)
+        if self.transcript:
+            self.transcript.begin_forward(tokens, context, draft=False)
 
     def end_forward(self):
-        return self.engine.end_forward()
+        seconds = self.engine.end_forward()
+        if self.transcript:
+            self.transcript.end_forward()
+        return seconds
 
     def begin_cycle(self, k):
         self._cycle_start = self.engine.now()
@@ -170,9 +179,13 @@ class SpeQ(EngineMethod):
 
     def begin_draft_forward(self, context):
         self.engine.begin_forward(1, context, draft=True)
+        if self.transcript:
+            self.transcript.begin_forward(1, context, draft=True)
 
     def end_draft_forward(self, i):
         self.engine.end_forward()
+        if self.transcript:
+            self.transcript.end_forward()
         self.orchestrator.after_draft_token(i)
 
     def end_cycle(self, k, accepted):
@@ -180,9 +193,13 @@ class SpeQ(EngineMethod):
         self._verify_steps = None
         self.governor.observe(k, accepted)
         self.cycle_costs.observe(k, accepted, self._cycle_mark)
+        if self.transcript:
+            self.transcript.end_cycle(k, accepted)
         return seconds
 
     def generate(self, prompt_ids, new_tokens, chooser: TokenChooser = GREEDY):
+        if self.transcript:
+            self.transcript.begin_sequence()
         with engine_installed(self.loaded, self.engine):
             result = speculative_decode(
                 self.loaded,
@@ -194,14 +211,32 @@ class SpeQ(EngineMethod):
                 chooser=chooser,
                 sequential_verify=self.sequential_verify,
             )
-        self.cycles += result.cycles
-        step_sec = [result.prefill_sec]
-        for (
-            cycle
-        ) in result.cycles:  # a cycle's time is spread over the tokens it adds to the output
+        if self.transcript:
+            self.transcript.end_sequence(result.tokens)
+        return result.tokens, self._step_seconds(result.cycles, result.prefill_sec, new_tokens)
+
+    def replay_transcript(self, seq: SequenceTranscript, layers, new_tokens: int):
+        """One sequence from a cycle transcript instead of the models: the same hook and
+        engine calls as `generate` (raises TranscriptMismatch at another k)."""
+        cycles, prefill_sec = replay_sequence(
+            seq,
+            layers,
+            self,
+            self.engine,
+            self.governor.choose,
+            new_tokens,
+            self.sequential_verify,
+        )
+        return seq.tokens, self._step_seconds(cycles, prefill_sec, new_tokens)
+
+    def _step_seconds(self, cycles, prefill_sec: float, new_tokens: int) -> list[float]:
+        """Per emitted token: a cycle's time is spread over the tokens it adds."""
+        self.cycles += cycles
+        step_sec = [prefill_sec]
+        for cycle in cycles:
             kept = min(cycle.accepted + 1, new_tokens - len(step_sec))
             step_sec += [cycle.seconds / kept] * kept
-        return result.tokens, step_sec
+        return step_sec
 
     def metrics(self):
         out = self.engine.metrics()

@@ -3,8 +3,11 @@ section of reports/summary.md a reader checks first."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
+from moebench.records import identity
 from moebench.report.accuracy import HELDOUT_TASKS, SHORT_NAMES, difference
 from moebench.report.paired import INTERVALS, cell, ratio, verdict
 from moebench.report.prism_accuracy import paper_gains
@@ -14,13 +17,52 @@ from moebench.report.speq_beyond import BASELINE, PROXY_NAMES, variant_label
 from moebench.schema import RunRecord
 
 SPEQ_EXPERIMENTS = ("speq_phi", "speq_qwen", "speq_dsv2")
+# the same comparisons on proxies retrained with other seeds (not part of make reproduce)
+SPREAD_EXPERIMENTS = ("proxy_spread", "proxy_spread_prism")
+
+
+def twin_key(r: RunRecord) -> str:
+    """What a record ran, less its experiment and its proxy's training seed: a run of the
+    same config on a proxy trained with another seed has the same key."""
+    data = identity(r.config)
+    data.pop("experiment", None)
+    data["model"] = {k: v for k, v in data["model"].items() if k != "train_seed"}
+    return json.dumps(data, sort_keys=True)
+
+
+def by_training_seed(records: list[RunRecord]) -> dict[str, dict[int, RunRecord]]:
+    """Records of the spread experiments: twin key -> {training seed: record}."""
+    out: dict[str, dict[int, RunRecord]] = {}
+    for r in records:
+        out.setdefault(twin_key(r), {})[r.config.model.train_seed] = r
+    return out
+
+
+def training_spread(a, b, spread, words: str = "speed", prompts: str = "all") -> str:
+    """The claim's ratio on every retrained proxy that ran both sides: its range over the
+    training seeds and on how many the verdict is the claim's own ("-" without two seeds)."""
+    side_a, side_b = spread.get(twin_key(a), {}), spread.get(twin_key(b), {})
+    found = {
+        s: ratio(side_a[s], side_b[s], prompts=prompts)
+        for s in sorted(side_a.keys() & side_b.keys())
+    }
+    found = {s: r for s, r in found.items() if r is not None}
+    if len(found) < 2:
+        return "-"
+    ratios = [r.ratio for r in found.values()]
+    own = verdict(ratio(a, b, prompts=prompts), words)
+    same = sum(verdict(r, words) == own for r in found.values())
+    return (
+        f"{min(ratios):.3f}-{max(ratios):.3f} over seeds {', '.join(map(str, found))}; "
+        f"{own} on {same} of {len(found)}"
+    )
 
 
 def _sampled(records: list[RunRecord]) -> list[RunRecord]:
     return [r for r in records if r.config.workload.sampling]
 
 
-def speq_claims(by_experiment: dict[str, list[RunRecord]]) -> list[dict]:
+def speq_claims(by_experiment: dict[str, list[RunRecord]], spread) -> list[dict]:
     """MoE-SpeQ (the paper's design) over Mixtral-Offloading with the same memory (the paper's
     Fig. 13 bars), per model and budget, sampled decoding."""
     rows = []
@@ -43,12 +85,13 @@ def speq_claims(by_experiment: dict[str, list[RunRecord]]) -> list[dict]:
                     paper["speq"] / paper[BASELINE] if paper else float("nan"),
                     speq,
                     sm,
+                    spread,
                 )
             )
     return rows
 
 
-def speq_beyond_claims(records: list[RunRecord]) -> list[dict]:
+def speq_beyond_claims(records: list[RunRecord], spread) -> list[dict]:
     """The fastest MoE-SpeQ variant over sm at every speq_beyond point (sampled)."""
     rows = []
     points = sorted({(r.model.proxy_of, r.config.method.budget_gb) for r in _sampled(records)})
@@ -75,13 +118,14 @@ def speq_beyond_claims(records: list[RunRecord]) -> list[dict]:
                 float("nan"),
                 best,
                 sm,
+                spread,
                 prompts="held_out",
             )
         )
     return rows
 
 
-def prism_offload_claims(records: list[RunRecord]) -> list[dict]:
+def prism_offload_claims(records: list[RunRecord], spread) -> list[dict]:
     """MoE-Prism's sub-expert offloading against the whole-expert LRU at fractional quality
     floors (sampled): TPOT ratio, the paper's -10.36% as 0.896."""
     rows = []
@@ -100,6 +144,7 @@ def prism_offload_claims(records: list[RunRecord]) -> list[dict]:
                     1 + PAPER_CHANGE / 100,
                     pair["topk"],
                     pair["prism"],
+                    spread,
                     "prism_latency",
                 )
             )
@@ -130,12 +175,13 @@ def prism_accuracy_claims(records: list[RunRecord]) -> list[dict]:
                 "ours [95%]": diff.text(),
                 "verdict": diff.verdict(),
                 "sequences": f"{diff.n} documents",
+                "training seeds": "-",
             }
         )
     return rows
 
 
-def _row(claim, experiment, paper, a, b, words="speed", prompts="all") -> dict:
+def _row(claim, experiment, paper, a, b, spread, words="speed", prompts="all") -> dict:
     r = ratio(a, b, prompts=prompts)
     return {
         "claim": claim,
@@ -145,14 +191,18 @@ def _row(claim, experiment, paper, a, b, words="speed", prompts="all") -> dict:
         "ours [95%]": cell(r),
         "verdict": verdict(r, words),
         "sequences": r.n if r else "-",
+        "training seeds": training_spread(a, b, spread, words, prompts),
     }
 
 
 def claims_lines(by_experiment: dict[str, list[RunRecord]]) -> list[str]:
+    spread = by_training_seed(
+        [r for name in SPREAD_EXPERIMENTS for r in by_experiment.get(name, [])]
+    )
     rows = (
-        speq_claims(by_experiment)
-        + speq_beyond_claims(by_experiment.get("speq_beyond", []))
-        + prism_offload_claims(by_experiment.get("prism_offload", []))
+        speq_claims(by_experiment, spread)
+        + speq_beyond_claims(by_experiment.get("speq_beyond", []), spread)
+        + prism_offload_claims(by_experiment.get("prism_offload", []), spread)
         + prism_accuracy_claims(by_experiment.get("prism_accuracy", []))
     )
     if not rows:
@@ -163,8 +213,10 @@ def claims_lines(by_experiment: dict[str, list[RunRecord]]) -> list[str]:
         "Every ratio is a speed ratio (tokens/s; for MoE-Prism, TPOT, below 1 = faster) on the "
         f"virtual clock: {INTERVALS} The accuracy rows are differences in points over the "
         "same documents, with a paired bootstrap interval. The papers give no intervals. "
-        "Proxy-training spread (the same comparison on proxies retrained with other seeds) is "
-        "not in these intervals.",
+        "Proxy-training spread is not in these intervals: `training seeds` gives the same "
+        "comparison's range on proxies retrained with other seeds (`+experiment=proxy_spread`, "
+        "`proxy_spread_prism`; reports/proxy_spread*.md) and on how many of them the verdict "
+        "holds, where those runs exist.",
         "",
         pd.DataFrame(rows).to_markdown(index=False),
         "",

@@ -5,8 +5,9 @@ import dataclasses
 
 import pytest
 
+from moebench.report.claims import by_training_seed, training_spread
 from moebench.report.engine import engine_baselines
-from moebench.report.paired import ratio
+from moebench.report.paired import ratio, verdict
 from moebench.report.proxy_spread import proxy_spread
 from moebench.report.speq import speq_report
 from tests.integration.test_recordings import run
@@ -56,29 +57,66 @@ def test_engine_and_speq_reports_print_intervals_and_verdicts(records, tmp_path)
     assert over_lru.text() in text and "**Speedups of MoE-SpeQ** over 8 sequences" in text
 
 
+@pytest.fixture(scope="module")
+def other_proxy(tmp_path_factory):
+    """Stand-ins for a proxy trained with another seed: the same tiny model decoding other
+    prompts (run seed 1), so each comparison gets another ratio."""
+    folder = tmp_path_factory.mktemp("other_proxy")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MOEBENCH_CACHE", str(folder / "cache"))
+        return {
+            name: run(folder / "results", f"method={name}", BUDGET, *SAMPLED, "seed=1")
+            for name in ("mixtral_offloading_sm", "speq")
+        }
+
+
 def as_training_seed(record, seed):
-    """The record as if its proxy had been trained with `seed` (the renderer groups by it)."""
+    """The record as if its proxy had been trained with `seed` and it had run seed 0 (the
+    renderers group by the training seed and match runs by everything else)."""
     model = dataclasses.replace(record.config.model, source="proxy", train_seed=seed)
-    return dataclasses.replace(record, config=dataclasses.replace(record.config, model=model))
+    config = dataclasses.replace(record.config, model=model, seed=0)
+    return dataclasses.replace(record, config=config)
 
 
 def test_proxy_spread_sets_the_training_spread_beside_each_seeds_interval(
-    records, tmp_path, monkeypatch
+    records, other_proxy, tmp_path
 ):
-    """Two "proxies" (here: the same tiny model on other prompts, run seed 1 standing for
-    training seed 1): each gets its own ratio and interval, the spread is their distance."""
-    monkeypatch.setenv("MOEBENCH_CACHE", str(tmp_path / "cache"))
-    other = {
-        name: run(tmp_path / "results", f"method={name}", BUDGET, *SAMPLED, "seed=1")
-        for name in ("mixtral_offloading_sm", "speq")
-    }
+    """Two "proxies": each gets its own ratio and interval, the spread is their distance."""
     seeded = [as_training_seed(records[k], 0) for k in ("mixtral_offloading_sm", "speq")]
-    seeded += [as_training_seed(r, 1) for r in other.values()]
+    seeded += [as_training_seed(r, 1) for r in other_proxy.values()]
     lines = proxy_spread(seeded, tmp_path)
     row = next(x for x in lines if "over sm" in x and x.startswith("|"))
     by_seed = [ratio(records["speq"], records["mixtral_offloading_sm"])]
-    by_seed.append(ratio(other["speq"], other["mixtral_offloading_sm"]))
+    by_seed.append(ratio(other_proxy["speq"], other_proxy["mixtral_offloading_sm"]))
     assert all(r.text() in row for r in by_seed)
     spread = abs(by_seed[0].ratio - by_seed[1].ratio)
     assert f"{spread:.3f}" in row
     assert (tmp_path / "figs" / "proxy_spread.png").exists()
+
+
+def test_a_claim_gives_its_range_over_training_seeds(records, other_proxy):
+    """The summary's claim row finds the same comparison on the retrained proxies by config
+    alone, and says on how many of them its verdict holds."""
+    names = ("speq", "mixtral_offloading_sm")
+    claim = [as_training_seed(records[k], 0) for k in names]
+    retrained = [as_training_seed(other_proxy[k], 1) for k in names]
+    spread = by_training_seed(claim + retrained)
+    text = training_spread(*claim, spread)
+    ratios = [ratio(*claim), ratio(*retrained)]
+    low, high = sorted(r.ratio for r in ratios)
+    assert ratios[0].ratio != ratios[1].ratio  # the check below could fail
+    assert text.startswith(f"{low:.3f}-{high:.3f} over seeds 0, 1; ")
+    same = sum(verdict(r) == verdict(ratios[0]) for r in ratios)
+    assert text.endswith(f"{verdict(ratios[0])} on {same} of 2")
+    # one seed only, or another config: no range
+    assert training_spread(*claim, by_training_seed(claim)) == "-"
+    other_budget = [
+        dataclasses.replace(
+            r,
+            config=dataclasses.replace(
+                r.config, method=dataclasses.replace(r.config.method, budget_gb=1.0)
+            ),
+        )
+        for r in retrained
+    ]
+    assert training_spread(*claim, by_training_seed(claim + other_budget)) == "-"

@@ -164,10 +164,19 @@ def test_recording_key_follows_what_decides_routing(tmp_path, cache):
     assert key("method=topk", "+method.options.slo_experts=1.5") == key(
         "method=topk", "method.options.top_k=2"
     )
+    # MoE-SpeQ's transcripts follow the draft and the verify chunking, not budgets or governors
+    speq = key("method=speq")
+    assert speq != base and speq == key("method=speq", BUDGET, "+method.options.governor=bytes")
+    assert speq == key("method=speq", "+method.options.draft=int4_cached")
+    assert speq != key("method=speq", "method.options.draft_bits=3")
+    assert speq != key("method=speq", "+method.options.verify=sequential")
     # methods that always run live
     from moebench.methods.registry import routing_identity
 
-    for overrides in (["method=speq"], ["method=full_resident", "replay=false"]):
+    for overrides in (
+        ["method=speq", "+method.options.draft=resident"],
+        ["method=full_resident", "replay=false"],
+    ):
         assert routing_identity(config(tmp_path, *overrides)) is None
 
 
@@ -175,12 +184,14 @@ def test_replay_check_reruns_committed_records_both_ways(tmp_path, cache, capsys
     from moebench.tools import replay_check
 
     run(tmp_path / "committed", "method=mixtral_offloading", BUDGET)
-    speq = run(tmp_path / "committed", "method=speq", "method.budget_gb=0.01")  # live: skipped
-    assert speq.replayed_from is None and "rollouts are not recorded" in speq.live_reason
+    run(tmp_path / "committed", "method=speq", "method.budget_gb=0.01")  # a transcript
+    resident = ["method=speq", "method.budget_gb=0.01", "+method.options.draft=resident"]
+    live = run(tmp_path / "committed", *resident, "workload.num_prompts=1")  # live: skipped
+    assert live.replayed_from is None and "needs the cache" in live.live_reason
     assert replay_check.main(["--results", str(tmp_path / "committed"), "--sample", "0"]) == 0
     out = capsys.readouterr().out
     assert "0 differences from the committed record" in out
-    assert "1 records rerun live and replayed, 0 differences" in out
+    assert "2 records rerun live and replayed, 0 differences" in out
 
 
 def test_a_run_killed_while_recording_leaves_no_recording(tmp_path, cache, monkeypatch):
