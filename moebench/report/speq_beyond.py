@@ -312,12 +312,12 @@ def speq_beyond(records: list[RunRecord], out) -> list[str]:
 
 
 def _too_small(records: list[RunRecord]) -> list[str]:
-    """Which models' records have too few sequences for intervals (kept from an older, smaller
+    """Which points' records have too few sequences for intervals (kept from an older, smaller
     workload until they are rerun), said before any table."""
     small = sorted(
         {
-            f"{PROXY_NAMES.get(r.model.proxy_of, r.model.name)} (`{r.config.workload.name}`, "
-            f"{r.config.workload.num_sequences} sequences)"
+            f"{PROXY_NAMES.get(r.model.proxy_of, r.model.name)} {r.config.method.budget_gb:g} GB "
+            f"(`{r.config.workload.name}`, {r.config.workload.num_sequences} sequences)"
             for r in records
             if r.config.workload.num_sequences < MIN_SEQUENCES
         }
@@ -347,9 +347,11 @@ def _greedy_lines(frame: pd.DataFrame) -> list[str]:
 
 
 def conditions_across_models(records) -> str:
+    """One conditions paragraph per model and workload (a model's points may differ in it
+    while some are rerun)."""
     by_model = {}
     for r in records:
-        by_model.setdefault(r.model.name, []).append(r)
+        by_model.setdefault((r.model.name, r.config.workload.name), []).append(r)
     return "\n\n".join(conditions(rs) for _, rs in sorted(by_model.items()))
 
 
