@@ -273,16 +273,7 @@ def _replay_recording(cfg: RunConfig, recording: Recording) -> Decoded:
         cfg, loaded, CostModel(cfg.hardware, charged_shape(cfg, loaded))
     )
     print(f"moebench: replaying {recording.path} (recorded by {recording.source})")
-    log = SequenceLog(method, sequence_plan(cfg.workload))
-    step_sec = []
-    for trace in tqdm(
-        recording.prompts(),
-        unit="sequence",
-        desc=f"{cfg.method.name} {cfg.model.name} (replay)",
-        disable=cfg.workload.num_sequences < 2,
-    ):
-        step_sec.append(method.replay_prompt(trace))
-        log.close(step_sec[-1])
+    step_sec, per_sequence = _replayed(cfg, method, recording.prompts(), method.replay_prompt)
     trace = dataclasses.replace(recording.trace, source=run_key(cfg))  # as a live run keeps it
     return Decoded(
         method,
@@ -292,8 +283,24 @@ def _replay_recording(cfg: RunConfig, recording: Recording) -> Decoded:
         output_sha256(recording.outputs),
         f"recording {recording.key}",
         trace,
-        per_sequence=log.as_raw(),
+        per_sequence=per_sequence,
     )
+
+
+def _replayed(cfg: RunConfig, method, sequences, replay_one) -> tuple[list[list[float]], dict]:
+    """Every recorded sequence through `replay_one` (its step seconds), under the progress
+    bar and with the per-sequence samples a live run has."""
+    log = SequenceLog(method, sequence_plan(cfg.workload))
+    step_sec = []
+    for seq in tqdm(
+        sequences,
+        unit="sequence",
+        desc=f"{cfg.method.name} {cfg.model.name} (replay)",
+        disable=cfg.workload.num_sequences < 2,
+    ):
+        step_sec.append(replay_one(seq))
+        log.close(step_sec[-1])
+    return step_sec, log.as_raw()
 
 
 def _replay_transcript(cfg: RunConfig, transcript: Transcript) -> Decoded:
@@ -302,17 +309,12 @@ def _replay_transcript(cfg: RunConfig, transcript: Transcript) -> Decoded:
     as soon as this run's governor picks another k than the transcript holds."""
     loaded = build_model(cfg.model)
     method = build_method(cfg, loaded, CostModel(cfg.hardware, charged_shape(cfg, loaded)))
-    log = SequenceLog(method, sequence_plan(cfg.workload))
-    step_sec = []
-    for seq in tqdm(
+    step_sec, per_sequence = _replayed(
+        cfg,
+        method,
         transcript.sequences,
-        unit="sequence",
-        desc=f"{cfg.method.name} {cfg.model.name} (replay)",
-        disable=cfg.workload.num_sequences < 2,
-    ):
-        _, steps = method.replay_transcript(seq, transcript.layers, cfg.workload.new_tokens)
-        step_sec.append(steps)
-        log.close(steps)
+        lambda seq: method.replay_transcript(seq, transcript.layers, cfg.workload.new_tokens)[1],
+    )
     print(f"moebench: replayed {transcript_path(transcript)} (recorded by {transcript.source})")
     outputs = [s.tokens for s in transcript.sequences]
     return Decoded(
@@ -322,7 +324,7 @@ def _replay_transcript(cfg: RunConfig, transcript: Transcript) -> Decoded:
         step_sec,
         output_sha256(outputs),
         f"transcript {transcript_path(transcript).stem}",
-        per_sequence=log.as_raw(),
+        per_sequence=per_sequence,
     )
 
 

@@ -213,6 +213,7 @@ class SpeQ(EngineMethod):
             )
         if self.transcript:
             self.transcript.end_sequence(result.tokens)
+        self.cycles += result.cycles
         return result.tokens, self._step_seconds(result.cycles, result.prefill_sec, new_tokens)
 
     def replay_transcript(self, seq: SequenceTranscript, layers, new_tokens: int):
@@ -227,11 +228,12 @@ class SpeQ(EngineMethod):
             new_tokens,
             self.sequential_verify,
         )
+        self.cycles += cycles
         return seq.tokens, self._step_seconds(cycles, prefill_sec, new_tokens)
 
-    def _step_seconds(self, cycles, prefill_sec: float, new_tokens: int) -> list[float]:
+    @staticmethod
+    def _step_seconds(cycles, prefill_sec: float, new_tokens: int) -> list[float]:
         """Per emitted token: a cycle's time is spread over the tokens it adds."""
-        self.cycles += cycles
         step_sec = [prefill_sec]
         for cycle in cycles:
             kept = min(cycle.accepted + 1, new_tokens - len(step_sec))

@@ -38,9 +38,10 @@ def by_training_seed(records: list[RunRecord]) -> dict[str, dict[int, RunRecord]
     return out
 
 
-def training_spread(a, b, spread, words: str = "speed", prompts: str = "all") -> str:
+def training_spread(a, b, spread, own: str, words: str = "speed", prompts: str = "all") -> str:
     """The claim's ratio on every retrained proxy that ran both sides: its range over the
-    training seeds and on how many the verdict is the claim's own ("-" without two seeds)."""
+    training seeds and on how many the verdict is the claim's own verdict `own` ("-" without
+    two seeds)."""
     side_a, side_b = spread.get(twin_key(a), {}), spread.get(twin_key(b), {})
     found = {
         s: ratio(side_a[s], side_b[s], prompts=prompts)
@@ -50,7 +51,6 @@ def training_spread(a, b, spread, words: str = "speed", prompts: str = "all") ->
     if len(found) < 2:
         return "-"
     ratios = [r.ratio for r in found.values()]
-    own = verdict(ratio(a, b, prompts=prompts), words)
     same = sum(verdict(r, words) == own for r in found.values())
     return (
         f"{min(ratios):.3f}-{max(ratios):.3f} over seeds {', '.join(map(str, found))}; "
@@ -191,7 +191,7 @@ def _row(claim, experiment, paper, a, b, spread, words="speed", prompts="all") -
         "ours [95%]": cell(r),
         "verdict": verdict(r, words),
         "sequences": r.n if r else "-",
-        "training seeds": training_spread(a, b, spread, words, prompts),
+        "training seeds": training_spread(a, b, spread, verdict(r, words), words, prompts),
     }
 
 

@@ -141,8 +141,8 @@ def replay_sequence(
             hooks.begin_draft_forward(base + i)
             forward(1, base + i, True)
             hooks.end_draft_forward(i)
-        verify = [(1, base + j) for j in range(accepted + 1)] if sequential_verify else []
-        for tokens, context in verify or [(k + 1, base)]:
+        one_by_one = [(1, base + j) for j in range(accepted + 1)]
+        for tokens, context in one_by_one if sequential_verify else [(k + 1, base)]:
             hooks.begin_forward(tokens, context)
             forward(tokens, context, False)
             hooks.end_forward()

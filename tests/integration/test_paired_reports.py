@@ -101,15 +101,16 @@ def test_a_claim_gives_its_range_over_training_seeds(records, other_proxy):
     claim = [as_training_seed(records[k], 0) for k in names]
     retrained = [as_training_seed(other_proxy[k], 1) for k in names]
     spread = by_training_seed(claim + retrained)
-    text = training_spread(*claim, spread)
     ratios = [ratio(*claim), ratio(*retrained)]
+    own = verdict(ratios[0])
+    text = training_spread(*claim, spread, own)
     low, high = sorted(r.ratio for r in ratios)
     assert ratios[0].ratio != ratios[1].ratio  # the check below could fail
     assert text.startswith(f"{low:.3f}-{high:.3f} over seeds 0, 1; ")
     same = sum(verdict(r) == verdict(ratios[0]) for r in ratios)
     assert text.endswith(f"{verdict(ratios[0])} on {same} of 2")
     # one seed only, or another config: no range
-    assert training_spread(*claim, by_training_seed(claim)) == "-"
+    assert training_spread(*claim, by_training_seed(claim), own) == "-"
     other_budget = [
         dataclasses.replace(
             r,
@@ -119,4 +120,4 @@ def test_a_claim_gives_its_range_over_training_seeds(records, other_proxy):
         )
         for r in retrained
     ]
-    assert training_spread(*claim, by_training_seed(claim + other_budget)) == "-"
+    assert training_spread(*claim, by_training_seed(claim + other_budget), own) == "-"
