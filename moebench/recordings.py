@@ -7,7 +7,8 @@ recording (every forward's routing, each layer's next-layer guess, which prompt 
 belongs to, the emitted tokens and the weights' identity), and every later run of that point
 (another method, budget, cache policy or hardware profile) drives its engine from it instead
 of running the model: the same engine calls in the same order, so the same record, bit for
-bit. Recordings live in the model cache ($MOEBENCH_CACHE/recordings/), named by a hash of
+bit. Recordings live in the model cache ($MOEBENCH_CACHE/recordings/, or $MOEBENCH_RECORDINGS
+when set), named by a hash of
 everything that decides them, and are written atomically, so a killed sweep loses nothing.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +72,10 @@ class Recording:
 
 
 def recordings_dir() -> Path:
-    return cache_dir() / "recordings"
+    """$MOEBENCH_RECORDINGS, else the model cache's recordings/ (the test suite gives every
+    test its own, so no test replays what another one recorded)."""
+    env = os.environ.get("MOEBENCH_RECORDINGS")
+    return Path(env) if env else cache_dir() / "recordings"
 
 
 def recording_path(key: str) -> Path:

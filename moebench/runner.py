@@ -134,14 +134,7 @@ def execute(cfg: RunConfig) -> Path | None:
         print(f"moebench: skip {result_path} (exists; force=true reruns)")
         return None
     check_method(cfg)  # before any work: a bad option must not cost a model build
-    try:  # before any work: a results folder that cannot be made must not cost a run
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(
-            "results_dir",
-            cfg.results_dir,
-            f"a folder that can be created ({err.strerror}: {out_dir})",
-        ) from None
+    _check_writable(cfg, out_dir)
     (out_dir / FAILURE_FILE).unlink(missing_ok=True)
     warn_if_unpinned()
     try:
@@ -157,6 +150,23 @@ def execute(cfg: RunConfig) -> Path | None:
     print(f"moebench: wrote {result_path}")
     mirror(cfg.logger, record.to_dict(), out_dir)
     return result_path
+
+
+def _check_writable(cfg: RunConfig, out_dir: Path) -> None:
+    """Before any work, a results folder that cannot be made must not cost a run. A folder
+    made only for this check is removed again, so a killed run leaves no empty record
+    folder: every writer (records.atomic_file) makes the folder when it writes."""
+    existed = out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            "results_dir",
+            cfg.results_dir,
+            f"a folder that can be created ({err.strerror}: {out_dir})",
+        ) from None
+    if not existed:
+        out_dir.rmdir()
 
 
 def _run_eval(cfg: RunConfig, out_dir: Path) -> RunRecord:
@@ -222,10 +232,13 @@ class Decoded:
     per_sequence: dict[str, Any] | None = None  # bench/sequences.SequenceLog's samples
 
 
-def _decode_live(cfg: RunConfig, key: str | None, why: str) -> Decoded:
-    """The model generates (`why`); with a recording `key`, the run also saves the point's
-    routing recording for the runs after it."""
-    loaded = build_model(cfg.model)
+def _decode_live(
+    cfg: RunConfig, key: str | None, why: str, loaded: LoadedModel | None = None
+) -> Decoded:
+    """The model (`loaded`, else built here) generates (`why`); with a recording `key`, the
+    run also saves the point's routing recording for the runs after it."""
+    if loaded is None:
+        loaded = build_model(cfg.model)
     costs = CostModel(cfg.hardware, charged_shape(cfg, loaded))
     method: DecodeMethod = build_method(cfg, loaded, costs, recording=key is not None)
     outputs, step_sec, step_prompt = [], [], []
@@ -253,8 +266,14 @@ def _decode_live(cfg: RunConfig, key: str | None, why: str) -> Decoded:
         layers = [v.index for v in loaded.layers]
         trace = RoutingTrace.from_steps(method.steps, layers, run_key(cfg), step_prompt)
     identity = model_identity(loaded)
-    if key is not None and getattr(method, "transcript", None) is not None:
-        saved = save_transcript(method.transcript.transcript(key, identity, run_key(cfg)))
+    recorder = getattr(method, "transcript", None)  # MoE-SpeQ's cycle transcript
+    transcript = None
+    if recorder is not None:
+        transcript = recorder.transcript(key or "", identity, run_key(cfg))
+    if cfg.record_trace and transcript is not None:
+        trace = transcript.target_trace(run_key(cfg))
+    if key is not None and transcript is not None:
+        saved = save_transcript(transcript)
         print(f"moebench: recorded {saved} for the runs of this point that follow")
     elif key is not None:
         saved = save_recording(Recording(key, trace, outputs, identity, run_key(cfg)))
@@ -303,11 +322,10 @@ def _replayed(cfg: RunConfig, method, sequences, replay_one) -> tuple[list[list[
     return step_sec, log.as_raw()
 
 
-def _replay_transcript(cfg: RunConfig, transcript: Transcript) -> Decoded:
+def _replay_transcript(cfg: RunConfig, transcript: Transcript, loaded: LoadedModel) -> Decoded:
     """MoE-SpeQ's engine driven by a cycle transcript of its point (speq/transcript.py). The
-    model is still built (the draft's fidelity is measured on it); raises TranscriptMismatch
+    model is still needed (the draft's fidelity is measured on it); raises TranscriptMismatch
     as soon as this run's governor picks another k than the transcript holds."""
-    loaded = build_model(cfg.model)
     method = build_method(cfg, loaded, CostModel(cfg.hardware, charged_shape(cfg, loaded)))
     step_sec, per_sequence = _replayed(
         cfg,
@@ -324,6 +342,7 @@ def _replay_transcript(cfg: RunConfig, transcript: Transcript) -> Decoded:
         step_sec,
         output_sha256(outputs),
         f"transcript {transcript_path(transcript).stem}",
+        transcript.target_trace(run_key(cfg)) if cfg.record_trace else None,
         per_sequence=per_sequence,
     )
 
@@ -332,13 +351,16 @@ def _speq_point(cfg: RunConfig, key: str) -> Decoded:
     """A MoE-SpeQ run replays the transcript of its point whose k schedule its governor
     follows, else decodes live and adds its own transcript."""
     transcripts = find_transcripts(key)
+    # Built once: a refused replay leaves the model as it was (the draft swaps its experts
+    # in and back, speq/draft.py), so the live run after it decodes on the same model.
+    loaded = build_model(cfg.model)
     for transcript in transcripts:
         try:
-            return _replay_transcript(cfg, transcript)
+            return _replay_transcript(cfg, transcript, loaded)
         except TranscriptMismatch as err:
             print(f"moebench: {transcript_path(transcript).name} does not apply ({err})")
     why = "the first run of its point" if not transcripts else "a k schedule no transcript holds"
-    return _decode_live(cfg, key, f"{why}: recorded {key}")
+    return _decode_live(cfg, key, f"{why}: recorded {key}", loaded)
 
 
 def _replay_trace(cfg: RunConfig) -> Decoded:

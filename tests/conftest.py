@@ -28,6 +28,14 @@ def run_cli(
     )
 
 
+@pytest.fixture(autouse=True)
+def private_recordings(tmp_path: Path, monkeypatch):
+    """Every test records and replays in a folder of its own: a recording left in the user's
+    cache by one test (or an earlier session) would turn another test's live run into a
+    replay, a different path than the one it means to test."""
+    monkeypatch.setenv("MOEBENCH_RECORDINGS", str(tmp_path / "recordings"))
+
+
 @pytest.fixture
 def results_dir(tmp_path: Path) -> Path:
     return tmp_path / "results"

@@ -79,9 +79,11 @@ class SpeQ(EngineMethod):
         cc.start_run()  # after the offline profile
         self.cycles = []
         self._verify_steps = None  # verify forwards so far in the current cycle (None outside one)
-        self.record_routing = setup.record_trace  # its point's recording is a transcript
-        # the first live run of a point writes its cycle transcript (speq/transcript.py)
-        self.transcript = TranscriptRecorder(self.engine) if setup.recording else None
+        # The first live run of a point writes its cycle transcript (speq/transcript.py);
+        # record_trace writes the target's forwards from it (Transcript.target_trace).
+        self.record_routing = False  # no per-step Steps: the transcript holds the routing
+        self._transcribes = setup.recording or setup.record_trace
+        self.transcript = None  # the recorder, from the first live sequence (`generate`)
 
     def engine_extras(self, shape) -> dict:
         """The draft side the engine runs: how draft kernels are charged, an offloaded draft's
@@ -198,6 +200,8 @@ class SpeQ(EngineMethod):
         return seconds
 
     def generate(self, prompt_ids, new_tokens, chooser: TokenChooser = GREEDY):
+        if self._transcribes and self.transcript is None:  # live only: a replay reads one
+            self.transcript = TranscriptRecorder(self.engine)
         if self.transcript:
             self.transcript.begin_sequence()
         with engine_installed(self.loaded, self.engine):

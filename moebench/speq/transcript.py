@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from moebench.engine.trace import RoutingTrace
 from moebench.speq.decode import CycleLog
 
 
@@ -59,6 +60,20 @@ class Transcript:
     sequences: list[SequenceTranscript]
     model: dict[str, Any]  # the record's model identity
     source: str  # run key of the live run that wrote it
+
+    def target_trace(self, source: str) -> RoutingTrace:
+        """The target's forwards (the prefill and every verify; no draft forward) as a routing
+        trace, for `record_trace`: a live run and a replay of its transcript write the same."""
+        steps = [(j, f) for j, s in enumerate(self.sequences) for f in s.forwards if not f.draft]
+        return RoutingTrace(
+            self.layers,
+            np.array([f.tokens for _, f in steps]),
+            np.array([f.context for _, f in steps]),
+            np.concatenate([f.ids for _, f in steps]).astype(np.int16),
+            source,
+            None,
+            np.array([j for j, _ in steps]),
+        )
 
     def schedule(self) -> str:
         """A digest of every cycle's k: transcripts of one point differ only in it."""

@@ -56,3 +56,26 @@ def test_wandb_offline_mirror_writes_locally(results_dir, monkeypatch):
     cfg = debug_config(results_dir, "logger=wandb")
     path = runner.execute(cfg)
     assert list((path.parent / "wandb").glob("offline-run-*"))
+
+
+def test_a_killed_run_leaves_no_empty_record_folder(results_dir, monkeypatch):
+    """The folder check before the run does not leave the folder behind: a run killed before
+    it writes (SIGKILL, no failure marker) leaves nothing under results/."""
+    cfg = debug_config(results_dir)
+    seen = []
+
+    def killed(*_args, **_kwargs):
+        seen.append(run_dir(cfg).exists())  # what a kill at this moment would leave
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(runner, "latency_metrics", killed)
+    with pytest.raises(RuntimeError):
+        runner.execute(cfg)
+    assert seen == [False]
+
+
+def test_an_unwritable_results_folder_fails_before_the_run(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    cfg = debug_config(tmp_path / "file" / "results")
+    with pytest.raises(runner.ConfigError, match="results_dir"):
+        runner.execute(cfg)

@@ -70,3 +70,27 @@ def test_the_resident_draft_stays_live(tmp_path, cache):  # noqa: F811
         record = run(tmp_path, *overrides)
         assert record.replayed_from is None and "needs the cache" in record.live_reason
     assert not recordings_dir().exists()
+
+
+def test_record_trace_writes_the_same_target_routing_live_and_replayed(tmp_path, cache):  # noqa: F811
+    """record_trace=true on MoE-SpeQ writes the target's forwards (prefill and verifies, no
+    draft forward); a replay of the transcript writes the same routing.npz as a live run."""
+    common = [*SPEQ, "workload.num_prompts=2", "record_trace=true"]
+    live = run(tmp_path / "live", *common, "replay=false")
+    run(tmp_path / "first", *common)
+    replayed = run(tmp_path / "replayed", *common)
+    assert replayed.replayed_from.startswith("transcript ")
+    traces = []
+    for which, record in (("live", live), ("replayed", replayed)):
+        assert record.raw["routing_trace"] == "routing.npz"
+        (path,) = (tmp_path / which).rglob("routing.npz")
+        with np.load(path, allow_pickle=False) as d:
+            traces.append({k: d[k] for k in d.files})
+    assert traces[0].keys() == traces[1].keys()
+    for name in traces[0]:
+        assert np.array_equal(traces[0][name], traces[1][name]), name
+    (transcript,) = recordings_dir().glob("*.npz")
+    with np.load(transcript, allow_pickle=False) as d:
+        target_forwards = int((d["forward_shape"][:, 2] == 0).sum())
+    assert len(traces[0]["step_tokens"]) == target_forwards  # no draft forward in the trace
+    assert (traces[0]["step_context"] == 0).sum() == 2  # one prefill per prompt
