@@ -8,8 +8,8 @@ belongs to, the emitted tokens and the weights' identity), and every later run o
 (another method, budget, cache policy or hardware profile) drives its engine from it instead
 of running the model: the same engine calls in the same order, so the same record, bit for
 bit. Recordings live in the model cache ($MOEBENCH_CACHE/recordings/, or $MOEBENCH_RECORDINGS
-when set), named by a hash of
-everything that decides them, and are written atomically, so a killed sweep loses nothing.
+when set), named by a hash of everything that decides them, and are written atomically, so a
+killed sweep loses nothing.
 """
 
 from __future__ import annotations
