@@ -267,13 +267,10 @@ def _decode_live(
         trace = RoutingTrace.from_steps(method.steps, layers, run_key(cfg), step_prompt)
     identity = model_identity(loaded)
     recorder = getattr(method, "transcript", None)  # MoE-SpeQ's cycle transcript
-    transcript = None
-    if recorder is not None:
-        transcript = recorder.transcript(key or "", identity, run_key(cfg))
-    if cfg.record_trace and transcript is not None:
-        trace = transcript.target_trace(run_key(cfg))
-    if key is not None and transcript is not None:
-        saved = save_transcript(transcript)
+    if cfg.record_trace and recorder is not None:
+        trace = recorder.target_trace(run_key(cfg))
+    if key is not None and recorder is not None:
+        saved = save_transcript(recorder.transcript(key, identity, run_key(cfg)))
         print(f"moebench: recorded {saved} for the runs of this point that follow")
     elif key is not None:
         saved = save_recording(Recording(key, trace, outputs, identity, run_key(cfg)))

@@ -44,6 +44,7 @@ class PairedRatio:
     lo: float
     hi: float
     n: int
+    unit: str = "sequence"  # what was resampled: sequences, or documents for a perplexity
 
     @property
     def decided(self) -> bool:
@@ -53,7 +54,7 @@ class PairedRatio:
     def verdict(self, above: str = "higher", below: str = "lower") -> str:
         """`above` when the whole interval is above 1, `below` when it is below, else not
         distinguishable at 95%."""
-        return _verdict(self.lo, self.hi, self.n, 1.0, above, below, "sequence")
+        return _verdict(self.lo, self.hi, self.n, 1.0, above, below, self.unit)
 
     def text(self, digits: int = 3) -> str:
         """`ratio [lo, hi]` (`ratio [no interval]` below MIN_SEQUENCES)."""
@@ -66,14 +67,20 @@ def _ratio_of_sums(num_a, den_a, num_b, den_b, axis=-1):
     return (np.sum(num_a, axis) / np.sum(den_a, axis)) / (np.sum(num_b, axis) / np.sum(den_b, axis))
 
 
-def paired_ratio(num_a, den_a, num_b, den_b, seed: int = 0) -> PairedRatio:
-    """(sum num_a / sum den_a) / (sum num_b / sum den_b) with a paired bootstrap interval over
-    the sequences (position i of every array is sequence i of both runs)."""
-    data = [np.asarray(x, dtype=np.float64) for x in (num_a, den_a, num_b, den_b)]
+def _paired_samples(*samples) -> tuple[list[np.ndarray], int]:
+    """The samples as float arrays and their common length; unequal or empty ones are a bug."""
+    data = [np.asarray(x, dtype=np.float64) for x in samples]
     n = len(data[0])
     if any(len(x) != n for x in data) or n == 0:
         lengths = [len(x) for x in data]
         raise ValueError(f"paired samples need equal, non-zero lengths, got {lengths}")
+    return data, n
+
+
+def paired_ratio(num_a, den_a, num_b, den_b, seed: int = 0) -> PairedRatio:
+    """(sum num_a / sum den_a) / (sum num_b / sum den_b) with a paired bootstrap interval over
+    the sequences (position i of every array is sequence i of both runs)."""
+    data, n = _paired_samples(num_a, den_a, num_b, den_b)
     ratio = float(_ratio_of_sums(*data))
     if n < MIN_SEQUENCES:
         return PairedRatio(ratio, math.nan, math.nan, n)
@@ -103,6 +110,24 @@ def _bootstrap(data: list[np.ndarray], statistic, seed: int) -> tuple[float, flo
         if not (math.isnan(lo) or math.isnan(hi)):
             break
     return lo, hi
+
+
+def _perplexity_ratio(ll_a, ll_b, words, axis=-1):
+    return np.exp((np.sum(ll_b, axis) - np.sum(ll_a, axis)) / np.sum(words, axis))
+
+
+def paired_perplexity_ratio(ll_a, ll_b, words, seed: int = 0) -> PairedRatio:
+    """Word perplexity of run A over run B on the same documents: exp((sum ll_b - sum ll_a) /
+    sum words), document i of both runs resampled together. `ll_*` are each document's total
+    log-likelihood, `words` its word count (lm-eval's per-document word_perplexity pair)."""
+    data, n = _paired_samples(ll_a, ll_b, words)
+    ratio = float(_perplexity_ratio(*data))
+    if n < MIN_SEQUENCES:
+        return PairedRatio(ratio, math.nan, math.nan, n, "document")
+    if np.array_equal(data[0], data[1]):
+        return PairedRatio(ratio, ratio, ratio, n, "document")  # identical: nothing to resample
+    lo, hi = _bootstrap(data, _perplexity_ratio, seed)
+    return PairedRatio(ratio, lo, hi, n, "document")
 
 
 @dataclass(frozen=True)

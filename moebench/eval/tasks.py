@@ -171,7 +171,32 @@ def _heldout_works(corpus=None) -> list[str]:
     return [w.strip() for w in valid.split(SPECIAL_TOKENS[0]) if w.strip()]
 
 
+def heldout_windows(works: list[str], words: int) -> list[str]:
+    """Each work cut at line ends into windows of at least `words` words (a short tail joins
+    the window before it): documents enough to put a paired interval on a perplexity ratio,
+    each shorter than every proxy's context so no window is split again by the rolling
+    evaluation."""
+    windows = []
+    for work in works:
+        lines, count, start = work.split("\n"), 0, len(windows)
+        current: list[str] = []
+        for line in lines:
+            current.append(line)
+            count += len(line.split())
+            if count >= words:
+                windows.append("\n".join(current))
+                current, count = [], 0
+        tail = "\n".join(current).strip()
+        if tail and (count >= words // 2 or len(windows) == start):
+            windows.append(tail)
+        elif tail:
+            windows[-1] += "\n" + "\n".join(current)
+    return [w.strip() for w in windows]
+
+
 HELDOUT_TASK = "heldout_ppl"
+WINDOWS_TASK = "heldout_ppl_windows"
+WINDOW_WORDS = 1000
 GENERATED_YAML = """\
 task: {task}
 dataset_path: json
@@ -200,6 +225,13 @@ metadata:
   moebench_context_free_acc: {baseline:.4f}
   moebench_caveat: "{caveat}"
 """
+
+
+def _heldout_documents(kind: str) -> list[dict]:
+    """`heldout`: one document per held-out work; `heldout_windows`: WINDOW_WORDS-word windows."""
+    works = _heldout_works()
+    texts = works if kind == "heldout" else heldout_windows(works, WINDOW_WORDS)
+    return [{"page": text + "\n"} for text in texts]
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -241,6 +273,8 @@ def task_dir(data_root: Path = SHARED_DATA) -> Path:
     """Convert every local data file and write one YAML per task; return the folder. The
     proxies' own held-out text (`heldout_ppl` and the generated multiple-choice tasks) is
     there on every machine; the standard tasks need ../shared/data."""
+    from moebench.eval import heldout_tasks
+
     out = cache_dir() / "eval_tasks"
     out.mkdir(parents=True, exist_ok=True)
     tasks = dict(OFFLINE_TASKS) if data_root.exists() else {}
@@ -250,13 +284,22 @@ def task_dir(data_root: Path = SHARED_DATA) -> Path:
         "heldout",
         "rolling perplexity on the held-out Shakespeare works no proxy trained on",
     )
+    tasks[WINDOWS_TASK] = (
+        "wikitext/wikitext.yaml",
+        None,
+        "heldout_windows",
+        f"rolling perplexity on the held-out Shakespeare works no proxy trained on, cut into "
+        f"windows of {WINDOW_WORDS}+ words at line ends (one document each)",
+    )
     for task, (include, source, converter, caveat) in tasks.items():
         data = out / f"{task}.jsonl"
-        if not data.exists():
-            if source is None:
-                docs = [{"page": work + "\n"} for work in _heldout_works()]
-            else:
-                docs = CONVERTERS[converter](data_root / source)
+        sha = None
+        if source is None:  # the proxies' held-out text: rebuilt on every use (under a second)
+            docs = _heldout_documents(converter)
+            sha = heldout_tasks.docs_sha256(docs)
+            _write_if_changed(data, "".join(json.dumps(d) + "\n" for d in docs))
+        elif not data.exists():
+            docs = CONVERTERS[converter](data_root / source)
             tmp = data.with_suffix(".tmp")
             tmp.write_text("".join(json.dumps(d) + "\n" for d in docs))
             tmp.replace(data)
@@ -277,6 +320,8 @@ def task_dir(data_root: Path = SHARED_DATA) -> Path:
             f"  moebench_source: {data_root / source if source else 'moebench.models.corpora'}",
             f'  moebench_caveat: "{caveat}"',
         ]
+        if sha is not None:  # pairs two records' per-document scores (report/accuracy.py)
+            yaml.append(f"  moebench_docs_sha256: {sha}")
         if source is None:
             yaml.append('doc_to_target: "{{page}}"')
         (out / f"{task}.yaml").write_text("\n".join(yaml) + "\n")

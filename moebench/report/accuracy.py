@@ -35,7 +35,7 @@ def cell(record: RunRecord, task: str, metric: str = "acc") -> str:
     return "-" if value is None else f"{100 * value[0]:.1f} ± {100 * value[1]:.1f}"
 
 
-def _metadata(record: RunRecord, task: str, key: str):
+def task_metadata(record: RunRecord, task: str, key: str):
     """A task config's metadata entry (the adapter keeps the metadata as its dict's repr)."""
     text = record.eval.get("configs", {}).get(task, {}).get("metadata", "")
     return ast.literal_eval(text).get(key) if text else None
@@ -43,7 +43,7 @@ def _metadata(record: RunRecord, task: str, key: str):
 
 def context_free(record: RunRecord, task: str) -> float | None:
     """What word frequency alone scores on a generated task (its metadata), else None."""
-    return _metadata(record, task, "moebench_context_free_acc")
+    return task_metadata(record, task, "moebench_context_free_acc")
 
 
 def frequency_baselines(records: list[RunRecord], tasks: list[str]) -> str:
@@ -56,8 +56,21 @@ def frequency_baselines(records: list[RunRecord], tasks: list[str]) -> str:
     )
 
 
-def _per_doc(record: RunRecord, task: str) -> dict | None:
+def per_document(record: RunRecord, task: str) -> dict | None:
+    """The per-document scores lm-eval logged for `task` (eval.per_doc), None without them."""
     return record.eval.get("per_doc", {}).get(task) if record.eval else None
+
+
+def paired_documents(a: RunRecord, b: RunRecord, task: str) -> tuple[dict, dict] | None:
+    """Both records' per-document scores of `task` when they scored the same documents (the
+    same doc ids of a task file with the same content hash), else None."""
+    docs_a, docs_b = per_document(a, task), per_document(b, task)
+    if not docs_a or not docs_b or docs_a["doc_id"] != docs_b["doc_id"]:
+        return None
+    sha = "moebench_docs_sha256"
+    if task_metadata(a, task, sha) != task_metadata(b, task, sha):
+        return None
+    return docs_a, docs_b
 
 
 def difference(
@@ -65,15 +78,11 @@ def difference(
 ) -> PairedDifference | None:
     """Record a's accuracy minus record b's on the same documents, with a paired interval;
     None when the two did not score the same documents."""
-    docs_a, docs_b = _per_doc(a, task), _per_doc(b, task)
-    if not docs_a or not docs_b or docs_a["doc_id"] != docs_b["doc_id"]:
-        return None
-    if _metadata(a, task, "moebench_docs_sha256") != _metadata(b, task, "moebench_docs_sha256"):
-        return None
-    return paired_difference(docs_a[metric], docs_b[metric])
+    paired = paired_documents(a, b, task)
+    return None if paired is None else paired_difference(paired[0][metric], paired[1][metric])
 
 
 def same_documents_scores(a: RunRecord, b: RunRecord, task: str) -> bool:
     """Whether two records scored every document of `task` identically (lossless check)."""
-    docs_a, docs_b = _per_doc(a, task), _per_doc(b, task)
+    docs_a, docs_b = per_document(a, task), per_document(b, task)
     return bool(docs_a and docs_b) and docs_a == docs_b

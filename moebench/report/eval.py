@@ -18,6 +18,7 @@ from moebench.schema import RunRecord
 HEADLINE = {
     "wikitext": "word_perplexity",
     "heldout_ppl": "word_perplexity",
+    "heldout_ppl_windows": "word_perplexity",
     "lambada_openai": "acc",
     "piqa": "acc",
     "hellaswag": "acc_norm",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from moebench.report import perplexity
 from moebench.report.common import flag_invalid, plt, save_figure, weights_line
 from moebench.schema import RunRecord
 
@@ -43,7 +44,7 @@ def _ppl_rows(records: list[RunRecord]) -> pd.DataFrame:
     n = next((r.method_details["prism"]["n"] for r in records if r.method == "prism"), 4)
     rows = []
     for r in records:
-        res = r.eval["results"].get("heldout_ppl", {})
+        res = r.eval["results"].get(perplexity.task(r), {})
         prism = r.method == "prism"
         details = r.method_details.get("prism", {})
         k = details["active_k"] if prism else n * r.options.top_k
@@ -55,6 +56,10 @@ def _ppl_rows(records: list[RunRecord]) -> pd.DataFrame:
                 "compute (experts)": k / n,
                 "word ppl": res.get("word_perplexity,none", float("nan")),
                 "bits/byte": res.get("bits_per_byte,none", float("nan")),
+                "documents": len(
+                    (r.eval.get("per_doc") or {}).get(perplexity.task(r), {}).get("doc_id", [])
+                )
+                or None,
                 "partition cost": details.get("partition_cost"),
                 "cg pattern": str(details.get("cg_pattern", "")),
                 "hardware": r.hardware,
@@ -62,6 +67,17 @@ def _ppl_rows(records: list[RunRecord]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).sort_values(["model", "variant", "K"]).reset_index(drop=True)
+
+
+def _tasks_by_model(records: list[RunRecord]) -> str:
+    """`heldout_ppl_windows` for olmoe; `heldout_ppl` for dsv2lite, qwen3_30b`: which documents
+    each model's rows were scored on (windows give intervals, whole works do not)."""
+    models: dict[str, set[str]] = {}
+    for r in records:
+        models.setdefault(str(perplexity.task(r)), set()).add(r.model.proxy_of)
+    return "; ".join(
+        f"`{task}` for {', '.join(sorted(names))}" for task, names in sorted(models.items())
+    )
 
 
 def operating_points(points: list[tuple[float, float]], tolerance: float) -> int:
@@ -76,23 +92,32 @@ def operating_points(points: list[tuple[float, float]], tolerance: float) -> int
     return count
 
 
-def _table2(frame: pd.DataFrame) -> pd.DataFrame:
+def _table2(frame: pd.DataFrame, by_key: dict[str, RunRecord]) -> pd.DataFrame:
+    """Each gate's perplexity change over the original at equal compute, ours (with its paired
+    interval over documents where the records kept per-document scores) beside the paper's."""
     compare = []
     for model, paper in PAPER_TABLE2.items():
         part = frame[frame["model"] == model]
         for k, (p_orig, *p_gates) in paper.items():
-            orig = part[(part["variant"] == "original") & (part["K"] == k)]["word ppl"]
+            orig = part[(part["variant"] == "original") & (part["K"] == k)]
             if orig.empty:
                 continue
             row = {
                 "model": model,
                 "K, K'": f"{k}, {k // 4}",
-                "ours original": int(round(orig.iloc[0])),
+                "ours original": int(round(orig["word ppl"].iloc[0])),
             }
             for (gate, _), p in zip(GATES.items(), p_gates, strict=True):
-                ours = part[(part["variant"] == gate) & (part["K"] == k)]["word ppl"]
-                row[f"ours {gate} %"] = (
-                    100 * (ours.iloc[0] / orig.iloc[0] - 1) if len(ours) else float("nan")
+                ours = part[(part["variant"] == gate) & (part["K"] == k)]
+                row[f"ours {gate}"] = (
+                    perplexity.change_text(
+                        perplexity.ratio(
+                            by_key[ours["run_key"].iloc[0]], by_key[orig["run_key"].iloc[0]]
+                        ),
+                        ours["word ppl"].iloc[0] / orig["word ppl"].iloc[0],
+                    )
+                    if len(ours)
+                    else "-"
                 )
                 row[f"paper {gate} %"] = 100 * (p / p_orig - 1)
             compare.append(row)
@@ -114,31 +139,33 @@ def prism_ppl(records: list[RunRecord], out) -> list[str]:
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, out / "figs" / "prism_ppl.png")
-    compare = _table2(frame)
+    compare = _table2(frame, {r.run_key: r for r in records})
     first = next((r for r in records if r.method == "prism"), records[0])
     opts = first.options
+    commits = ", ".join(sorted({(r.git["sha"] or "none")[:10] for r in records}))
     return [
         "# MoE-Prism: perplexity at equal compute (Table 2)",
         "",
         f"**Conditions.** Proxies of {', '.join(sorted(frame['model'].unique()))}; quality by "
-        f"lm-eval {first.env['versions'].get('lm_eval')} `heldout_ppl` (rolling word perplexity on "
-        "the held-out Shakespeare works; the paper uses WikiText-2, which these proxies barely "
-        "model); N = 4; partition by greedy + simulated annealing on 16 x 128 calibration tokens "
-        f"of the training split (T0 = 100 for every model, x0.995 per proposal, {opts.iters} "
-        "proposals per expert, not the paper's 100K); CG: 4 gate neurons per sub-expert by "
-        "co-activation centrality over the top 3/4 of its neurons, patterns from "
-        "`prism/gates.default_pattern` (the paper's own where it gives one); LG w/ FT: "
-        f"{opts.ft_steps} Adam steps at lr {opts.ft_lr} on the routers only, batch 4 x 128 tokens "
-        "of the training split, K annealed linearly from min(8, 4k') to 4k', evaluated with plain "
-        f"top-K; commit(s) {', '.join(sorted({(r.git['sha'] or 'none')[:10] for r in records}))}. "
+        f"lm-eval {first.env['versions'].get('lm_eval')} rolling word perplexity on the held-out "
+        f"Shakespeare works ({_tasks_by_model(records)}; the paper uses WikiText-2, which these "
+        "proxies barely model); N = 4; partition by greedy + simulated annealing on 16 x 128 "
+        "calibration tokens of the training split (T0 = 100 for every model, x0.995 per "
+        f"proposal, {opts.iters} proposals per expert, not the paper's 100K); CG: 4 gate "
+        "neurons per sub-expert by co-activation centrality over the top 3/4 of its neurons, "
+        "patterns from `prism/gates.default_pattern` (the paper's own where it gives one); LG w/ "
+        f"FT: {opts.ft_steps} Adam steps at lr {opts.ft_lr} on the routers only, batch 4 x 128 "
+        "tokens of the training split, K annealed linearly from min(8, 4k') to 4k', evaluated "
+        f"with plain top-K; commit(s) {commits}. "
         f"{weights_line(records)}",
         "",
         frame.drop(columns=["hardware", "run_key"]).to_markdown(index=False, floatfmt=".5g"),
         "",
         *flag_invalid(records),
         "",
-        "**Change against the original at equal compute** (ours on held-out text; the paper's on "
-        "WikiText):",
+        "**Change against the original at equal compute** (ours on held-out text, with its "
+        "paired 95% interval over the same documents and its verdict where the records kept "
+        "per-document log-likelihoods of 8 or more documents; the paper's on WikiText):",
         "",
         compare.to_markdown(index=False, floatfmt=".3g") if len(compare) else "_missing points_",
         "",
@@ -233,9 +260,9 @@ def prism_points(records: list[RunRecord], out) -> list[str]:
             if missing
             else []
         ),
-        frame.drop(columns=["hardware", "partition cost", "cg pattern", "run_key"]).to_markdown(
-            index=False, floatfmt=".5g"
-        ),
+        frame.drop(
+            columns=["hardware", "partition cost", "cg pattern", "run_key", "documents"]
+        ).to_markdown(index=False, floatfmt=".5g"),
         "",
         *flag_invalid(records),
         "",

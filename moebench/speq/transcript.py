@@ -53,6 +53,23 @@ class SequenceTranscript:
     tokens: list[int] = field(default_factory=list)
 
 
+def target_trace(
+    sequences: list[SequenceTranscript], layers: list[int], source: str
+) -> RoutingTrace:
+    """The target's forwards (the prefill and every verify; no draft forward) as a routing
+    trace, for `record_trace`: a live run and a replay of its transcript write the same."""
+    steps = [(j, f) for j, s in enumerate(sequences) for f in s.forwards if not f.draft]
+    return RoutingTrace(
+        layers,
+        np.array([f.tokens for _, f in steps]),
+        np.array([f.context for _, f in steps]),
+        np.concatenate([f.ids for _, f in steps]).astype(np.int16),
+        source,
+        None,
+        np.array([j for j, _ in steps]),
+    )
+
+
 @dataclass
 class Transcript:
     key: str
@@ -62,18 +79,8 @@ class Transcript:
     source: str  # run key of the live run that wrote it
 
     def target_trace(self, source: str) -> RoutingTrace:
-        """The target's forwards (the prefill and every verify; no draft forward) as a routing
-        trace, for `record_trace`: a live run and a replay of its transcript write the same."""
-        steps = [(j, f) for j, s in enumerate(self.sequences) for f in s.forwards if not f.draft]
-        return RoutingTrace(
-            self.layers,
-            np.array([f.tokens for _, f in steps]),
-            np.array([f.context for _, f in steps]),
-            np.concatenate([f.ids for _, f in steps]).astype(np.int16),
-            source,
-            None,
-            np.array([j for j, _ in steps]),
-        )
+        """The target's forwards as a routing trace (`target_trace`)."""
+        return target_trace(self.sequences, self.layers, source)
 
     def schedule(self) -> str:
         """A digest of every cycle's k: transcripts of one point differ only in it."""
@@ -118,6 +125,10 @@ class TranscriptRecorder:
 
     def transcript(self, key: str, model: dict, source: str) -> Transcript:
         return Transcript(key, self.layers or [], self.sequences, model, source)
+
+    def target_trace(self, source: str) -> RoutingTrace:
+        """The live run's target forwards (`target_trace`), without making a Transcript."""
+        return target_trace(self.sequences, self.layers or [], source)
 
 
 def replay_sequence(

@@ -1,7 +1,10 @@
 """Accuracy through lm-eval: offline tasks load, and lossless methods score identically."""
 
 import json
+import math
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from moebench.config import ModelConfig, load_run_config
@@ -10,6 +13,7 @@ from moebench.eval.adapter import evaluate
 from moebench.methods.registry import build_method
 from moebench.models.shape import shape_from_hf_config
 from moebench.models.train import load_proxy
+from moebench.report import perplexity
 from tests.conftest import SHARED_DATA, run_cli
 from tests.tiny import hardware
 from tests.unit.test_config import valid
@@ -104,3 +108,42 @@ def test_accuracy_reports_pair_documents_and_order_by_perplexity(ci_cache, tmp_p
     lines = "\n".join(prism_points_accuracy([top1, top2], tmp_path))
     assert "Spearman rho" in lines and "Δ word order vs all" in lines
     assert (tmp_path / "figs" / "prism_points_accuracy.png").exists()
+
+
+def _topk_method(loaded, top_k):
+    data = valid()
+    data["method"] = {"name": "topk", "budget_gb": None, "options": {"top_k": top_k}}
+    run = load_run_config(data)
+    return build_method(run, loaded, CostModel(hardware(), shape_from_hf_config(loaded.hf_config)))
+
+
+def test_windowed_perplexity_pairs_records_over_documents(ci_cache):
+    """Per-window log-likelihoods add up to lm-eval's own word perplexity; a lossless method
+    pairs at exactly 1, and top-1 routing is found worse with an interval above 1."""
+    loaded = load_proxy(ModelConfig(name="proxy_ci", family="mixtral", source="proxy"))
+    task = "heldout_ppl_windows"
+
+    def record(method=None):
+        return SimpleNamespace(eval=evaluate(loaded, [task], 0, 12, method=method))
+
+    plain, offloaded, top1 = (
+        record(),
+        record(offload_method(loaded)),
+        record(_topk_method(loaded, 1)),
+    )
+    ll, words = np.array(plain.eval["per_doc"][task]["word_perplexity"]).T
+    assert len(ll) == 12 and words.min() >= 900
+    aggregate = plain.eval["results"][task]["word_perplexity,none"]
+    assert math.isclose(math.exp(-ll.sum() / words.sum()), aggregate, rel_tol=1e-9)
+    same = perplexity.ratio(offloaded, plain)
+    assert (same.lo, same.ratio, same.hi) == (1.0, 1.0, 1.0)
+    worse = perplexity.ratio(top1, plain)
+    assert worse.ratio == pytest.approx(
+        top1.eval["results"][task]["word_perplexity,none"] / aggregate, rel=1e-9
+    )
+    assert worse.lo > 1 and worse.verdict() == "higher" and worse.n == 12
+    assert "higher" in perplexity.change_text(worse, worse.ratio)
+    # whole works (4 documents) pair, but give no interval; other documents do not pair
+    whole = SimpleNamespace(eval=evaluate(loaded, ["heldout_ppl"], 0, 2))
+    assert perplexity.ratio(whole, plain) is None
+    assert math.isnan(perplexity.ratio(whole, whole).lo)

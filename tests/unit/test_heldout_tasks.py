@@ -8,7 +8,14 @@ import pytest
 
 from moebench.errors import UserError
 from moebench.eval import heldout_tasks as h
-from moebench.eval.tasks import _heldout_works, check_available, task_dir
+from moebench.eval.tasks import (
+    WINDOW_WORDS,
+    WINDOWS_TASK,
+    _heldout_works,
+    check_available,
+    heldout_windows,
+    task_dir,
+)
 from moebench.models.corpora import load_corpus
 
 # sha256 of each task's documents (json lines, sorted keys): any change to the generator, the
@@ -114,3 +121,34 @@ def test_a_broken_task_file_is_one_line_naming_it(tmp_path, monkeypatch):
     )
     with pytest.raises(UserError, match=r"data file .*heldout_ppl.jsonl is missing"):
         check_available(["heldout_ppl"], folder)
+
+
+def test_perplexity_windows_cover_every_work_in_order_at_line_ends(tmp_path, monkeypatch):
+    works = _heldout_works()
+    windows = heldout_windows(works, WINDOW_WORDS)
+    assert len(windows) >= 8 * len(works)  # enough documents for a paired interval
+    assert [w.split() for w in windows] and sum(len(w.split()) for w in windows) == sum(
+        len(w.split()) for w in works
+    )
+    assert " ".join(" ".join(w.split()) for w in windows) == " ".join(
+        " ".join(w.split()) for w in works
+    )  # every word once, in order
+    sizes = [len(w.split()) for w in windows]
+    assert min(sizes) >= WINDOW_WORDS // 2 and max(sizes) < 2 * WINDOW_WORDS
+    for window in windows:  # cut at line ends: each window is whole lines of one work
+        assert any(window in work for work in works)
+    # the task file carries the documents' hash, which pairing two records checks
+    monkeypatch.setenv("MOEBENCH_CACHE", str(tmp_path))
+    folder = task_dir(tmp_path / "no_shared_data")
+    pages = [json.loads(line)["page"] for line in (folder / f"{WINDOWS_TASK}.jsonl").open()]
+    assert pages == [w + "\n" for w in windows]
+    sha = h.docs_sha256([{"page": p} for p in pages])
+    assert sha in (folder / f"{WINDOWS_TASK}.yaml").read_text()
+    check_available([WINDOWS_TASK], folder)
+
+
+def test_a_short_tail_joins_the_window_before_it():
+    work = "\n".join(["a b c d e"] * 4 + ["f"])  # 21 words at 10 a window: 10, 10, then 1
+    assert [len(w.split()) for w in heldout_windows([work], 10)] == [10, 11]
+    assert [len(w.split()) for w in heldout_windows([work + " g h i j"], 10)] == [10, 10, 5]
+    assert heldout_windows(["one short line"], 10) == ["one short line"]

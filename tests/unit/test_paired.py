@@ -4,7 +4,7 @@ that prompts share, and the verdict follows the interval."""
 import numpy as np
 import pytest
 
-from moebench.bench.paired import paired_ratio
+from moebench.bench.paired import paired_perplexity_ratio, paired_ratio
 
 
 def runs(speedup, shared_spread, own_spread, n=48, seed=0):
@@ -56,3 +56,22 @@ def test_the_interval_is_reproducible_and_lengths_must_match():
     assert paired_ratio(tokens, sec_a, tokens, sec_b) == paired_ratio(tokens, sec_a, tokens, sec_b)
     with pytest.raises(ValueError, match="equal"):
         paired_ratio(tokens, sec_a[:-1], tokens, sec_b)
+
+
+def test_a_perplexity_ratio_pairs_documents_and_finds_a_known_loss():
+    rng = np.random.default_rng(0)
+    words = rng.integers(900, 1300, 80).astype(float)
+    ll_b = -words * rng.normal(10.0, 0.5, 80)  # document difficulty, shared by both runs
+    ll_a = ll_b - words * rng.normal(0.02, 0.01, 80)  # ~2% worse per word, on every document
+    worse = paired_perplexity_ratio(ll_a, ll_b, words)
+    expected = np.exp((ll_b.sum() - ll_a.sum()) / words.sum())
+    assert worse.ratio == pytest.approx(expected, rel=1e-12) and worse.n == 80
+    assert 1 < worse.lo < worse.ratio < worse.hi < 1.03 and worse.verdict() == "higher"
+    back = paired_perplexity_ratio(ll_b, ll_a, words)
+    assert back.ratio == pytest.approx(1 / worse.ratio) and back.verdict() == "lower"
+    same = paired_perplexity_ratio(ll_b, ll_b, words)
+    assert (same.lo, same.ratio, same.hi) == (1.0, 1.0, 1.0)
+    shuffled = paired_perplexity_ratio(rng.permutation(ll_b), ll_b, words)  # unpaired noise
+    assert shuffled.lo < 1 < shuffled.hi
+    few = paired_perplexity_ratio(ll_a[:4], ll_b[:4], words[:4])
+    assert np.isnan(few.lo) and few.verdict().startswith("no interval (4 document(s)")
