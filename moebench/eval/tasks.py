@@ -173,9 +173,9 @@ def _heldout_works(corpus=None) -> list[str]:
 
 def heldout_windows(works: list[str], words: int) -> list[str]:
     """Each work cut at line ends into windows of at least `words` words (a short tail joins
-    the window before it): documents enough to put a paired interval on a perplexity ratio,
-    each shorter than every proxy's context so no window is split again by the rolling
-    evaluation."""
+    the window before it): documents enough to put a paired interval on a perplexity ratio.
+    The rolling evaluation still cuts each window at the model's context (512 tokens for the
+    proxies, ~1,500-2,200 tokens a window), as it cut the whole works."""
     windows = []
     for work in works:
         lines, count, start = work.split("\n"), 0, len(windows)
