@@ -71,7 +71,10 @@ def write_reports(results_dir: Path, out_dir: Path) -> list[Path]:
     for record in load_records(results_dir):
         by_experiment[record.experiment].append(record)
     for name, records in sorted(by_experiment.items()):
-        if name in PRISM_QUALITY:
+        if name == "proxy_spread":  # may fill seed 0 from the committed runs of its configs
+            others = [r for n, rs in by_experiment.items() if n != name for r in rs]
+            lines = proxy_spread(records, out_dir, others)
+        elif name in PRISM_QUALITY:
             lines = PRISM_QUALITY[name](records, out_dir)
         elif records[0].eval is not None:
             lines = eval_report(records, out_dir, name)

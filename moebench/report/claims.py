@@ -41,8 +41,9 @@ def by_training_seed(records: list[RunRecord]) -> dict[str, dict[int, RunRecord]
 def training_spread(a, b, spread, own: str, words: str = "speed", prompts: str = "all") -> str:
     """The claim's ratio on every retrained proxy that ran both sides: its range over the
     training seeds and on how many the verdict is the claim's own verdict `own` ("-" without
-    two seeds)."""
-    side_a, side_b = spread.get(twin_key(a), {}), spread.get(twin_key(b), {})
+    two seeds). The claim's own records stand for their seed where the spread lacks it."""
+    side_a = {a.config.model.train_seed: a} | spread.get(twin_key(a), {})
+    side_b = {b.config.model.train_seed: b} | spread.get(twin_key(b), {})
     found = {
         s: ratio(side_a[s], side_b[s], prompts=prompts)
         for s in sorted(side_a.keys() & side_b.keys())

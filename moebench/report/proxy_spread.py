@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from moebench.bench.paired import PairedRatio
+from moebench.report.claims import twin_key
 from moebench.report.common import conditions, flag_invalid, plt, save_figure
 from moebench.report.paired import INTERVALS, WORDS, cell, ratio, sequences
 from moebench.report.speq_beyond import BASELINE, PROXY_NAMES, variant_label
@@ -89,21 +90,41 @@ def _report(records, out, name, title, comparisons, words, ylabel) -> list[str]:
     ]
 
 
-def proxy_spread(records: list[RunRecord], out) -> list[str]:
-    """MoE-SpeQ variants over sm per point, per training seed."""
+def _point(model: str, budget: float) -> str:
+    return f"{PROXY_NAMES.get(model, model)} {budget:g} GB"
+
+
+def committed_twins(records: list[RunRecord], others: list[RunRecord]) -> list[RunRecord]:
+    """Records of other experiments that ran a spread config on the committed proxy (training
+    seed 0) where the spread experiment has no seed-0 run of its own: the same config, so the
+    same record (the DSV2 seed-0 reruns equalled their speq_beyond twins in metrics and output
+    hash), used rather than decoded again."""
+    have = {twin_key(r) for r in records if _seed(r) == 0}
+    wanted = {twin_key(r) for r in records} - have
+    found: dict[str, RunRecord] = {}
+    for r in others:
+        if _seed(r) == 0 and twin_key(r) in wanted:
+            found.setdefault(twin_key(r), r)
+    return list(found.values())
+
+
+def proxy_spread(records: list[RunRecord], out, others: list[RunRecord] = ()) -> list[str]:
+    """MoE-SpeQ variants over sm per point, per training seed; a seed-0 cell the experiment did
+    not run comes from its twin in another experiment (`committed_twins`), and says so."""
+    twins = committed_twins(records, list(others))
     by_key = {
         (r.model.proxy_of, r.config.method.budget_gb, _seed(r), variant_label(r)): r
-        for r in records
+        for r in [*records, *twins]
     }
     comparisons: dict[tuple, dict[int, PairedRatio | None]] = {}
     for (model, budget, seed, label), r in sorted(by_key.items()):
         base = by_key.get((model, budget, seed, BASELINE))
         if label == BASELINE or base is None:
             continue
-        point = f"{PROXY_NAMES.get(model, model)} {budget:g} GB"
+        point = _point(model, budget)
         comparisons.setdefault((point, f"{label} over sm"), {})[seed] = ratio(r, base)
-    return _report(
-        records,
+    lines = _report(
+        [*records, *twins],
         out,
         "proxy_spread",
         "Proxy-training spread: MoE-SpeQ over Mixtral-Offloading (sm)",
@@ -111,6 +132,16 @@ def proxy_spread(records: list[RunRecord], out) -> list[str]:
         "speed",
         "tokens/s over sm",
     )
+    if twins:
+        points = sorted({_point(r.model.proxy_of, r.config.method.budget_gb) for r in twins})
+        experiments = ", ".join(sorted({r.experiment for r in twins}))
+        lines += [
+            "",
+            f"Seed 0 at {', '.join(points)} is not a run of this experiment: it is the "
+            f"committed proxy's record of the same config in {experiments} ({len(twins)} "
+            "records, named in the summary).",
+        ]
+    return lines
 
 
 def proxy_spread_prism(records: list[RunRecord], out) -> list[str]:

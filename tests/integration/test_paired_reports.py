@@ -92,6 +92,23 @@ def test_proxy_spread_sets_the_training_spread_beside_each_seeds_interval(
     spread = abs(by_seed[0].ratio - by_seed[1].ratio)
     assert f"{spread:.3f}" in row
     assert (tmp_path / "figs" / "proxy_spread.png").exists()
+    # seed 0 not run by the spread experiment: its twin from another experiment stands in,
+    # and the report says so; a seed-0 run of another config does not
+    twins = [dataclasses.replace(r, experiment="speq_beyond") for r in seeded[:2]]
+    other_config = [
+        dataclasses.replace(
+            r,
+            config=dataclasses.replace(
+                r.config, method=dataclasses.replace(r.config.method, budget_gb=1.0)
+            ),
+        )
+        for r in twins
+    ]
+    filled = proxy_spread(seeded[2:], tmp_path, others=other_config + twins)
+    assert next(x for x in filled if "over sm" in x and x.startswith("|")) == row
+    assert any("committed proxy's record of the same config in speq_beyond (2" in x for x in filled)
+    alone = proxy_spread(seeded[2:], tmp_path, others=other_config)
+    assert by_seed[0].text() not in next(x for x in alone if "over sm" in x and x.startswith("|"))
 
 
 def test_a_claim_gives_its_range_over_training_seeds(records, other_proxy):
@@ -109,6 +126,8 @@ def test_a_claim_gives_its_range_over_training_seeds(records, other_proxy):
     assert text.startswith(f"{low:.3f}-{high:.3f} over seeds 0, 1; ")
     same = sum(verdict(r) == verdict(ratios[0]) for r in ratios)
     assert text.endswith(f"{verdict(ratios[0])} on {same} of 2")
+    # the claim's own records stand for seed 0 where the spread lacks it
+    assert training_spread(*claim, by_training_seed(retrained), own) == text
     # one seed only, or another config: no range
     assert training_spread(*claim, by_training_seed(claim), own) == "-"
     other_budget = [
