@@ -103,7 +103,7 @@ def committed_twins(records: list[RunRecord], others: list[RunRecord]) -> list[R
     wanted = {twin_key(r) for r in records} - have
     found: dict[str, RunRecord] = {}
     for r in others:
-        if _seed(r) == 0 and twin_key(r) in wanted:
+        if r.config is not None and _seed(r) == 0 and twin_key(r) in wanted:
             found.setdefault(twin_key(r), r)
     return list(found.values())
 

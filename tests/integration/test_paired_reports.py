@@ -104,7 +104,8 @@ def test_proxy_spread_sets_the_training_spread_beside_each_seeds_interval(
         )
         for r in twins
     ]
-    filled = proxy_spread(seeded[2:], tmp_path, others=other_config + twins)
+    configless = dataclasses.replace(twins[0], config=None)  # a tool record (engine_bench)
+    filled = proxy_spread(seeded[2:], tmp_path, others=[configless, *other_config, *twins])
     assert next(x for x in filled if "over sm" in x and x.startswith("|")) == row
     assert any("committed proxy's record of the same config in speq_beyond (2" in x for x in filled)
     alone = proxy_spread(seeded[2:], tmp_path, others=other_config)
