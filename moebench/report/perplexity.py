@@ -1,5 +1,5 @@
-"""Held-out perplexity as the reports print it: a record's word perplexity, and the ratio of
-two records' on the same documents with a paired 95% interval.
+"""Held-out perplexity as the reports print it: which perplexity task a record ran, and the
+ratio of two records' word perplexities on the same documents with a paired 95% interval.
 
 A record holds one of two perplexity tasks: `heldout_ppl_windows` (81 windows of the held-out
 works, enough documents to resample) or the older `heldout_ppl` (the 4 works whole, which
@@ -24,12 +24,6 @@ def task(record: RunRecord) -> str | None:
     """The held-out perplexity task the record ran, None when it ran neither."""
     results = record.eval["results"] if record.eval else {}
     return next((t for t in TASKS if t in results), None)
-
-
-def word_perplexity(record: RunRecord) -> float:
-    """The record's held-out word perplexity (NaN when it has none)."""
-    name = task(record)
-    return record.eval["results"][name]["word_perplexity,none"] if name else math.nan
 
 
 def ratio(a: RunRecord, b: RunRecord) -> PairedRatio | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from moebench.report import perplexity
+from moebench.report.accuracy import per_document
 from moebench.report.common import flag_invalid, plt, save_figure, weights_line
 from moebench.schema import RunRecord
 
@@ -44,7 +45,8 @@ def _ppl_rows(records: list[RunRecord]) -> pd.DataFrame:
     n = next((r.method_details["prism"]["n"] for r in records if r.method == "prism"), 4)
     rows = []
     for r in records:
-        res = r.eval["results"].get(perplexity.task(r), {})
+        task = perplexity.task(r)
+        res = r.eval["results"].get(task, {})
         prism = r.method == "prism"
         details = r.method_details.get("prism", {})
         k = details["active_k"] if prism else n * r.options.top_k
@@ -56,10 +58,7 @@ def _ppl_rows(records: list[RunRecord]) -> pd.DataFrame:
                 "compute (experts)": k / n,
                 "word ppl": res.get("word_perplexity,none", float("nan")),
                 "bits/byte": res.get("bits_per_byte,none", float("nan")),
-                "documents": len(
-                    (r.eval.get("per_doc") or {}).get(perplexity.task(r), {}).get("doc_id", [])
-                )
-                or None,
+                "documents": len((per_document(r, task) or {}).get("doc_id", [])) or None,
                 "partition cost": details.get("partition_cost"),
                 "cg pattern": str(details.get("cg_pattern", "")),
                 "hardware": r.hardware,
