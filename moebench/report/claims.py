@@ -8,8 +8,10 @@ import json
 import pandas as pd
 
 from moebench.records import identity
+from moebench.report import perplexity
 from moebench.report.accuracy import HELDOUT_TASKS, SHORT_NAMES, difference
 from moebench.report.paired import INTERVALS, cell, ratio, verdict
+from moebench.report.prism import GATES, PAPER_TABLE2
 from moebench.report.prism_accuracy import paper_gains
 from moebench.report.prism_offload import PAPER_CHANGE
 from moebench.report.speq import PAPER_FIG13, budget_levels, decoding_label
@@ -19,6 +21,7 @@ from moebench.schema import RunRecord
 SPEQ_EXPERIMENTS = ("speq_phi", "speq_qwen", "speq_dsv2")
 # the same comparisons on proxies retrained with other seeds (not part of make reproduce)
 SPREAD_EXPERIMENTS = ("proxy_spread", "proxy_spread_prism")
+PRISM_MODELS = PROXY_NAMES | {"olmoe": "OLMoE", "qwen3_30b": "Qwen3-30B-A3B"}
 
 
 def twin_key(r: RunRecord) -> str:
@@ -182,6 +185,46 @@ def prism_accuracy_claims(records: list[RunRecord]) -> list[dict]:
     return rows
 
 
+def prism_ppl_claims(records: list[RunRecord]) -> list[dict]:
+    """Table 2 at each model's lowest K, where the paper's gates differ most: CG and LG w/o FT
+    word perplexity over the original's at equal compute (K' = K / 4 experts), paired over the
+    same held-out documents (an interval needs the windowed task's per-document scores)."""
+    rows = []
+    for model, paper in PAPER_TABLE2.items():
+        k = min(paper)
+        mine = [r for r in records if r.model.proxy_of == model]
+        base = next((r for r in mine if r.method == "topk" and 4 * r.options.top_k == k), None)
+        for gate, column in (("CG", 1), ("LG w/o FT", 2)):
+            run = next(
+                (
+                    r
+                    for r in mine
+                    if r.method == "prism"
+                    and (r.options.gate, r.options.active_k) == (GATES[gate], k)
+                ),
+                None,
+            )
+            if run is None or base is None:
+                continue
+            paired = perplexity.ratio(run, base)
+            rows.append(
+                {
+                    "claim": f"MoE-Prism {gate} perplexity over the original's at equal compute, "
+                    f"{PRISM_MODELS[model]} K={k} (K'={k // 4})",
+                    "experiment": "prism_ppl",
+                    "decoding": "-",
+                    "paper": f"{paper[k][column] / paper[k][0]:.3f} (WikiText)",
+                    "ours [95%]": paired.text()
+                    if paired
+                    else f"{perplexity.word_ratio(run, base):.3f} [no interval]",
+                    "verdict": paired.verdict("higher", "lower") if paired else "-",
+                    "sequences": f"{paired.n} documents" if paired else "no per-document scores",
+                    "training seeds": "-",
+                }
+            )
+    return rows
+
+
 def _row(claim, experiment, paper, a, b, spread, words="speed", prompts="all") -> dict:
     r = ratio(a, b, prompts=prompts)
     return {
@@ -205,15 +248,18 @@ def claims_lines(by_experiment: dict[str, list[RunRecord]]) -> list[str]:
         + speq_beyond_claims(by_experiment.get("speq_beyond", []), spread)
         + prism_offload_claims(by_experiment.get("prism_offload", []), spread)
         + prism_accuracy_claims(by_experiment.get("prism_accuracy", []))
+        + prism_ppl_claims(by_experiment.get("prism_ppl", []))
     )
     if not rows:
         return []
     return [
         "## Claims: the papers' and ours",
         "",
-        "Every ratio is a speed ratio (tokens/s; for MoE-Prism, TPOT, below 1 = faster) on the "
+        "The speed ratios (tokens/s; for MoE-Prism, TPOT, below 1 = faster) are on the "
         f"virtual clock: {INTERVALS} The accuracy rows are differences in points over the "
-        "same documents, with a paired bootstrap interval. The papers give no intervals. "
+        "same documents, with a paired bootstrap interval; the perplexity rows are word "
+        "perplexity ratios over the same held-out documents (below 1 = better). "
+        "The papers give no intervals. "
         "Proxy-training spread is not in these intervals: `training seeds` gives the same "
         "comparison's range on proxies retrained with other seeds (`+experiment=proxy_spread`, "
         "`proxy_spread_prism`; reports/proxy_spread*.md) and on how many of them the verdict "

@@ -43,6 +43,15 @@ def ratio(a: RunRecord, b: RunRecord) -> PairedRatio | None:
     return paired_perplexity_ratio(ll_a, ll_b, words)
 
 
+def word_ratio(a: RunRecord, b: RunRecord) -> float:
+    """Record a's aggregate word perplexity over record b's, each on its own task: the bare
+    ratio where the two cannot be paired (NaN where either ran no perplexity task)."""
+    ppl = [
+        r.eval["results"][task(r)]["word_perplexity,none"] if task(r) else math.nan for r in (a, b)
+    ]
+    return ppl[0] / ppl[1]
+
+
 def change_text(paired: PairedRatio | None, fallback: float) -> str:
     """`-3.10% [-3.52, -2.69], lower`: the change in percent with its interval and verdict, or
     the bare change (`fallback`, a ratio) where the records cannot be paired."""

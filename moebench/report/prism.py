@@ -7,6 +7,9 @@ The paper's numbers stand beside ours; definitions the paper leaves open are sta
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 
 from moebench.report import perplexity
@@ -91,36 +94,100 @@ def operating_points(points: list[tuple[float, float]], tolerance: float) -> int
     return count
 
 
-def _table2(frame: pd.DataFrame, by_key: dict[str, RunRecord]) -> pd.DataFrame:
-    """Each gate's perplexity change over the original at equal compute, ours (with its paired
-    interval over documents where the records kept per-document scores) beside the paper's."""
-    compare = []
+def _gate_changes(frame: pd.DataFrame, by_key: dict[str, RunRecord]) -> list[dict]:
+    """Each gate's word perplexity over the original's at the same K, per model and K the
+    paper's Table 2 has: `paired` (with its interval over documents, None where the records
+    cannot be paired) and the bare ratio `plain` of the two aggregates."""
+    changes = []
     for model, paper in PAPER_TABLE2.items():
         part = frame[frame["model"] == model]
         for k, (p_orig, *p_gates) in paper.items():
             orig = part[(part["variant"] == "original") & (part["K"] == k)]
             if orig.empty:
                 continue
-            row = {
-                "model": model,
-                "K, K'": f"{k}, {k // 4}",
-                "ours original": int(round(orig["word ppl"].iloc[0])),
-            }
             for (gate, _), p in zip(GATES.items(), p_gates, strict=True):
                 ours = part[(part["variant"] == gate) & (part["K"] == k)]
-                row[f"ours {gate}"] = (
-                    perplexity.change_text(
-                        perplexity.ratio(
+                if ours.empty:
+                    continue
+                changes.append(
+                    {
+                        "model": model,
+                        "K": k,
+                        "gate": gate,
+                        "original": orig["word ppl"].iloc[0],
+                        "paired": perplexity.ratio(
                             by_key[ours["run_key"].iloc[0]], by_key[orig["run_key"].iloc[0]]
                         ),
-                        ours["word ppl"].iloc[0] / orig["word ppl"].iloc[0],
-                    )
-                    if len(ours)
-                    else "-"
+                        "plain": ours["word ppl"].iloc[0] / orig["word ppl"].iloc[0],
+                        "paper": p / p_orig,
+                    }
                 )
-                row[f"paper {gate} %"] = 100 * (p / p_orig - 1)
-            compare.append(row)
-    return pd.DataFrame(compare)
+    return changes
+
+
+def _table2(changes: list[dict]) -> pd.DataFrame:
+    """Each gate's perplexity change over the original at equal compute, ours (with its paired
+    interval over documents where the records kept per-document scores) beside the paper's."""
+    rows: dict[tuple[str, int], dict] = {}
+    for c in changes:
+        row = rows.setdefault(
+            (c["model"], c["K"]),
+            {
+                "model": c["model"],
+                "K, K'": f"{c['K']}, {c['K'] // 4}",
+                "ours original": int(round(c["original"])),
+            },
+        )
+        row[f"ours {c['gate']}"] = perplexity.change_text(c["paired"], c["plain"])
+        row[f"paper {c['gate']} %"] = 100 * (c["paper"] - 1)
+    return pd.DataFrame(list(rows.values())).fillna("-")  # a gate not run at that K
+
+
+def _changes_figure(changes: list[dict], out) -> None:
+    """Table 2 as a figure: each gate's change over the original against K, per model, with
+    the paired 95% interval as error bars where the records have one; the paper's as dashes."""
+    models = list(dict.fromkeys(c["model"] for c in changes))
+    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.4), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        for i, gate in enumerate(GATES):
+            rows = [c for c in changes if (c["model"], c["gate"]) == (model, gate)]
+            ks = [c["K"] for c in rows]
+            ours = [100 * ((c["paired"].ratio if c["paired"] else c["plain"]) - 1) for c in rows]
+            bars = [
+                (
+                    100 * (c["paired"].ratio - c["paired"].lo),
+                    100 * (c["paired"].hi - c["paired"].ratio),
+                )
+                if c["paired"] and not math.isnan(c["paired"].lo)
+                else (0.0, 0.0)
+                for c in rows
+            ]
+            color = f"C{i}"
+            ax.errorbar(
+                ks,
+                ours,
+                yerr=np.array(bars).T,
+                marker="o",
+                capsize=3,
+                color=color,
+                label=f"{gate} (ours)",
+            )
+            ax.plot(
+                ks,
+                [100 * (c["paper"] - 1) for c in rows],
+                ls="--",
+                marker="x",
+                color=color,
+                alpha=0.6,
+                label=f"{gate} (paper)",
+            )
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_title(model)
+        ax.set_xlabel("K active sub-experts (original at K / 4 experts)")
+    axes[0][0].set_ylabel("perplexity change over the original (%)")
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    save_figure(fig, out / "figs" / "prism_ppl_change.png")
 
 
 def prism_ppl(records: list[RunRecord], out) -> list[str]:
@@ -138,7 +205,10 @@ def prism_ppl(records: list[RunRecord], out) -> list[str]:
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, out / "figs" / "prism_ppl.png")
-    compare = _table2(frame, {r.run_key: r for r in records})
+    changes = _gate_changes(frame, {r.run_key: r for r in records})
+    compare = _table2(changes)
+    if changes:
+        _changes_figure(changes, out)
     first = next((r for r in records if r.method == "prism"), records[0])
     opts = first.options
     commits = ", ".join(sorted({(r.git["sha"] or "none")[:10] for r in records}))
@@ -170,6 +240,15 @@ def prism_ppl(records: list[RunRecord], out) -> list[str]:
         "",
         "![ppl](figs/prism_ppl.png)",
         "",
+        *(
+            [
+                "![each gate's change over the original, 95% intervals where paired]"
+                "(figs/prism_ppl_change.png)",
+                "",
+            ]
+            if changes
+            else []
+        ),
     ]
 
 

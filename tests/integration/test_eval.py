@@ -5,6 +5,7 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from moebench.config import ModelConfig, load_run_config
@@ -14,6 +15,8 @@ from moebench.methods.registry import build_method
 from moebench.models.shape import shape_from_hf_config
 from moebench.models.train import load_proxy
 from moebench.report import perplexity
+from moebench.report.claims import prism_ppl_claims
+from moebench.report.prism import _changes_figure, _gate_changes, _table2
 from tests.conftest import SHARED_DATA, run_cli
 from tests.tiny import hardware
 from tests.unit.test_config import valid
@@ -117,7 +120,7 @@ def _topk_method(loaded, top_k):
     return build_method(run, loaded, CostModel(hardware(), shape_from_hf_config(loaded.hf_config)))
 
 
-def test_windowed_perplexity_pairs_records_over_documents(ci_cache):
+def test_windowed_perplexity_pairs_records_over_documents(ci_cache, tmp_path):
     """Per-window log-likelihoods add up to lm-eval's own word perplexity; a lossless method
     pairs at exactly 1, and top-1 routing is found worse with an interval above 1."""
     loaded = load_proxy(ModelConfig(name="proxy_ci", family="mixtral", source="proxy"))
@@ -143,7 +146,44 @@ def test_windowed_perplexity_pairs_records_over_documents(ci_cache):
     )
     assert worse.lo > 1 and worse.verdict() == "higher" and worse.n == 12
     assert "higher" in perplexity.change_text(worse, worse.ratio)
-    # whole works (4 documents) pair, but give no interval; other documents do not pair
     whole = SimpleNamespace(eval=evaluate(loaded, ["heldout_ppl"], 0, 2))
+    # Table 2 pairs each gate with the original at the same K and draws the intervals
+    runs = {"orig": plain, "cg": top1, "lg": offloaded}
+
+    def ppl(run):
+        return run.eval["results"][task]["word_perplexity,none"]
+
+    frame = pd.DataFrame(
+        [
+            {"model": "olmoe", "K": 12, "variant": v, "word ppl": ppl(runs[key]), "run_key": key}
+            for v, key in (("original", "orig"), ("CG", "cg"), ("LG w/o FT", "lg"))
+        ]
+    )
+    changes = {c["gate"]: c for c in _gate_changes(frame, runs)}
+    assert set(changes) == {"CG", "LG w/o FT"}  # no LG w/ FT record: no row, no crash
+    assert changes["CG"]["paired"] == worse and changes["LG w/o FT"]["paired"] == same
+    table = _table2(list(changes.values())).iloc[0]
+    assert table["ours CG"].endswith("higher") and table["ours LG w/o FT"].startswith("+0.00%")
+    _changes_figure(list(changes.values()), tmp_path)
+    assert (tmp_path / "figs" / "prism_ppl_change.png").exists()
+
+    # ... and summary.md's claim rows: the CG row pairs over the windows, a whole-works
+    # original gives the bare ratio
+    def as_record(run, method, **options):
+        model = SimpleNamespace(proxy_of="olmoe")
+        return SimpleNamespace(
+            eval=run.eval, model=model, method=method, options=SimpleNamespace(**options)
+        )
+
+    gates = [
+        as_record(top1, "prism", gate="cg", active_k=12),
+        as_record(offloaded, "prism", gate="lg", active_k=12),
+    ]
+    claims = prism_ppl_claims([as_record(plain, "topk", top_k=3), *gates])
+    assert [c["verdict"] for c in claims] == ["higher", "not distinguishable at 95%"]
+    assert claims[0]["ours [95%]"] == worse.text() and claims[0]["sequences"] == "12 documents"
+    unpaired = prism_ppl_claims([as_record(whole, "topk", top_k=3), *gates])
+    assert unpaired[0]["ours [95%]"].endswith("[no interval]") and unpaired[0]["verdict"] == "-"
+    # whole works (4 documents) pair, but give no interval; other documents do not pair
     assert perplexity.ratio(whole, plain) is None
     assert math.isnan(perplexity.ratio(whole, whole).lo)
