@@ -214,7 +214,7 @@ def prism_ppl_claims(records: list[RunRecord]) -> list[dict]:
                     "experiment": "prism_ppl",
                     "decoding": "-",
                     "paper": f"{paper[k][column] / paper[k][0]:.3f} (WikiText)",
-                    "ours [95%]": paired.text()
+                    "ours [95%]": paired.text(3 if abs(paired.ratio - 1) > 1e-3 else 7)
                     if paired
                     else f"{perplexity.word_ratio(run, base):.3f} [no interval]",
                     "verdict": paired.verdict("higher", "lower") if paired else "-",

@@ -52,15 +52,23 @@ def word_ratio(a: RunRecord, b: RunRecord) -> float:
     return ppl[0] / ppl[1]
 
 
+def _percent(change: float) -> str:
+    """A change in percent, to two decimals unless it is smaller than that shows: LG w/o FT
+    differs from the original by float rounding only (~1e-4 %), which `-0.00` would hide."""
+    if change and abs(change) < 0.005:
+        return f"{change:+.1e}"
+    return f"{change:+.2f}"
+
+
 def change_text(paired: PairedRatio | None, fallback: float) -> str:
     """`-3.10% [-3.52, -2.69], lower`: the change in percent with its interval and verdict, or
     the bare change (`fallback`, a ratio) where the records cannot be paired."""
     if paired is None:
-        return f"{100 * (fallback - 1):+.2f}% [no interval]"
-    change = f"{100 * (paired.ratio - 1):+.2f}%"
+        return f"{_percent(100 * (fallback - 1))}% [no interval]"
+    change = f"{_percent(100 * (paired.ratio - 1))}%"
     if math.isnan(paired.lo):
         return f"{change} [no interval, {paired.n} documents]"
     return (
-        f"{change} [{100 * (paired.lo - 1):+.2f}, {100 * (paired.hi - 1):+.2f}], "
+        f"{change} [{_percent(100 * (paired.lo - 1))}, {_percent(100 * (paired.hi - 1))}], "
         f"{paired.verdict('higher', 'lower')}"
     )

@@ -4,7 +4,8 @@ that prompts share, and the verdict follows the interval."""
 import numpy as np
 import pytest
 
-from moebench.bench.paired import paired_perplexity_ratio, paired_ratio
+from moebench.bench.paired import PairedRatio, paired_perplexity_ratio, paired_ratio
+from moebench.report.perplexity import change_text
 
 
 def runs(speedup, shared_spread, own_spread, n=48, seed=0):
@@ -75,3 +76,14 @@ def test_a_perplexity_ratio_pairs_documents_and_finds_a_known_loss():
     assert shuffled.lo < 1 < shuffled.hi
     few = paired_perplexity_ratio(ll_a[:4], ll_b[:4], words[:4])
     assert np.isnan(few.lo) and few.verdict().startswith("no interval (4 document(s)")
+
+
+def test_a_perplexity_change_keeps_the_digits_a_float_rounding_change_needs():
+    """LG w/o FT differs from the original by float rounding only: `-0.00%` would hide both
+    the change and why the interval can still exclude 1."""
+    rounding = PairedRatio(1 - 1.5e-6, 1 - 4.6e-6, 1 - 3.3e-7, 81, "document")
+    assert change_text(rounding, rounding.ratio) == "-1.5e-04% [-4.6e-04, -3.3e-05], lower"
+    loss = PairedRatio(1.0348, 1.0273, 1.0425, 81, "document")
+    assert change_text(loss, loss.ratio) == "+3.48% [+2.73, +4.25], higher"
+    assert change_text(None, 1.0) == "+0.00% [no interval]"
+    assert change_text(None, 0.9873) == "-1.27% [no interval]"
