@@ -8,10 +8,9 @@ import json
 import pandas as pd
 
 from moebench.records import identity
-from moebench.report import perplexity
 from moebench.report.accuracy import HELDOUT_TASKS, SHORT_NAMES, difference
 from moebench.report.paired import INTERVALS, cell, ratio, verdict
-from moebench.report.prism import GATES, PAPER_TABLE2
+from moebench.report.prism import PAPER_TABLE2, gate_changes
 from moebench.report.prism_accuracy import paper_gains
 from moebench.report.prism_offload import PAPER_CHANGE
 from moebench.report.speq import PAPER_FIG13, budget_levels, decoding_label
@@ -190,38 +189,25 @@ def prism_ppl_claims(records: list[RunRecord]) -> list[dict]:
     word perplexity over the original's at equal compute (K' = K / 4 experts), paired over the
     same held-out documents (an interval needs the windowed task's per-document scores)."""
     rows = []
-    for model, paper in PAPER_TABLE2.items():
-        k = min(paper)
-        mine = [r for r in records if r.model.proxy_of == model]
-        base = next((r for r in mine if r.method == "topk" and 4 * r.options.top_k == k), None)
-        for gate, column in (("CG", 1), ("LG w/o FT", 2)):
-            run = next(
-                (
-                    r
-                    for r in mine
-                    if r.method == "prism"
-                    and (r.options.gate, r.options.active_k) == (GATES[gate], k)
-                ),
-                None,
-            )
-            if run is None or base is None:
-                continue
-            paired = perplexity.ratio(run, base)
-            rows.append(
-                {
-                    "claim": f"MoE-Prism {gate} perplexity over the original's at equal compute, "
-                    f"{PRISM_MODELS[model]} K={k} (K'={k // 4})",
-                    "experiment": "prism_ppl",
-                    "decoding": "-",
-                    "paper": f"{paper[k][column] / paper[k][0]:.3f} (WikiText)",
-                    "ours [95%]": paired.text(3 if abs(paired.ratio - 1) > 1e-3 else 7)
-                    if paired
-                    else f"{perplexity.word_ratio(run, base):.3f} [no interval]",
-                    "verdict": paired.verdict("higher", "lower") if paired else "-",
-                    "sequences": f"{paired.n} documents" if paired else "no per-document scores",
-                    "training seeds": "-",
-                }
-            )
+    for c in gate_changes(records) if records else []:
+        if c["K"] != min(PAPER_TABLE2[c["model"]]) or c["gate"] == "LG w/ FT":
+            continue
+        paired = c["paired"]
+        rows.append(
+            {
+                "claim": f"MoE-Prism {c['gate']} perplexity over the original's at equal "
+                f"compute, {PRISM_MODELS[c['model']]} K={c['K']} (K'={c['K'] // 4})",
+                "experiment": "prism_ppl",
+                "decoding": "-",
+                "paper": f"{c['paper']:.3f} (WikiText)",
+                "ours [95%]": paired.text(3 if abs(paired.ratio - 1) > 1e-3 else 7)
+                if paired
+                else f"{c['plain']:.3f} [no interval]",
+                "verdict": paired.verdict("higher", "lower") if paired else "-",
+                "sequences": f"{paired.n} documents" if paired else "no per-document scores",
+                "training seeds": "-",
+            }
+        )
     return rows
 
 

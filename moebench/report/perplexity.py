@@ -43,15 +43,6 @@ def ratio(a: RunRecord, b: RunRecord) -> PairedRatio | None:
     return paired_perplexity_ratio(ll_a, ll_b, words)
 
 
-def word_ratio(a: RunRecord, b: RunRecord) -> float:
-    """Record a's aggregate word perplexity over record b's, each on its own task: the bare
-    ratio where the two cannot be paired (NaN where either ran no perplexity task)."""
-    ppl = [
-        r.eval["results"][task(r)]["word_perplexity,none"] if task(r) else math.nan for r in (a, b)
-    ]
-    return ppl[0] / ppl[1]
-
-
 def _percent(change: float) -> str:
     """A change in percent, to two decimals unless it is smaller than that shows: LG w/o FT
     differs from the original by float rounding only (~1e-4 %), which `-0.00` would hide."""

@@ -125,6 +125,11 @@ def _gate_changes(frame: pd.DataFrame, by_key: dict[str, RunRecord]) -> list[dic
     return changes
 
 
+def gate_changes(records: list[RunRecord]) -> list[dict]:
+    """`_gate_changes` straight from the records (for the claims in summary.md)."""
+    return _gate_changes(_ppl_rows(records), {r.run_key: r for r in records})
+
+
 def _table2(changes: list[dict]) -> pd.DataFrame:
     """Each gate's perplexity change over the original at equal compute, ours (with its paired
     interval over documents where the records kept per-document scores) beside the paper's."""

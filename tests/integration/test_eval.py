@@ -169,15 +169,21 @@ def test_windowed_perplexity_pairs_records_over_documents(ci_cache, tmp_path):
 
     # ... and summary.md's claim rows: the CG row pairs over the windows, a whole-works
     # original gives the bare ratio
-    def as_record(run, method, **options):
-        model = SimpleNamespace(proxy_of="olmoe")
+    def as_record(run, method, label=None, **options):
+        details = {"prism": {"n": 4, "active_k": options.get("active_k"), "gate": label}}
         return SimpleNamespace(
-            eval=run.eval, model=model, method=method, options=SimpleNamespace(**options)
+            eval=run.eval,
+            model=SimpleNamespace(proxy_of="olmoe"),
+            method=method,
+            options=SimpleNamespace(**options),
+            method_details=details if method == "prism" else {},
+            hardware="a100_40g_pcie4",
+            run_key=f"{method}-{label}-{id(run)}",
         )
 
     gates = [
-        as_record(top1, "prism", gate="cg", active_k=12),
-        as_record(offloaded, "prism", gate="lg", active_k=12),
+        as_record(top1, "prism", "CG", gate="cg", active_k=12),
+        as_record(offloaded, "prism", "LG w/o FT", gate="lg", active_k=12),
     ]
     claims = prism_ppl_claims([as_record(plain, "topk", top_k=3), *gates])
     assert [c["verdict"] for c in claims] == ["higher", "not distinguishable at 95%"]
