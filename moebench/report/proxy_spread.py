@@ -11,6 +11,7 @@ from moebench.bench.paired import PairedRatio
 from moebench.report.claims import twin_key
 from moebench.report.common import conditions, flag_invalid, plt, save_figure
 from moebench.report.paired import INTERVALS, WORDS, cell, ratio, sequences
+from moebench.report.speq import decoding_label
 from moebench.report.speq_beyond import BASELINE, PROXY_NAMES, variant_label
 from moebench.schema import RunRecord
 
@@ -90,8 +91,17 @@ def _report(records, out, name, title, comparisons, words, ylabel) -> list[str]:
     ]
 
 
-def _point(model: str, budget: float) -> str:
-    return f"{PROXY_NAMES.get(model, model)} {budget:g} GB"
+def _point(model: str, budget: float, decoding: str = "sample") -> str:
+    """`Phi-3.5-MoE 36 GB`; a greedy point says so (sampled is the measurement)."""
+    suffix = ", greedy" if decoding == "greedy" else ""
+    return f"{PROXY_NAMES.get(model, model)} {budget:g} GB{suffix}"
+
+
+def _spread_key(r: RunRecord) -> tuple:
+    """Where a record sits in the spread: model, budget, decoding, training seed, variant.
+    Greedy and sampled runs of one variant are separate rows: they decode other sequences."""
+    budget = r.config.method.budget_gb
+    return (r.model.proxy_of, budget, decoding_label(r), _seed(r), variant_label(r))
 
 
 def committed_twins(records: list[RunRecord], others: list[RunRecord]) -> list[RunRecord]:
@@ -112,16 +122,14 @@ def proxy_spread(records: list[RunRecord], out, others: list[RunRecord] = ()) ->
     """MoE-SpeQ variants over sm per point, per training seed; a seed-0 cell the experiment did
     not run comes from its twin in another experiment (`committed_twins`), and says so."""
     twins = committed_twins(records, list(others))
-    by_key = {
-        (r.model.proxy_of, r.config.method.budget_gb, _seed(r), variant_label(r)): r
-        for r in [*records, *twins]
-    }
+    by_key = {_spread_key(r): r for r in [*records, *twins]}
     comparisons: dict[tuple, dict[int, PairedRatio | None]] = {}
-    for (model, budget, seed, label), r in sorted(by_key.items()):
-        base = by_key.get((model, budget, seed, BASELINE))
+    sampled_first = sorted(by_key.items(), key=lambda kv: (kv[0][2] == "greedy", kv[0]))
+    for (model, budget, decoding, seed, label), r in sampled_first:
+        base = by_key.get((model, budget, decoding, seed, BASELINE))
         if label == BASELINE or base is None:
             continue
-        point = _point(model, budget)
+        point = _point(model, budget, decoding)
         comparisons.setdefault((point, f"{label} over sm"), {})[seed] = ratio(r, base)
     lines = _report(
         [*records, *twins],
@@ -133,11 +141,11 @@ def proxy_spread(records: list[RunRecord], out, others: list[RunRecord] = ()) ->
         "tokens/s over sm",
     )
     if twins:
-        points = sorted({_point(r.model.proxy_of, r.config.method.budget_gb) for r in twins})
+        points = sorted({_point(*_spread_key(r)[:3]) for r in twins})
         experiments = ", ".join(sorted({r.experiment for r in twins}))
         lines += [
             "",
-            f"Seed 0 at {', '.join(points)} is not a run of this experiment: it is the "
+            f"Seed 0 at {'; '.join(points)} is not a run of this experiment: it is the "
             f"committed proxy's record of the same config in {experiments} ({len(twins)} "
             "records, named in the summary).",
         ]

@@ -112,6 +112,37 @@ def test_proxy_spread_sets_the_training_spread_beside_each_seeds_interval(
     assert by_seed[0].text() not in next(x for x in alone if "over sm" in x and x.startswith("|"))
 
 
+def as_greedy(record):
+    """The record as if it had decoded greedily (the report keys rows by decoding)."""
+    workload = dataclasses.replace(record.config.workload, decoding="greedy")
+    return dataclasses.replace(record, config=dataclasses.replace(record.config, workload=workload))
+
+
+def test_proxy_spread_keeps_greedy_and_sampled_runs_in_rows_of_their_own(
+    records, other_proxy, tmp_path
+):
+    """A greedy run pairs only with the greedy baseline of its seed: its own row, after the
+    sampled ones, and a greedy variant without a greedy baseline gives no row."""
+
+    def rows(recs):
+        text = "\n".join(proxy_spread(recs, tmp_path))
+        lines = [x for x in text.splitlines() if x.startswith("|") and "over sm" in x]
+        return [[cell.strip() for cell in x.split("|")] for x in lines]  # cells, not widths
+
+    sampled = [as_training_seed(records[k], 0) for k in ("mixtral_offloading_sm", "speq")]
+    sampled += [as_training_seed(r, 1) for r in other_proxy.values()]
+    greedy = [as_greedy(as_training_seed(other_proxy[k], s)) for k in other_proxy for s in (0, 1)]
+    both = rows(sampled + greedy)
+    assert (
+        len(both) == 2 and not both[0][1].endswith(", greedy") and both[1][1].endswith(", greedy")
+    )
+    same = ratio(other_proxy["speq"], other_proxy["mixtral_offloading_sm"]).text()
+    assert both[1][3:5] == [same, same]  # both "seeds" of the greedy row are that pair
+    assert both[0] == rows(sampled)[0]
+    speq_only = [g for g in greedy if g.method == "speq"]
+    assert rows(sampled + speq_only) == rows(sampled)
+
+
 def test_a_claim_gives_its_range_over_training_seeds(records, other_proxy):
     """The summary's claim row finds the same comparison on the retrained proxies by config
     alone, and says on how many of them its verdict holds."""
