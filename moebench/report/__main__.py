@@ -18,7 +18,7 @@ from moebench.report.prism import prism_partition, prism_points, prism_ppl
 from moebench.report.prism_accuracy import prism_accuracy, prism_points_accuracy
 from moebench.report.prism_cloud import prism_cloud
 from moebench.report.prism_offload import prism_offload
-from moebench.report.proxy_spread import proxy_spread, proxy_spread_prism
+from moebench.report.proxy_spread import proxy_spread, proxy_spread_prism, proxy_spread_prism_ppl
 from moebench.report.sensitivity import sensitivity
 from moebench.report.speq import speq_ablation, speq_cache, speq_cpu, speq_report, tape_coupling
 from moebench.report.speq_beyond import speq_beyond
@@ -43,6 +43,12 @@ RENDERERS = {
     "tape_coupling": tape_coupling,
 }
 
+
+# the spread experiments whose seed-0 cells may be another experiment's record of the config
+SEED_ZERO_FROM_OTHERS = {
+    "proxy_spread": proxy_spread,
+    "proxy_spread_prism_ppl": proxy_spread_prism_ppl,
+}
 
 PRISM_QUALITY = {
     "prism_ppl": prism_ppl,
@@ -71,9 +77,9 @@ def write_reports(results_dir: Path, out_dir: Path) -> list[Path]:
     for record in load_records(results_dir):
         by_experiment[record.experiment].append(record)
     for name, records in sorted(by_experiment.items()):
-        if name == "proxy_spread":  # may fill seed 0 from the committed runs of its configs
+        if name in SEED_ZERO_FROM_OTHERS:  # may fill seed 0 from the committed runs of its configs
             others = [r for n, rs in by_experiment.items() if n != name for r in rs]
-            lines = proxy_spread(records, out_dir, others)
+            lines = SEED_ZERO_FROM_OTHERS[name](records, out_dir, others)
         elif name in PRISM_QUALITY:
             lines = PRISM_QUALITY[name](records, out_dir)
         elif records[0].eval is not None:

@@ -28,6 +28,7 @@ WORDS = {
     "gb_per_token": ("more bytes", "fewer bytes"),
     "hit_frac": ("more hits", "fewer hits"),
     "acceptance": ("higher", "lower"),
+    "perplexity": ("higher", "lower"),
     # the original's tokens/s over Prism's: Prism's TPOT over the original's
     "prism_latency": ("Prism slower", "Prism faster"),
 }

@@ -11,6 +11,7 @@ from moebench.bench.paired import PairedRatio
 from moebench.report.claims import twin_key
 from moebench.report.common import conditions, flag_invalid, plt, save_figure
 from moebench.report.paired import INTERVALS, WORDS, cell, ratio, sequences
+from moebench.report.prism import gate_changes
 from moebench.report.speq import decoding_label
 from moebench.report.speq_beyond import BASELINE, PROXY_NAMES, variant_label
 from moebench.schema import RunRecord
@@ -20,9 +21,15 @@ def _seed(r: RunRecord) -> int:
     return r.config.model.train_seed
 
 
-def spread_rows(comparisons: dict[tuple, dict[int, PairedRatio | None]], words: str) -> list:
+def spread_rows(
+    comparisons: dict[tuple, dict[int, PairedRatio | None]],
+    words: str,
+    digits: int = 3,
+    interval: str = "prompt",
+) -> list:
     """One row per compared pair: each training seed's `ratio [lo, hi]`, the spread of the
-    ratios over seeds beside the median prompt-interval width, and a verdict over seeds."""
+    ratios over seeds beside the median width of the `interval` (prompt or document) interval,
+    and a verdict over seeds."""
     above, below = WORDS[words]
     rows = []
     for (point, label), by_seed in comparisons.items():
@@ -43,9 +50,11 @@ def spread_rows(comparisons: dict[tuple, dict[int, PairedRatio | None]], words: 
             {
                 "point": point,
                 "comparison": label,
-                **{f"train seed {s} [95%]": cell(r) for s, r in found.items()},
+                **{f"train seed {s} [95%]": cell(r, digits) for s, r in found.items()},
                 "training spread (max - min)": max(ratios) - min(ratios),
-                "prompt interval width (median)": float(np.median(widths)) if widths else np.nan,
+                f"{interval} interval width (median)": float(np.median(widths))
+                if widths
+                else np.nan,
                 "over seeds": verdict,
             }
         )
@@ -71,19 +80,28 @@ def _figure(comparisons, out, name: str, ylabel: str) -> str:
     return f"![each training seed's ratio with its 95% interval](figs/{name}.png)"
 
 
-def _report(records, out, name, title, comparisons, words, ylabel) -> list[str]:
-    rows = spread_rows(comparisons, words)
+def _report(
+    records, out, name, title, comparisons, words, ylabel, basis=None, digits=3, interval="prompt"
+) -> list[str]:
+    """The spread table and figure; `basis` says what each cell's interval resamples (the
+    decode records' sequences unless given), `interval` names it in the table."""
+    rows = spread_rows(comparisons, words, digits, interval)
+    basis = (
+        basis or f"Each cell is one trained proxy's ratio over {sequences(records)}: {INTERVALS}"
+    )
     return [
         f"# {title}",
         "",
         conditions(records),
         "",
-        f"Each cell is one trained proxy's ratio over {sequences(records)}: {INTERVALS} "
+        f"{basis} "
         "`training spread` is how far the ratio moves across proxies trained with other seeds "
-        "(same topology, recipe and data); set it beside the median prompt-interval width: "
+        f"(same topology, recipe and data); set it beside the median {interval}-interval width: "
         "where the spread is the larger, one proxy's interval overstates what is known.",
         "",
-        pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f") if rows else "_no pairs_",
+        pd.DataFrame(rows).to_markdown(index=False, floatfmt=f".{digits}f")
+        if rows
+        else "_no pairs_",
         "",
         _figure(comparisons, out, name, ylabel) if rows else "",
         "",
@@ -171,3 +189,55 @@ def proxy_spread_prism(records: list[RunRecord], out) -> list[str]:
         "prism_latency",
         "Prism TPOT over the original's",
     )
+
+
+PERPLEXITY_BASIS = (
+    "Each cell is one trained proxy's word perplexity of the gate over the original model's at "
+    "the same compute (K sub-experts against K / 4 experts), on the same held-out documents, "
+    "with its paired 95% bootstrap interval over documents (BCa, 10,000 resamples; "
+    "report/perplexity.py); below 1, the gate predicts the held-out text better."
+)
+
+
+def perplexity_comparisons(by_seed: dict[int, list]) -> dict[tuple, dict[int, PairedRatio]]:
+    """(model and K, gate) -> {training seed: the gate's perplexity over the original's}, each
+    seed's records paired among themselves as Table 2 pairs them (report/prism.gate_changes)."""
+    comparisons: dict[tuple, dict[int, PairedRatio | None]] = {}
+    for seed, seeded in sorted(by_seed.items()):
+        for c in gate_changes(seeded):
+            point = f"{PROXY_NAMES.get(c['model'], c['model'])} K = {c['K']}"
+            label = f"{c['gate']} over the original (K' = {c['K'] // 4})"
+            comparisons.setdefault((point, label), {})[seed] = c["paired"]
+    return comparisons
+
+
+def proxy_spread_prism_ppl(
+    records: list[RunRecord], out, others: list[RunRecord] = ()
+) -> list[str]:
+    """Table 2's gate-over-original perplexity ratios per training seed: how far Prism's quality
+    result moves with the proxy, beside its document interval. Seed 0 is prism_ppl's record of
+    the same config (`committed_twins`) where the spread did not run it."""
+    twins = committed_twins(records, list(others))
+    by_seed: dict[int, list[RunRecord]] = {}
+    for r in [*records, *twins]:
+        by_seed.setdefault(_seed(r), []).append(r)
+    lines = _report(
+        [*records, *twins],
+        out,
+        "proxy_spread_prism_ppl",
+        "Proxy-training spread: MoE-Prism's held-out perplexity (Table 2) over the original",
+        perplexity_comparisons(by_seed),
+        "perplexity",
+        "word perplexity over the original's",
+        PERPLEXITY_BASIS,
+        digits=4,  # Table 2's changes are tenths of a percent
+        interval="document",
+    )
+    if twins:
+        lines += [
+            "",
+            f"Seed 0 is the committed proxy's record of the same config in "
+            f"{', '.join(sorted({r.experiment for r in twins}))} ({len(twins)} records), not a "
+            "run of this experiment.",
+        ]
+    return lines

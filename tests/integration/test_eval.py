@@ -17,6 +17,7 @@ from moebench.models.train import load_proxy
 from moebench.report import perplexity
 from moebench.report.claims import prism_ppl_claims
 from moebench.report.prism import _changes_figure, _gate_changes, _table2
+from moebench.report.proxy_spread import perplexity_comparisons, spread_rows
 from tests.conftest import SHARED_DATA, run_cli
 from tests.tiny import hardware
 from tests.unit.test_config import valid
@@ -190,6 +191,17 @@ def test_windowed_perplexity_pairs_records_over_documents(ci_cache, tmp_path):
     assert claims[0]["ours [95%]"] == worse.text() and claims[0]["sequences"] == "12 documents"
     unpaired = prism_ppl_claims([as_record(whole, "topk", top_k=3), *gates])
     assert unpaired[0]["ours [95%]"].endswith("[no interval]") and unpaired[0]["verdict"] == "-"
+    # the training spread of Table 2: each "seed" pairs its own records; here seed 1's CG is
+    # lossless, so the row spreads by seed 0's whole change and is decided on neither
+    original = as_record(plain, "topk", top_k=3)
+    lossless_cg = as_record(offloaded, "prism", "CG", gate="cg", active_k=12)
+    comparisons = perplexity_comparisons({0: [original, gates[0]], 1: [original, lossless_cg]})
+    assert list(comparisons) == [("olmoe K = 12", "CG over the original (K' = 3)")]
+    [row] = spread_rows(comparisons, "perplexity", 4, "document")
+    assert row["train seed 0 [95%]"] == worse.text(4) and row["train seed 1 [95%]"] == same.text(4)
+    assert row["training spread (max - min)"] == pytest.approx(worse.ratio - 1)
+    assert "document interval width (median)" in row
+    assert row["over seeds"] == "not decided on every proxy"
     # whole works (4 documents) pair, but give no interval; other documents do not pair
     assert perplexity.ratio(whole, plain) is None
     assert math.isnan(perplexity.ratio(whole, whole).lo)
