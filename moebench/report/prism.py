@@ -126,7 +126,8 @@ def _gate_changes(frame: pd.DataFrame, by_key: dict[str, RunRecord]) -> list[dic
 
 
 def gate_changes(records: list[RunRecord]) -> list[dict]:
-    """`_gate_changes` straight from the records (for the claims in summary.md)."""
+    """`_gate_changes` straight from the records (summary.md's claims, and Table 2's
+    proxy-training spread, report/proxy_spread.py)."""
     return _gate_changes(_ppl_rows(records), {r.run_key: r for r in records})
 
 
